@@ -1,0 +1,158 @@
+//! Error types at the library boundary.
+//!
+//! Every error that can reach a browser has two faces: a fixed, non-revealing
+//! message for the browser and a precise reason for the log.
+
+use thiserror::Error;
+
+/// A configuration problem: names the key and says how to fix it.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("configuration error: `{key}` {problem}. Fix: {fix}")]
+pub struct ConfigError {
+    /// The offending key, dotted (`oidc.client_id`), or an environment variable.
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+    /// What to do.
+    pub fix: String,
+}
+
+impl ConfigError {
+    /// A new error for `key`.
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+            fix: String::new(),
+        }
+    }
+
+    /// Adds the fix.
+    #[must_use]
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = fix.into();
+        self
+    }
+}
+
+/// The identity provider could not be used (discovery, keys or token endpoint).
+#[derive(Debug, Error)]
+pub enum ProviderError {
+    /// The provider did not answer or answered with an HTTP error.
+    #[error("identity provider unreachable at {url}: {reason}")]
+    Unreachable {
+        /// What was asked for.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The provider answered with something unusable.
+    #[error("identity provider sent an invalid {what}: {reason}")]
+    Invalid {
+        /// Which document.
+        what: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The discovery document names another issuer than configured (mix-up defence).
+    #[error("discovery issuer {found:?} does not match the configured issuer {expected:?}")]
+    IssuerMismatch {
+        /// Configured.
+        expected: String,
+        /// Found in discovery.
+        found: String,
+    },
+    /// The token endpoint refused the request.
+    #[error("token endpoint refused: {error} ({description})")]
+    TokenEndpoint {
+        /// OAuth error code.
+        error: String,
+        /// The provider's description (logged only).
+        description: String,
+        /// HTTP status.
+        status: u16,
+    },
+}
+
+/// Why an ID token was rejected. Logged; never shown to the browser.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not a well-formed JWS.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// `alg` not on the allow-list.
+    #[error("algorithm {0} is not allowed")]
+    AlgorithmNotAllowed(String),
+    /// No key with that `kid`, even after refetching.
+    #[error("no signing key with kid {0:?}")]
+    UnknownKey(Option<String>),
+    /// Several keys and no `kid`.
+    #[error("token has no kid and the provider publishes several keys")]
+    AmbiguousKey,
+    /// Key type does not fit `alg`.
+    #[error("key {kid:?} of type {kty} cannot verify {alg}")]
+    KeyTypeMismatch {
+        /// The key id.
+        kid: Option<String>,
+        /// The key's type.
+        kty: String,
+        /// The token's algorithm.
+        alg: String,
+    },
+    /// Bad signature.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// A required claim is missing.
+    #[error("claim {0} is missing")]
+    MissingClaim(&'static str),
+    /// `iss` wrong.
+    #[error("issuer {found:?} is not {expected:?}")]
+    Issuer {
+        /// Expected issuer.
+        expected: String,
+        /// Found.
+        found: String,
+    },
+    /// `aud` wrong.
+    #[error("audience {0:?} does not contain the client id")]
+    Audience(Vec<String>),
+    /// Several audiences and `azp` missing or wrong.
+    #[error("azp {0:?} is not the client id")]
+    AuthorizedParty(Option<String>),
+    /// Expired.
+    #[error("token expired at {exp} (now {now})")]
+    Expired {
+        /// exp claim.
+        exp: i64,
+        /// now.
+        now: i64,
+    },
+    /// Not yet valid.
+    #[error("token not valid before {nbf} (now {now})")]
+    NotYetValid {
+        /// nbf claim.
+        nbf: i64,
+        /// now.
+        now: i64,
+    },
+    /// iat in the future or too old.
+    #[error("token issued at {iat} is out of range (now {now})")]
+    IssuedAt {
+        /// iat claim.
+        iat: i64,
+        /// now.
+        now: i64,
+    },
+    /// nonce mismatch.
+    #[error("nonce does not match the sign-in request")]
+    Nonce,
+    /// Tenant not allowed or malformed.
+    #[error("tenant {0:?} is not allowed")]
+    Tenant(Option<String>),
+    /// `ver` is not 2.0 for Entra.
+    #[error("token version {0:?} is not 2.0")]
+    Version(Option<String>),
+    /// A refreshed token changed identity.
+    #[error("refreshed ID token changed {0}")]
+    IdentityChanged(&'static str),
+}

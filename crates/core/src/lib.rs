@@ -1,0 +1,25 @@
+//! # aadgate-core
+//!
+//! The relying-party core of aadgate: configuration, OpenID Connect discovery
+//! and Microsoft Entra ID rules, signing keys, ID-token validation, server-side
+//! sessions and role policy. It contains no HTTP server: the `aadgate` crate
+//! puts it behind tower/axum middleware, and the `aadgate` binary behind a
+//! reverse proxy.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod crypto;
+pub mod entra;
+pub mod error;
+pub mod flow;
+pub mod policy;
+pub mod provider;
+pub mod session;
+pub mod token;
+
+pub use config::{Config, Settings};
+pub use error::{ConfigError, ProviderError, TokenError};
+pub use policy::{Policy, Requirement};
+pub use provider::Provider;
+pub use session::{Identity, Session, SessionStore, Tokens};

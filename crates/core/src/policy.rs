@@ -1,0 +1,283 @@
+//! Authorization policy: a role hierarchy and per-path rules.
+//!
+//! ```
+//! use aadgate_core::config::{AuthzConfig, RouteConfig};
+//! use aadgate_core::policy::{Policy, Requirement};
+//!
+//! let authz = AuthzConfig { roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()] };
+//! let routes = vec![
+//!     RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), public: false },
+//!     RouteConfig { path: "/assets".into(), role: None, public: true },
+//! ];
+//! let policy = Policy::from_config(&authz, &routes).unwrap();
+//! assert_eq!(policy.requirement("/assets/app.css"), Requirement::Public);
+//! let admin = policy.requirement("/admin/../admin/users");
+//! assert!(policy.allows(admin, &["App.Admin".to_string()]));
+//! assert!(!policy.allows(admin, &["App.Write".to_string()]));
+//! // Without a rule, the lowest role is needed; higher roles imply it.
+//! assert!(policy.allows(policy.requirement("/"), &["App.Write".to_string()]));
+//! assert!(!policy.allows(policy.requirement("/"), &[]));
+//! ```
+
+use crate::config::{AuthzConfig, RouteConfig};
+use crate::error::ConfigError;
+
+/// What a request path requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// No sign-in.
+    Public,
+    /// Signed in, with at least the role at this index of the hierarchy
+    /// (`None`: any signed-in user, when no roles are configured).
+    SignedIn(Option<usize>),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    /// Normalized prefix without trailing slash ("" for the root rule).
+    prefix: String,
+    requirement: Requirement,
+}
+
+/// The role hierarchy and route rules, checked at start-up.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    roles: Vec<String>,
+    /// Sorted longest prefix first.
+    rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// Builds the policy; unknown roles and duplicate rules fail here, not at request time.
+    pub fn from_config(authz: &AuthzConfig, routes: &[RouteConfig]) -> Result<Self, ConfigError> {
+        let mut roles: Vec<String> = Vec::new();
+        for r in &authz.roles {
+            if r.trim().is_empty() || roles.contains(r) {
+                return Err(ConfigError::new("authz.roles", format!("{r:?} is empty or repeated"))
+                    .with_fix("list each app role once, lowest first, e.g. [\"App.Read\", \"App.Write\", \"App.Admin\"]"));
+            }
+            roles.push(r.clone());
+        }
+        let default = Requirement::SignedIn(if roles.is_empty() { None } else { Some(0) });
+        let mut rules: Vec<Rule> = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            let key = format!("route[{i}].path");
+            if !route.path.starts_with('/') {
+                return Err(ConfigError::new(key, format!("{:?} does not start with /", route.path))
+                    .with_fix("write paths like \"/admin\""));
+            }
+            let prefix = normalize_path(&route.path)
+                .ok_or_else(|| ConfigError::new(&key, format!("{:?} is not a clean path", route.path))
+                    .with_fix("write a plain path without dots, query or control characters"))?;
+            let prefix = prefix.trim_end_matches('/').to_owned();
+            if rules.iter().any(|r| r.prefix == prefix) {
+                return Err(ConfigError::new(key, format!("{:?} has two rules", route.path))
+                    .with_fix("merge the two [[route]] entries"));
+            }
+            let requirement = match (route.public, &route.role) {
+                (true, Some(_)) => {
+                    return Err(ConfigError::new(format!("route[{i}]"), "is both public and role-restricted")
+                        .with_fix("remove `public = true` or `role`"));
+                }
+                (true, None) => Requirement::Public,
+                (false, None) => default,
+                (false, Some(role)) => {
+                    let idx = roles.iter().position(|r| r == role).ok_or_else(|| {
+                        ConfigError::new(format!("route[{i}].role"), format!("{role:?} is not in authz.roles"))
+                            .with_fix(format!("use one of {:?}, or add it to authz.roles", roles))
+                    })?;
+                    Requirement::SignedIn(Some(idx))
+                }
+            };
+            rules.push(Rule { prefix, requirement });
+        }
+        rules.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        rules.push(Rule { prefix: String::new(), requirement: default });
+        Ok(Self { roles, rules })
+    }
+
+    /// The configured roles, lowest first.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// The requirement for a request path (without query). A path that cannot
+    /// be normalized needs the strictest requirement of any rule.
+    pub fn requirement(&self, raw_path: &str) -> Requirement {
+        let Some(path) = normalize_path(raw_path) else {
+            return self.strictest();
+        };
+        for rule in &self.rules {
+            if rule.prefix.is_empty()
+                || path == rule.prefix
+                || (path.starts_with(&rule.prefix) && path.as_bytes().get(rule.prefix.len()) == Some(&b'/'))
+            {
+                return rule.requirement;
+            }
+        }
+        self.strictest()
+    }
+
+    fn strictest(&self) -> Requirement {
+        let max = self
+            .rules
+            .iter()
+            .filter_map(|r| match r.requirement {
+                Requirement::SignedIn(i) => Some(i),
+                Requirement::Public => None,
+            })
+            .max()
+            .flatten();
+        Requirement::SignedIn(max.or(if self.roles.is_empty() { None } else { Some(0) }))
+    }
+
+    /// The role name a requirement needs, if any.
+    pub fn role_name(&self, req: Requirement) -> Option<&str> {
+        match req {
+            Requirement::SignedIn(Some(i)) => self.roles.get(i).map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// The highest configured role the user holds (index), if any.
+    pub fn rank(&self, user_roles: &[String]) -> Option<usize> {
+        self.roles
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, r)| user_roles.contains(r))
+            .map(|(i, _)| i)
+    }
+
+    /// Whether a signed-in user with these roles meets the requirement.
+    pub fn allows(&self, req: Requirement, user_roles: &[String]) -> bool {
+        match req {
+            Requirement::Public | Requirement::SignedIn(None) => true,
+            Requirement::SignedIn(Some(needed)) => self.rank(user_roles).is_some_and(|r| r >= needed),
+        }
+    }
+
+    /// The roles a user effectively holds: each held role plus every lower one.
+    pub fn effective_roles(&self, user_roles: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = match self.rank(user_roles) {
+            Some(r) => self.roles[..=r].to_vec(),
+            None => Vec::new(),
+        };
+        for r in user_roles {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Normalizes a request path for route decisions: percent-decoding (repeated,
+/// so double encoding cannot hide a segment), `\` treated as `/`, empty and `.`
+/// segments removed, `..` resolved. Returns `None` for paths that cannot be
+/// a real resource: control characters, invalid UTF-8, or `..` above the root.
+pub fn normalize_path(raw: &str) -> Option<String> {
+    let mut decoded = raw.to_owned();
+    for _ in 0..4 {
+        let next = percent_encoding::percent_decode_str(&decoded)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    if decoded.contains('%') && percent_encoding::percent_decode_str(&decoded).decode_utf8().ok()? != decoded {
+        // Still encoded after four rounds: refuse rather than guess.
+        return None;
+    }
+    if decoded.chars().any(|c| c.is_control()) {
+        return None;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for seg in decoded.split(['/', '\\']) {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            s => out.push(s),
+        }
+    }
+    let mut path = String::with_capacity(decoded.len() + 1);
+    for seg in &out {
+        path.push('/');
+        path.push_str(seg);
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        let authz = AuthzConfig { roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()] };
+        let routes = vec![
+            RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), public: false },
+            RouteConfig { path: "/admin/public".into(), role: None, public: true },
+            RouteConfig { path: "/assets/".into(), role: None, public: true },
+            RouteConfig { path: "/write".into(), role: Some("App.Write".into()), public: false },
+        ];
+        Policy::from_config(&authz, &routes).unwrap()
+    }
+
+    #[test]
+    fn longest_prefix_wins_on_segment_boundaries() {
+        let p = policy();
+        assert_eq!(p.requirement("/admin"), Requirement::SignedIn(Some(2)));
+        assert_eq!(p.requirement("/admin/x"), Requirement::SignedIn(Some(2)));
+        assert_eq!(p.requirement("/admin/public/x"), Requirement::Public);
+        assert_eq!(p.requirement("/administrator"), Requirement::SignedIn(Some(0)));
+        assert_eq!(p.requirement("/assets"), Requirement::Public);
+        assert_eq!(p.requirement("/assetsX"), Requirement::SignedIn(Some(0)));
+    }
+
+    #[test]
+    fn tricks_do_not_reach_public_rules() {
+        let p = policy();
+        for path in [
+            "/assets/../admin",
+            "/assets/%2e%2e/admin",
+            "/assets/%252e%252e/admin",
+            "/assets%2f..%2fadmin",
+            "/assets\\..\\admin",
+            "//admin",
+            "/./admin",
+        ] {
+            assert_eq!(p.requirement(path), Requirement::SignedIn(Some(2)), "{path}");
+        }
+        // Unnormalizable paths get the strictest rule.
+        assert_eq!(p.requirement("/assets/%00"), Requirement::SignedIn(Some(2)));
+        assert_eq!(p.requirement("/../assets"), Requirement::SignedIn(Some(2)));
+    }
+
+    #[test]
+    fn hierarchy_implies_lower_roles() {
+        let p = policy();
+        let w = vec!["App.Write".to_string()];
+        assert!(p.allows(Requirement::SignedIn(Some(0)), &w));
+        assert!(p.allows(Requirement::SignedIn(Some(1)), &w));
+        assert!(!p.allows(Requirement::SignedIn(Some(2)), &w));
+        assert!(!p.allows(Requirement::SignedIn(Some(0)), &["Other".to_string()]));
+        assert_eq!(p.effective_roles(&w), ["App.Read", "App.Write"]);
+    }
+
+    #[test]
+    fn bad_rules_fail_at_start_up() {
+        let authz = AuthzConfig { roles: vec!["App.Read".into()] };
+        let r = |path: &str, role: Option<&str>, public| RouteConfig { path: path.into(), role: role.map(Into::into), public };
+        assert_eq!(Policy::from_config(&authz, &[r("/a", Some("App.Nope"), false)]).unwrap_err().key, "route[0].role");
+        assert_eq!(Policy::from_config(&authz, &[r("a", None, false)]).unwrap_err().key, "route[0].path");
+        assert_eq!(Policy::from_config(&authz, &[r("/a", Some("App.Read"), true)]).unwrap_err().key, "route[0]");
+    }
+}

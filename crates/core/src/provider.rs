@@ -1,0 +1,379 @@
+//! The OpenID provider: discovery, the signing-key cache and the token endpoint.
+//!
+//! Discovery and keys are fetched lazily, so a provider that is down at
+//! start-up does not stop aadgate from serving existing sessions.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::config::{ProviderKind, Settings, is_loopback_url};
+use crate::error::{ProviderError, TokenError};
+use crate::token::{self, Expectations, IdClaims, VerifyingKey};
+
+/// Largest discovery / JWKS / token response read.
+const MAX_BODY: usize = 1024 * 1024;
+/// Most keys kept from one JWKS.
+const MAX_KEYS: usize = 64;
+/// Keys older than this are refetched on next use.
+const KEYS_MAX_AGE: Duration = Duration::from_secs(6 * 3600);
+/// An unknown `kid` triggers a refetch at most this often.
+const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(300);
+/// Oldest acceptable `iat` of an ID token received now.
+const MAX_TOKEN_AGE: i64 = 3600;
+
+/// The parts of the discovery document aadgate uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    /// Issuer (for Entra multi-tenant, a template with `{tenantid}`).
+    pub issuer: String,
+    /// Authorization endpoint.
+    pub authorization_endpoint: Url,
+    /// Token endpoint.
+    pub token_endpoint: Url,
+    /// JWKS.
+    pub jwks_uri: Url,
+    /// RP-initiated logout.
+    #[serde(default)]
+    pub end_session_endpoint: Option<Url>,
+    /// Client authentication methods.
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// ID-token algorithms the provider uses.
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+}
+
+/// Tokens from the token endpoint.
+#[derive(Clone, Deserialize)]
+pub struct TokenResponse {
+    /// Access token (opaque to aadgate).
+    pub access_token: String,
+    /// Lifetime of the access token in seconds.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// Refresh token, with `offline_access`.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// ID token.
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenResponse(..redacted..)")
+    }
+}
+
+struct KeyState {
+    keys: Arc<Vec<VerifyingKey>>,
+    fetched_at: Option<Instant>,
+    last_forced: Option<Instant>,
+}
+
+/// A configured provider with its caches.
+pub struct Provider {
+    kind: ProviderKind,
+    configured_issuer: String,
+    client_id: String,
+    client_secret: String,
+    allowed_tenants: Vec<String>,
+    allowed_algorithms: Option<Vec<Algorithm>>,
+    skew: i64,
+    http: reqwest::Client,
+    metadata: Mutex<Option<Arc<Metadata>>>,
+    discovery_lock: tokio::sync::Mutex<()>,
+    keys: Mutex<KeyState>,
+    keys_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider").field("issuer", &self.configured_issuer).finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Provider {
+    /// A provider for these settings. Nothing is fetched yet.
+    pub fn new(settings: &Settings) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("aadgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with rustls builds");
+        Self {
+            kind: settings.provider.clone(),
+            configured_issuer: settings.issuer.as_str().trim_end_matches('/').to_owned(),
+            client_id: settings.client_id.clone(),
+            client_secret: settings.client_secret.clone(),
+            allowed_tenants: settings.allowed_tenants.clone(),
+            allowed_algorithms: settings.allowed_algorithms.clone(),
+            skew: settings.clock_skew.as_secs() as i64,
+            http,
+            metadata: Mutex::new(None),
+            discovery_lock: tokio::sync::Mutex::new(()),
+            keys: Mutex::new(KeyState { keys: Arc::new(Vec::new()), fetched_at: None, last_forced: None }),
+            keys_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Discovery metadata, fetched once and cached.
+    pub async fn metadata(&self) -> Result<Arc<Metadata>, ProviderError> {
+        if let Some(m) = self.metadata.lock().expect("metadata lock").clone() {
+            return Ok(m);
+        }
+        let _single_flight = self.discovery_lock.lock().await;
+        if let Some(m) = self.metadata.lock().expect("metadata lock").clone() {
+            return Ok(m);
+        }
+        let url = format!("{}/.well-known/openid-configuration", self.configured_issuer);
+        let body = self.get_json(&url).await?;
+        let meta: Metadata = serde_json::from_value(body).map_err(|e| ProviderError::Invalid {
+            what: "discovery document",
+            reason: e.to_string(),
+        })?;
+        self.check_metadata(&meta)?;
+        let meta = Arc::new(meta);
+        *self.metadata.lock().expect("metadata lock") = Some(meta.clone());
+        Ok(meta)
+    }
+
+    fn check_metadata(&self, meta: &Metadata) -> Result<(), ProviderError> {
+        let found = meta.issuer.trim_end_matches('/');
+        let ok = match &self.kind {
+            ProviderKind::Generic => found == self.configured_issuer,
+            ProviderKind::Entra { multi_tenant: true, tenant } => {
+                // .../organizations/v2.0 publishes the template .../{tenantid}/v2.0
+                self.configured_issuer.replace(&format!("/{tenant}/"), "/{tenantid}/") == found
+            }
+            ProviderKind::Entra { multi_tenant: false, tenant } => {
+                // A domain tenant resolves to the tenant's GUID on the same host.
+                found == self.configured_issuer
+                    || (!crate::config::is_guid(tenant)
+                        && found.rsplit('/').nth(1).is_some_and(|guid| {
+                            crate::config::is_guid(guid)
+                                && self
+                                    .configured_issuer
+                                    .replace(&format!("/{tenant}/v2.0"), &format!("/{guid}/v2.0"))
+                                    == found
+                        }))
+            }
+        };
+        if !ok {
+            return Err(ProviderError::IssuerMismatch {
+                expected: self.configured_issuer.clone(),
+                found: meta.issuer.clone(),
+            });
+        }
+        let issuer_url = Url::parse(&self.configured_issuer).map_err(|e| ProviderError::Invalid {
+            what: "issuer",
+            reason: e.to_string(),
+        })?;
+        for (what, u) in [
+            ("authorization_endpoint", &meta.authorization_endpoint),
+            ("token_endpoint", &meta.token_endpoint),
+            ("jwks_uri", &meta.jwks_uri),
+        ] {
+            let secure = u.scheme() == "https" || (u.scheme() == "http" && is_loopback_url(&issuer_url) && is_loopback_url(u));
+            if !secure {
+                return Err(ProviderError::Invalid { what, reason: format!("{u} is not https") });
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer tokens must carry (discovery's, possibly a template).
+    pub async fn issuer(&self) -> Result<String, ProviderError> {
+        Ok(self.metadata().await?.issuer.clone())
+    }
+
+    fn allowed_algorithms(&self, meta: &Metadata) -> Vec<Algorithm> {
+        if let Some(a) = &self.allowed_algorithms {
+            return a.clone();
+        }
+        if matches!(self.kind, ProviderKind::Entra { .. }) {
+            return vec![Algorithm::RS256];
+        }
+        let from_discovery: Vec<Algorithm> = meta
+            .id_token_signing_alg_values_supported
+            .iter()
+            .filter_map(|a| token::parse_allowed_algorithm(a).ok())
+            .collect();
+        if from_discovery.is_empty() { vec![Algorithm::RS256] } else { from_discovery }
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, ProviderError> {
+        let unreachable = |reason: String| ProviderError::Unreachable { url: url.to_owned(), reason };
+        let resp = self.http.get(url).send().await.map_err(|e| unreachable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(unreachable(format!("HTTP {}", resp.status())));
+        }
+        let body = read_capped(resp).await.map_err(unreachable)?;
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid { what: "JSON document", reason: e.to_string() })
+    }
+
+    async fn fetch_keys(&self, forced: bool) -> Result<(), ProviderError> {
+        let meta = self.metadata().await?;
+        let body = self.get_json(meta.jwks_uri.as_str()).await?;
+        let list = body
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ProviderError::Invalid { what: "JWKS", reason: "no keys array".into() })?;
+        let mut keys = Vec::new();
+        for (i, jwk) in list.iter().enumerate() {
+            if keys.len() >= MAX_KEYS {
+                tracing::warn!(count = list.len(), "JWKS has more keys than {MAX_KEYS}; ignoring the rest");
+                break;
+            }
+            match VerifyingKey::from_jwk(jwk) {
+                Ok(k) => keys.push(k),
+                Err(why) => tracing::debug!(index = i, %why, "ignoring a JWKS key"),
+            }
+        }
+        let mut st = self.keys.lock().expect("keys lock");
+        st.keys = Arc::new(keys);
+        st.fetched_at = Some(Instant::now());
+        if forced {
+            st.last_forced = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    async fn current_keys(&self) -> Arc<Vec<VerifyingKey>> {
+        let stale = {
+            let st = self.keys.lock().expect("keys lock");
+            st.fetched_at.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE)
+        };
+        if stale {
+            let _g = self.keys_lock.lock().await;
+            let still = self.keys.lock().expect("keys lock").fetched_at.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE);
+            if still {
+                if let Err(e) = self.fetch_keys(false).await {
+                    // Keep the last good set.
+                    tracing::warn!(error = %e, "could not fetch signing keys");
+                }
+            }
+        }
+        self.keys.lock().expect("keys lock").keys.clone()
+    }
+
+    /// Refetch for an unknown kid, at most once per [`UNKNOWN_KID_REFETCH`].
+    async fn refetch_for_unknown_kid(&self) -> Arc<Vec<VerifyingKey>> {
+        let before = self.keys.lock().expect("keys lock").fetched_at;
+        let _g = self.keys_lock.lock().await;
+        let (allowed, after) = {
+            let st = self.keys.lock().expect("keys lock");
+            (st.last_forced.is_none_or(|t| t.elapsed() >= UNKNOWN_KID_REFETCH), st.fetched_at)
+        };
+        // Another task refetched while we waited: use its result.
+        if allowed && before == after {
+            if let Err(e) = self.fetch_keys(true).await {
+                tracing::warn!(error = %e, "could not refetch signing keys");
+            }
+        }
+        self.keys.lock().expect("keys lock").keys.clone()
+    }
+
+    /// Validates an ID token fully. `nonce` is required at sign-in and `None`
+    /// for tokens from a refresh.
+    pub async fn validate_id_token(&self, id_token: &str, nonce: Option<&str>) -> Result<IdClaims, TokenError> {
+        let meta = self.metadata().await.map_err(|e| TokenError::Malformed(format!("provider: {e}")))?;
+        let header = token::read_header(id_token, &self.allowed_algorithms(&meta))?;
+        let keys = self.current_keys().await;
+        let keys = match token::select_key(&header, &keys) {
+            Err(TokenError::UnknownKey(_)) => self.refetch_for_unknown_kid().await,
+            _ => keys,
+        };
+        let key = token::select_key(&header, &keys)?;
+        let claims = token::verify_signature(id_token, &header, key)?;
+        let x = Expectations {
+            issuer: &meta.issuer,
+            client_id: &self.client_id,
+            allowed_tenants: &self.allowed_tenants,
+            entra: matches!(self.kind, ProviderKind::Entra { .. }),
+            nonce,
+            now: now_secs(),
+            skew: self.skew,
+            max_age: MAX_TOKEN_AGE,
+        };
+        token::check_claims(&claims, key, &x)
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier).
+    pub async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenResponse, ProviderError> {
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ])
+        .await
+    }
+
+    /// Uses a refresh token.
+    pub async fn refresh(&self, refresh_token: &str, scopes: &str) -> Result<TokenResponse, ProviderError> {
+        self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("scope", scopes)])
+            .await
+    }
+
+    async fn token_request(&self, params: &[(&str, &str)]) -> Result<TokenResponse, ProviderError> {
+        let meta = self.metadata().await?;
+        let methods = &meta.token_endpoint_auth_methods_supported;
+        // RFC 8414: an absent list means client_secret_basic.
+        let use_post = !methods.is_empty()
+            && !methods.iter().any(|m| m == "client_secret_basic")
+            && methods.iter().any(|m| m == "client_secret_post");
+        let mut form: Vec<(&str, &str)> = params.to_vec();
+        let mut req = self.http.post(meta.token_endpoint.clone()).header("accept", "application/json");
+        if use_post {
+            form.push(("client_id", &self.client_id));
+            form.push(("client_secret", &self.client_secret));
+        } else {
+            // RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
+            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            req = req.basic_auth(enc(&self.client_id), Some(enc(&self.client_secret)));
+            form.push(("client_id", &self.client_id));
+        }
+        let url = meta.token_endpoint.as_str();
+        let unreachable = |reason: String| ProviderError::Unreachable { url: url.to_owned(), reason };
+        let resp = req.form(&form).send().await.map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status();
+        let body = read_capped(resp).await.map_err(unreachable)?;
+        if !status.is_success() {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            if status.is_server_error() || s("error").is_empty() {
+                return Err(unreachable(format!("HTTP {status}")));
+            }
+            return Err(ProviderError::TokenEndpoint { error: s("error"), description: s("error_description"), status: status.as_u16() });
+        }
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid { what: "token response", reason: e.to_string() })
+    }
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(format!("response larger than {MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

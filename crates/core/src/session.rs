@@ -1,0 +1,460 @@
+//! Server-side sessions.
+//!
+//! The browser holds only an opaque 256-bit random id. The store keeps, under
+//! an HMAC of that id (so a copy of the database yields no usable cookies),
+//! the session sealed with AES-256-GCM under a key derived from
+//! `session.secret`. Sessions are cached in memory; checking one on a request
+//! reads memory only, and the idle clock is written back to disk at most once
+//! per [`TOUCH_INTERVAL`] per session.
+//!
+//! ```
+//! # tokio_test_shim::run(async {
+//! use aadgate_core::session::{Identity, SessionStore, Tokens};
+//! use aadgate_core::config::StoreKind;
+//! use std::time::Duration;
+//!
+//! let store = SessionStore::open(&StoreKind::Memory, &[7u8; 32], Duration::from_secs(3600), Duration::from_secs(86400)).unwrap();
+//! let identity = Identity { sub: "s".into(), name: Some("Rita Reader".into()), ..Identity::default() };
+//! let (cookie, _session) = store.create(identity, Tokens::default()).await.unwrap();
+//! assert_eq!(store.get(&cookie).await.unwrap().identity.name.as_deref(), Some("Rita Reader"));
+//! store.remove(&cookie).await;
+//! assert!(store.get(&cookie).await.is_none());
+//! assert!(store.get("forged-or-garbage").await.is_none());
+//! # });
+//! # mod tokio_test_shim { pub fn run<F: std::future::Future>(f: F) -> F::Output {
+//! #   tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f) } }
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::config::StoreKind;
+use crate::crypto::{self, Sealer};
+
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions_v1");
+/// The idle clock of a session is persisted at most this often.
+pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+/// Most sessions kept decrypted in memory; the rest are read from disk on use.
+const MEMORY_CAP: usize = 200_000;
+
+/// Who signed in. Display values (`name`, `email`, `preferred_username`) are
+/// for showing, never for authorizing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Issuer of the ID token.
+    pub issuer: String,
+    /// Subject.
+    pub sub: String,
+    /// Entra object id.
+    pub oid: Option<String>,
+    /// Entra tenant id.
+    pub tid: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Preferred username (UPN).
+    pub preferred_username: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// App roles from the token.
+    pub roles: Vec<String>,
+    /// Group ids.
+    pub groups: Vec<String>,
+    /// The token signalled group overage: `groups` is incomplete.
+    pub groups_overage: bool,
+    /// Provider session id.
+    pub sid: Option<String>,
+    /// Entra login hint, sent back at logout.
+    pub login_hint: Option<String>,
+}
+
+impl Identity {
+    /// The stable user id: `oid`, else `sub`.
+    pub fn user_id(&self) -> &str {
+        self.oid.as_deref().unwrap_or(&self.sub)
+    }
+
+    /// A name to show: name, else preferred_username, else email, else the id.
+    pub fn display_name(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.preferred_username.as_deref())
+            .or(self.email.as_deref())
+            .unwrap_or_else(|| self.user_id())
+    }
+}
+
+/// Tokens kept server-side.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Raw ID token (for `id_token_hint` at logout).
+    pub id_token: Option<String>,
+    /// Access token for downstream calls.
+    pub access_token: Option<String>,
+    /// Access-token expiry, unix seconds.
+    pub access_expires_at: Option<i64>,
+    /// Refresh token.
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .field("access_token", &self.access_token.as_ref().map(|_| "<redacted>"))
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// Who.
+    pub identity: Identity,
+    /// Their tokens.
+    pub tokens: Tokens,
+    /// Sign-in time, unix seconds.
+    pub created_at: i64,
+    /// Absolute end, unix seconds.
+    pub expires_at: i64,
+    /// Last use, unix seconds (as persisted; the live value is in memory).
+    pub last_seen: i64,
+}
+
+/// Session store failures (disk or database).
+#[derive(Debug, Error)]
+#[error("session store: {0}")]
+pub struct StoreError(String);
+
+impl StoreError {
+    fn from_any(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+struct Entry {
+    session: Arc<Session>,
+    last_seen: AtomicI64,
+    persisted_seen: AtomicI64,
+}
+
+/// The session store: memory cache over an optional embedded database.
+pub struct SessionStore {
+    db: Option<Arc<Database>>,
+    sealer: Sealer,
+    lookup_key: [u8; 32],
+    idle: i64,
+    lifetime: i64,
+    cache: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore").field("persistent", &self.db.is_some()).finish_non_exhaustive()
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A cookie value is exactly 43 URL-safe base64 characters; anything else is
+/// rejected before any lookup.
+fn well_formed(cookie: &str) -> bool {
+    cookie.len() == 43 && cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl SessionStore {
+    /// Opens the store. For `file:` the directory is created (mode 0700).
+    pub fn open(kind: &StoreKind, secret: &[u8], idle: Duration, lifetime: Duration) -> Result<Self, StoreError> {
+        let db = match kind {
+            StoreKind::Memory => None,
+            StoreKind::File(dir) => Some(Arc::new(open_db(dir)?)),
+        };
+        Ok(Self {
+            db,
+            sealer: Sealer::new(secret, "session store"),
+            lookup_key: crypto::derive_key(secret, "session lookup"),
+            idle: idle.as_secs() as i64,
+            lifetime: lifetime.as_secs() as i64,
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn key_of(&self, cookie: &str) -> [u8; 32] {
+        crypto::hmac_sha256(&self.lookup_key, cookie.as_bytes())
+    }
+
+    /// Creates a session with a fresh id and returns the cookie value.
+    pub async fn create(&self, identity: Identity, tokens: Tokens) -> Result<(String, Arc<Session>), StoreError> {
+        let t = now();
+        let session = Arc::new(Session { identity, tokens, created_at: t, expires_at: t + self.lifetime, last_seen: t });
+        let cookie = crypto::random_token();
+        let key = self.key_of(&cookie);
+        self.persist(key, &session).await?;
+        self.insert_cache(key, session.clone(), t);
+        Ok((cookie, session))
+    }
+
+    /// Replaces the tokens of a session (after a refresh).
+    pub async fn update_tokens(&self, cookie: &str, tokens: Tokens) -> Result<Option<Arc<Session>>, StoreError> {
+        let Some(current) = self.get(cookie).await else {
+            return Ok(None);
+        };
+        let key = self.key_of(cookie);
+        let mut s = (*current).clone();
+        s.tokens = tokens;
+        s.last_seen = now();
+        let s = Arc::new(s);
+        self.persist(key, &s).await?;
+        self.insert_cache(key, s.clone(), s.last_seen);
+        Ok(Some(s))
+    }
+
+    fn insert_cache(&self, key: [u8; 32], session: Arc<Session>, seen: i64) {
+        let mut cache = self.cache.write().expect("session cache lock");
+        if cache.len() >= MEMORY_CAP {
+            // Drop an arbitrary tenth; they are reloaded from disk on use.
+            let victims: Vec<[u8; 32]> = cache.keys().take(MEMORY_CAP / 10).copied().collect();
+            for v in victims {
+                cache.remove(&v);
+            }
+        }
+        cache.insert(
+            key,
+            Arc::new(Entry { session, last_seen: AtomicI64::new(seen), persisted_seen: AtomicI64::new(seen) }),
+        );
+    }
+
+    /// The live session for a cookie value, or `None` (unknown, malformed,
+    /// forged, idle too long or past its lifetime). Never writes to disk
+    /// except, at most once a minute per session, the idle clock.
+    pub async fn get(&self, cookie: &str) -> Option<Arc<Session>> {
+        if !well_formed(cookie) {
+            return None;
+        }
+        let key = self.key_of(cookie);
+        let cached = self.cache.read().expect("session cache lock").get(&key).cloned();
+        let entry = match cached {
+            Some(e) => e,
+            None => {
+                let session = self.load(key).await?;
+                let seen = session.last_seen;
+                self.insert_cache(key, Arc::new(session), seen);
+                self.cache.read().expect("session cache lock").get(&key).cloned()?
+            }
+        };
+        let t = now();
+        let seen = entry.last_seen.load(Ordering::Relaxed);
+        if t >= entry.session.expires_at || t - seen > self.idle {
+            self.remove_key(key).await;
+            return None;
+        }
+        entry.last_seen.store(t, Ordering::Relaxed);
+        let persisted = entry.persisted_seen.load(Ordering::Relaxed);
+        if self.db.is_some() && t - persisted >= TOUCH_INTERVAL.as_secs() as i64 {
+            entry.persisted_seen.store(t, Ordering::Relaxed);
+            let mut s = (*entry.session).clone();
+            s.last_seen = t;
+            if let Err(e) = self.persist(key, &s).await {
+                tracing::warn!(error = %e, "could not persist session idle clock");
+            }
+        }
+        Some(entry.session.clone())
+    }
+
+    /// Deletes a session (logout).
+    pub async fn remove(&self, cookie: &str) {
+        if well_formed(cookie) {
+            self.remove_key(self.key_of(cookie)).await;
+        }
+    }
+
+    async fn remove_key(&self, key: [u8; 32]) {
+        self.cache.write().expect("session cache lock").remove(&key);
+        if let Some(db) = self.db.clone() {
+            let r = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+                let tx = db.begin_write()?;
+                tx.open_table(TABLE)?.remove(key.as_slice())?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await;
+            if !matches!(r, Ok(Ok(()))) {
+                tracing::warn!("could not delete a session from the store");
+            }
+        }
+    }
+
+    async fn persist(&self, key: [u8; 32], session: &Session) -> Result<(), StoreError> {
+        let Some(db) = self.db.clone() else {
+            return Ok(());
+        };
+        let plain = serde_json::to_vec(session).map_err(StoreError::from_any)?;
+        let sealed = self.sealer.seal(&plain, &key);
+        tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+            let tx = db.begin_write()?;
+            tx.open_table(TABLE)?.insert(key.as_slice(), sealed.as_slice())?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(StoreError::from_any)?
+        .map_err(StoreError::from_any)
+    }
+
+    async fn load(&self, key: [u8; 32]) -> Option<Session> {
+        let db = self.db.clone()?;
+        let sealed = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, redb::Error> {
+            let tx = db.begin_read()?;
+            let table = match tx.open_table(TABLE) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(table.get(key.as_slice())?.map(|v| v.value().to_vec()))
+        })
+        .await
+        .ok()?
+        .ok()??;
+        let plain = self.sealer.open(&sealed, &key)?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    /// Removes expired sessions from memory and disk; returns how many.
+    pub async fn purge_expired(&self) -> usize {
+        let t = now();
+        let idle = self.idle;
+        let mut n = 0;
+        {
+            let mut cache = self.cache.write().expect("session cache lock");
+            cache.retain(|_, e| {
+                let keep = t < e.session.expires_at && t - e.last_seen.load(Ordering::Relaxed) <= idle;
+                n += usize::from(!keep);
+                keep
+            });
+        }
+        let Some(db) = self.db.clone() else {
+            return n;
+        };
+        let sealer_key = self.sealer.clone();
+        let r = tokio::task::spawn_blocking(move || -> Result<usize, redb::Error> {
+            let tx = db.begin_write()?;
+            let mut removed = 0;
+            {
+                let mut table = tx.open_table(TABLE)?;
+                let mut dead: Vec<Vec<u8>> = Vec::new();
+                for item in table.iter()? {
+                    let (k, v) = item?;
+                    let alive = sealer_key
+                        .open(v.value(), k.value())
+                        .and_then(|p| serde_json::from_slice::<Session>(&p).ok())
+                        .is_some_and(|s| t < s.expires_at && t - s.last_seen <= idle + TOUCH_INTERVAL.as_secs() as i64);
+                    if !alive {
+                        dead.push(k.value().to_vec());
+                    }
+                }
+                for k in dead {
+                    table.remove(k.as_slice())?;
+                    removed += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(removed)
+        })
+        .await;
+        match r {
+            Ok(Ok(removed)) => n.max(removed),
+            _ => n,
+        }
+    }
+
+    /// Number of sessions cached in memory.
+    pub fn cached_len(&self) -> usize {
+        self.cache.read().expect("session cache lock").len()
+    }
+}
+
+fn open_db(dir: &Path) -> Result<Database, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let path = dir.join("sessions.redb");
+    let db = Database::create(&path).map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    let tx = db.begin_write().map_err(StoreError::from_any)?;
+    tx.open_table(TABLE).map_err(StoreError::from_any)?;
+    tx.commit().map_err(StoreError::from_any)?;
+    Ok(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(kind: &StoreKind) -> SessionStore {
+        SessionStore::open(kind, &[9u8; 32], Duration::from_secs(3600), Duration::from_secs(86400)).unwrap()
+    }
+
+    fn tokens() -> Tokens {
+        Tokens { access_token: Some("AT-secret".into()), refresh_token: Some("RT-secret".into()), ..Tokens::default() }
+    }
+
+    #[tokio::test]
+    async fn file_store_survives_reopen_and_encrypts_at_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let kind = StoreKind::File(dir.path().join("s"));
+        let cookie = {
+            let s = store(&kind);
+            let id = Identity { sub: "sub-1".into(), name: Some("Ada".into()), ..Identity::default() };
+            s.create(id, tokens()).await.unwrap().0
+        };
+        let raw = std::fs::read(dir.path().join("s/sessions.redb")).unwrap();
+        let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(b"AT-secret") && !contains(b"RT-secret") && !contains(b"sub-1"));
+        assert!(!contains(cookie.as_bytes()), "the cookie value itself is not stored");
+
+        let s = store(&kind);
+        let got = s.get(&cookie).await.expect("session after reopen");
+        assert_eq!(got.identity.sub, "sub-1");
+        assert_eq!(got.tokens.access_token.as_deref(), Some("AT-secret"));
+
+        drop(s);
+        let wrong_secret = SessionStore::open(&kind, &[8u8; 32], Duration::from_secs(60), Duration::from_secs(60));
+        assert!(wrong_secret.unwrap().get(&cookie).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn ids_are_fresh_and_garbage_is_signed_out() {
+        let s = store(&StoreKind::Memory);
+        let (a, _) = s.create(Identity::default(), Tokens::default()).await.unwrap();
+        let (b, _) = s.create(Identity::default(), Tokens::default()).await.unwrap();
+        assert_ne!(a, b);
+        for bad in ["", "x", &"A".repeat(43), &"é".repeat(22), &format!("{a}x"), &a[..42]] {
+            assert!(s.get(bad).await.is_none(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_end() {
+        let s = SessionStore::open(&StoreKind::Memory, &[9u8; 32], Duration::from_secs(3600), Duration::from_secs(0)).unwrap();
+        let (a, _) = s.create(Identity::default(), Tokens::default()).await.unwrap();
+        assert!(s.get(&a).await.is_none());
+        assert_eq!(s.cached_len(), 0);
+    }
+}

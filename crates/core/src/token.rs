@@ -1,0 +1,374 @@
+//! ID-token validation: signature by an allow-listed asymmetric algorithm and
+//! the key its `kid` names, then `iss`, `aud`/`azp`, `exp`/`nbf`/`iat` with
+//! bounded skew, `nonce`, and Entra's `tid`/`ver` rules.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use crate::error::TokenError;
+
+/// Algorithms aadgate can ever accept for ID tokens (all asymmetric).
+pub const ASYMMETRIC: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// Parses an algorithm name for `oidc.allowed_algorithms`; refuses symmetric ones and `none`.
+pub fn parse_allowed_algorithm(name: &str) -> Result<Algorithm, &'static str> {
+    let alg: Algorithm = name.parse().map_err(|_| "is not a known algorithm")?;
+    if ASYMMETRIC.contains(&alg) {
+        Ok(alg)
+    } else {
+        Err("is not an asymmetric signature algorithm")
+    }
+}
+
+/// Key family, to check a key fits the token's `alg` (RS/HS confusion defence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyType {
+    /// RSA, with modulus length in bits.
+    Rsa(usize),
+    /// Elliptic curve with its `crv`.
+    Ec(String),
+}
+
+/// A verification key from the provider's JWKS.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    /// `kid`.
+    pub kid: Option<String>,
+    /// Key type.
+    pub kty: KeyType,
+    /// `alg` the key is restricted to, if the JWKS says.
+    pub alg: Option<String>,
+    /// Entra's per-key `issuer` property (multi-tenant validation).
+    pub issuer: Option<String>,
+    pub(crate) key: DecodingKey,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("kty", &self.kty)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    /// Parses one JWK, or says why it is unusable (the caller skips it).
+    pub fn from_jwk(value: &Value) -> Result<Self, String> {
+        let obj = value.as_object().ok_or("not an object")?;
+        let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+        if let Some(u) = s("use") {
+            if u != "sig" {
+                return Err(format!("use {u:?}"));
+            }
+        }
+        let kty = match s("kty").as_deref() {
+            Some("RSA") => {
+                let n = s("n").ok_or("RSA key without n")?;
+                let bytes = crate::crypto::b64url_decode(n.trim_end_matches('='))
+                    .ok_or("n is not base64url")?;
+                let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+                let bits = (bytes.len() - first) * 8;
+                if bits < 2048 {
+                    return Err(format!("RSA key of {bits} bits is too small"));
+                }
+                KeyType::Rsa(bits)
+            }
+            Some("EC") => KeyType::Ec(s("crv").ok_or("EC key without crv")?),
+            other => return Err(format!("unsupported kty {other:?}")),
+        };
+        let jwk: jsonwebtoken::jwk::Jwk =
+            serde_json::from_value(value.clone()).map_err(|e| format!("unparseable: {e}"))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable: {e}"))?;
+        Ok(Self { kid: s("kid"), kty, alg: s("alg"), issuer: s("issuer"), key })
+    }
+
+    fn fits(&self, alg: Algorithm) -> bool {
+        let by_type = match (&self.kty, alg) {
+            (KeyType::Rsa(_), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)
+            | (KeyType::Rsa(_), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => true,
+            (KeyType::Ec(crv), Algorithm::ES256) => crv == "P-256",
+            (KeyType::Ec(crv), Algorithm::ES384) => crv == "P-384",
+            _ => false,
+        };
+        by_type && self.alg.as_deref().is_none_or(|a| a == alg_name(alg))
+    }
+}
+
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        _ => "other",
+    }
+}
+
+/// The header fields validation needs.
+#[derive(Debug, Clone)]
+pub struct TokenHeader {
+    /// Algorithm.
+    pub alg: Algorithm,
+    /// Key id.
+    pub kid: Option<String>,
+}
+
+/// Reads the JOSE header and checks the algorithm against the allow-list.
+/// `alg: none` and unknown algorithms fail here.
+pub fn read_header(token: &str, allowed: &[Algorithm]) -> Result<TokenHeader, TokenError> {
+    if token.len() > 64 * 1024 {
+        return Err(TokenError::Malformed("token longer than 64 KiB".into()));
+    }
+    if token.split('.').count() != 3 {
+        return Err(TokenError::Malformed("not three dot-separated parts".into()));
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|e| {
+        // An alg we do not model at all (none, HS*, EdDSA...) is an algorithm problem.
+        let raw = token.split('.').next().and_then(crate::crypto::b64url_decode);
+        let alg = raw
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v.get("alg").and_then(Value::as_str).map(str::to_owned));
+        match alg {
+            Some(a) => TokenError::AlgorithmNotAllowed(a),
+            None => TokenError::Malformed(format!("header: {e}")),
+        }
+    })?;
+    if !allowed.contains(&header.alg) {
+        return Err(TokenError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
+    }
+    Ok(TokenHeader { alg: header.alg, kid: header.kid })
+}
+
+/// Picks the key: by `kid`; without `kid` only when exactly one key fits.
+pub fn select_key<'a>(
+    header: &TokenHeader,
+    keys: &'a [VerifyingKey],
+) -> Result<&'a VerifyingKey, TokenError> {
+    let key = match &header.kid {
+        Some(kid) => keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .ok_or_else(|| TokenError::UnknownKey(Some(kid.clone())))?,
+        None => match keys {
+            [] => return Err(TokenError::UnknownKey(None)),
+            [only] => only,
+            _ => return Err(TokenError::AmbiguousKey),
+        },
+    };
+    if !key.fits(header.alg) {
+        return Err(TokenError::KeyTypeMismatch {
+            kid: key.kid.clone(),
+            kty: format!("{:?}", key.kty),
+            alg: alg_name(header.alg).to_owned(),
+        });
+    }
+    Ok(key)
+}
+
+/// Verifies the signature only and returns the claims object.
+pub fn verify_signature(
+    token: &str,
+    header: &TokenHeader,
+    key: &VerifyingKey,
+) -> Result<Map<String, Value>, TokenError> {
+    let mut v = Validation::new(header.alg);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &v).map_err(|e| {
+        match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+            _ => TokenError::Malformed(e.to_string()),
+        }
+    })?;
+    Ok(data.claims)
+}
+
+/// What the claims are checked against.
+#[derive(Debug, Clone)]
+pub struct Expectations<'a> {
+    /// Exact issuer, or a template containing `{tenantid}` (Entra multi-tenant).
+    pub issuer: &'a str,
+    /// Our client id.
+    pub client_id: &'a str,
+    /// Allowed tenants for a template issuer (`*` = any).
+    pub allowed_tenants: &'a [String],
+    /// Entra rules (`ver` 2.0, `tid` present).
+    pub entra: bool,
+    /// Expected nonce (sign-in), `None` for refreshed tokens (then a nonce is not required).
+    pub nonce: Option<&'a str>,
+    /// Current time, seconds.
+    pub now: i64,
+    /// Allowed clock skew, seconds.
+    pub skew: i64,
+    /// Oldest acceptable `iat`, seconds before now.
+    pub max_age: i64,
+}
+
+/// Checks the claims of a signature-verified token.
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    key: &VerifyingKey,
+    x: &Expectations<'_>,
+) -> Result<IdClaims, TokenError> {
+    let str_claim = |k: &'static str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    let num_claim = |k: &'static str| claims.get(k).and_then(Value::as_f64).map(|f| f as i64);
+
+    let iss = str_claim("iss").ok_or(TokenError::MissingClaim("iss"))?;
+    let sub = str_claim("sub").filter(|s| !s.is_empty()).ok_or(TokenError::MissingClaim("sub"))?;
+    let tid = str_claim("tid");
+
+    // Issuer, with Entra's multi-tenant template.
+    if x.issuer.contains("{tenantid}") {
+        let tid = tid.as_deref().filter(|t| crate::config::is_guid(t)).ok_or_else(|| TokenError::Tenant(tid.clone()))?;
+        let expected = x.issuer.replace("{tenantid}", tid);
+        if iss != expected {
+            return Err(TokenError::Issuer { expected, found: iss });
+        }
+        if let Some(key_iss) = &key.issuer {
+            if key_iss.replace("{tenantid}", tid) != iss {
+                return Err(TokenError::Issuer { expected: key_iss.clone(), found: iss });
+            }
+        }
+        if !x.allowed_tenants.iter().any(|t| t == "*" || t.eq_ignore_ascii_case(tid)) {
+            return Err(TokenError::Tenant(Some(tid.to_owned())));
+        }
+    } else if iss != x.issuer {
+        return Err(TokenError::Issuer { expected: x.issuer.to_owned(), found: iss });
+    }
+    if x.entra {
+        let ver = str_claim("ver");
+        if ver.as_deref() != Some("2.0") {
+            return Err(TokenError::Version(ver));
+        }
+        if tid.is_none() {
+            return Err(TokenError::MissingClaim("tid"));
+        }
+    }
+
+    // Audience and authorized party.
+    let aud: Vec<String> = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => return Err(TokenError::MissingClaim("aud")),
+    };
+    if !aud.iter().any(|a| a == x.client_id) {
+        return Err(TokenError::Audience(aud));
+    }
+    let azp = str_claim("azp");
+    if aud.len() > 1 && azp.as_deref() != Some(x.client_id) {
+        return Err(TokenError::AuthorizedParty(azp));
+    }
+    if let Some(azp) = &azp {
+        if azp != x.client_id {
+            return Err(TokenError::AuthorizedParty(Some(azp.clone())));
+        }
+    }
+
+    // Time.
+    let exp = num_claim("exp").ok_or(TokenError::MissingClaim("exp"))?;
+    let iat = num_claim("iat").ok_or(TokenError::MissingClaim("iat"))?;
+    if x.now > exp + x.skew {
+        return Err(TokenError::Expired { exp, now: x.now });
+    }
+    if let Some(nbf) = num_claim("nbf") {
+        if nbf > x.now + x.skew {
+            return Err(TokenError::NotYetValid { nbf, now: x.now });
+        }
+    }
+    if iat > x.now + x.skew || iat < x.now - x.max_age - x.skew {
+        return Err(TokenError::IssuedAt { iat, now: x.now });
+    }
+
+    // Nonce.
+    let nonce = str_claim("nonce");
+    if let Some(expected) = x.nonce {
+        match &nonce {
+            Some(n) if crate::crypto::ct_eq(n.as_bytes(), expected.as_bytes()) => {}
+            Some(_) => return Err(TokenError::Nonce),
+            None => return Err(TokenError::MissingClaim("nonce")),
+        }
+    }
+
+    let list = |k: &str| -> Vec<String> {
+        match claims.get(k) {
+            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let groups_overage = claims.get("hasgroups").and_then(Value::as_bool) == Some(true)
+        || claims
+            .get("_claim_names")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.contains_key("groups"));
+
+    Ok(IdClaims {
+        iss: claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        sub,
+        aud,
+        exp,
+        iat,
+        tid,
+        oid: str_claim("oid"),
+        name: str_claim("name"),
+        preferred_username: str_claim("preferred_username"),
+        email: str_claim("email"),
+        roles: list("roles"),
+        groups: list("groups"),
+        groups_overage,
+        sid: str_claim("sid"),
+        login_hint: str_claim("login_hint"),
+    })
+}
+
+/// The validated claims aadgate uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject.
+    pub sub: String,
+    /// Audiences.
+    pub aud: Vec<String>,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Entra tenant id.
+    pub tid: Option<String>,
+    /// Entra object id.
+    pub oid: Option<String>,
+    /// Display name (never authorize on it).
+    pub name: Option<String>,
+    /// Preferred username (never authorize on it).
+    pub preferred_username: Option<String>,
+    /// Email (never authorize on it).
+    pub email: Option<String>,
+    /// App roles.
+    pub roles: Vec<String>,
+    /// Group ids.
+    pub groups: Vec<String>,
+    /// The token signals group overage (groups incomplete: fail closed on group rules).
+    pub groups_overage: bool,
+    /// Session id at the provider.
+    pub sid: Option<String>,
+    /// Entra login_hint optional claim.
+    pub login_hint: Option<String>,
+}
