@@ -1,0 +1,134 @@
+//! Identity headers: the ones aadgate sets for the app, and the stripping of
+//! every client-supplied copy.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::User;
+
+/// Whether a header name is one of the identity headers aadgate owns.
+/// Names are compared case-insensitively with `_` and `-` treated alike, so
+/// `X_Forwarded_User` is caught as well (some servers map both to one variable).
+pub fn is_identity_header(name: &str) -> bool {
+    let n: String = name
+        .chars()
+        .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+        .collect();
+    const EXACT: &[&str] = &[
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-preferred-username",
+        "x-forwarded-name",
+        "x-forwarded-roles",
+        "x-forwarded-groups",
+        "x-forwarded-access-token",
+        "remote-user",
+    ];
+    EXACT.contains(&n.as_str())
+        || n.starts_with("x-ms-client-principal")
+        || n.starts_with("x-ms-token-")
+        || n.starts_with("x-auth-request-")
+}
+
+/// Removes every identity header a client sent.
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_identity_header(k.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(&name);
+    }
+}
+
+/// Claims in the App Service `{typ, val}` form.
+pub fn principal_claims(user: &User) -> Vec<serde_json::Value> {
+    let id = user.identity();
+    let mut claims = Vec::new();
+    let mut push = |typ: &str, val: &str| claims.push(json!({"typ": typ, "val": val}));
+    push("iss", &id.issuer);
+    push("sub", &id.sub);
+    if let Some(v) = &id.oid {
+        push("http://schemas.microsoft.com/identity/claims/objectidentifier", v);
+    }
+    if let Some(v) = &id.tid {
+        push("http://schemas.microsoft.com/identity/claims/tenantid", v);
+    }
+    if let Some(v) = &id.name {
+        push("name", v);
+    }
+    if let Some(v) = &id.preferred_username {
+        push("preferred_username", v);
+    }
+    if let Some(v) = &id.email {
+        push("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", v);
+    }
+    for r in &id.roles {
+        push("roles", r);
+    }
+    for g in &id.groups {
+        push("groups", g);
+    }
+    claims
+}
+
+fn value(text: &str) -> Option<HeaderValue> {
+    // Header values must be visible ASCII; names with other characters are
+    // percent-encoded rather than dropped or passed raw.
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        HeaderValue::from_str(text).ok()
+    } else {
+        let enc: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+        HeaderValue::from_str(&enc).ok()
+    }
+}
+
+/// The headers that tell the app who the user is.
+pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
+    let id = user.identity();
+    let mut out = Vec::new();
+    let mut add = |name: &'static str, v: Option<&str>| {
+        if let Some(hv) = v.and_then(value) {
+            out.push((HeaderName::from_static(name), hv));
+        }
+    };
+    add("x-forwarded-user", Some(id.user_id()));
+    add("x-forwarded-email", id.email.as_deref());
+    add("x-forwarded-preferred-username", id.preferred_username.as_deref());
+    add("x-forwarded-name", id.name.as_deref());
+    add("x-forwarded-roles", Some(&user.roles().join(",")));
+    add("x-forwarded-groups", Some(&id.groups.join(",")));
+    add("x-forwarded-access-token", access_token);
+    let principal = json!({
+        "auth_typ": "aad",
+        "claims": principal_claims(user),
+        "name_typ": "name",
+        "role_typ": "roles",
+    });
+    let b64 = base64::engine::general_purpose::STANDARD.encode(principal.to_string());
+    add("x-ms-client-principal", Some(&b64));
+    add("x-ms-client-principal-id", Some(id.user_id()));
+    add(
+        "x-ms-client-principal-name",
+        Some(id.preferred_username.as_deref().unwrap_or(id.display_name())),
+    );
+    add("x-ms-client-principal-idp", Some("aad"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_header_names_match_loosely() {
+        for n in ["X-Forwarded-User", "x_forwarded_user", "X-FORWARDED_EMAIL", "x-ms-client-principal", "X_MS_CLIENT_PRINCIPAL_ID", "x-ms-token-aad-access-token", "Remote_User"] {
+            assert!(is_identity_header(n), "{n}");
+        }
+        for n in ["x-forwarded-for", "x-forwarded-proto", "cookie", "x-user"] {
+            assert!(!is_identity_header(n), "{n}");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The layer: strips client identity headers, finds the session, applies the
+//! route rules, and either lets the request through with a [`User`] or
+//! answers it (302 to sign-in, 401 JSON, 403 page).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use aadgate_core::policy::Requirement;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
+
+use crate::pages::{self, escape};
+use crate::{Auth, User, cookies, headers};
+
+/// Layer enforcing sign-in and role rules. See [`Auth::layer`].
+#[derive(Clone)]
+pub struct AuthLayer {
+    pub(crate) auth: Auth,
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthLayer")
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { auth: self.auth.clone(), inner }
+    }
+}
+
+/// The service produced by [`AuthLayer`].
+#[derive(Clone)]
+pub struct AuthService<S> {
+    auth: Auth,
+    inner: S,
+}
+
+impl<S> std::fmt::Debug for AuthService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthService")
+    }
+}
+
+/// Paths that must stay reachable without a session.
+fn is_own_path(path: &str) -> bool {
+    path == "/healthz" || path.starts_with("/auth/") || path.starts_with("/.auth/")
+}
+
+/// A browser navigation (gets a redirect) as opposed to XHR/fetch/API (gets 401 JSON).
+pub(crate) fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    if headers.contains_key("x-requested-with") {
+        return false;
+    }
+    if let Some(mode) = headers.get("sec-fetch-mode") {
+        return mode.as_bytes() == b"navigate";
+    }
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
+impl<S> Service<Request<Body>> for AuthService<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // Take the service that was driven to readiness, leave a clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            headers::strip_identity_headers(req.headers_mut());
+            let path = req.uri().path().to_owned();
+            if is_own_path(&path) {
+                return inner.call(req).await;
+            }
+            let inner_auth = &auth.inner;
+            let mut user = None;
+            for value in cookies::cookie_values(req.headers(), inner_auth.cookies.session) {
+                if let Some(session) = inner_auth.store.get(value).await {
+                    let roles = inner_auth.settings.policy.effective_roles(&session.identity.roles);
+                    user = Some(User { session, roles: Arc::from(roles), cookie: Arc::from(value) });
+                    break;
+                }
+            }
+            cookies::strip_own_cookies(req.headers_mut(), &auth.cookie_names());
+            let policy = &inner_auth.settings.policy;
+            let requirement = policy.requirement(&path);
+            match (requirement, user) {
+                (Requirement::Public, user) => {
+                    if let Some(u) = user {
+                        req.extensions_mut().insert(u);
+                    }
+                    inner.call(req).await
+                }
+                (_, None) => Ok(login_required(&auth, &req)),
+                (req_, Some(u)) if !policy.allows(req_, &u.session.identity.roles) => {
+                    Ok(forbidden(&auth, &req, &u, policy.role_name(req_).unwrap_or("")))
+                }
+                (_, Some(u)) => {
+                    req.extensions_mut().insert(u);
+                    inner.call(req).await
+                }
+            }
+        })
+    }
+}
+
+fn login_url(auth: &Auth, req: &Request<Body>) -> String {
+    let rd = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let mut u = auth.inner.settings.public_url.clone();
+    u.set_path("/auth/login");
+    u.query_pairs_mut().append_pair("rd", rd);
+    u.to_string()
+}
+
+fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
+    let url = login_url(auth, req);
+    if is_navigation(req.method(), req.headers()) {
+        let rd = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let local: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", rd).finish();
+        let mut resp = StatusCode::FOUND.into_response();
+        if let Ok(v) = header::HeaderValue::from_str(&format!("/auth/login?{local}")) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        resp
+    } else {
+        let mut resp = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "login_required", "login_url": url})),
+        )
+            .into_response();
+        resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Response {
+    tracing::info!(user = user.id(), path = req.uri().path(), required = role, "access denied: missing role");
+    let lowest = auth.inner.settings.policy.roles().first().map(String::as_str).unwrap_or("");
+    let holds_none = auth.inner.settings.policy.rank(&user.session.identity.roles).is_none();
+    if !is_navigation(req.method(), req.headers()) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": "forbidden", "required_role": role, "user": user.name()})),
+        )
+            .into_response();
+    }
+    let who = match user.identity().preferred_username.as_deref() {
+        Some(upn) if upn != user.name() => format!("{} ({})", escape(user.name()), escape(upn)),
+        _ => escape(user.name()),
+    };
+    let body = if holds_none {
+        format!(
+            "<p>You are signed in as <strong>{who}</strong>, but you have not been given access to this app.</p>\
+<p>Access needs at least the <code>{}</code> role. Ask the app's owner to assign you a role.</p>",
+            escape(lowest)
+        )
+    } else {
+        format!(
+            "<p>You are signed in as <strong>{who}</strong>.</p><p>This page needs the <code>{}</code> role or higher, which you do not have.</p>",
+            escape(role)
+        )
+    };
+    pages::page(
+        StatusCode::FORBIDDEN,
+        "Access denied",
+        &format!("{body}<a class=\"button\" href=\"/\">Home</a><a class=\"button secondary\" href=\"/auth/logout\">Sign out</a>"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn navigation_detection() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, v.parse().unwrap());
+            }
+            m
+        };
+        assert!(is_navigation(&Method::GET, &h(&[("sec-fetch-mode", "navigate"), ("accept", "*/*")])));
+        assert!(is_navigation(&Method::GET, &h(&[("accept", "text/html,application/xhtml+xml")])));
+        assert!(!is_navigation(&Method::GET, &h(&[("sec-fetch-mode", "cors"), ("accept", "text/html")])));
+        assert!(!is_navigation(&Method::GET, &h(&[("accept", "text/html"), ("x-requested-with", "XMLHttpRequest")])));
+        assert!(!is_navigation(&Method::GET, &h(&[("accept", "application/json")])));
+        assert!(!is_navigation(&Method::POST, &h(&[("accept", "text/html")])));
+    }
+}

@@ -1,0 +1,457 @@
+//! Sign-in routes: login, callback, logout, me, and App Service aliases.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aadgate_core::error::ProviderError;
+use aadgate_core::flow::{AuthorizationRequest, PENDING_TTL, PendingJar, PendingLogin, safe_return_path};
+use aadgate_core::session::{Identity, Tokens};
+use aadgate_core::{crypto, entra};
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::pages::{self, escape};
+use crate::{Auth, User, cookies, headers};
+
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> {
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/logout", get(logout).post(logout))
+        .route("/auth/signed-out", get(signed_out))
+        .route("/auth/me", get(me))
+        .route("/.auth/me", get(app_service_me))
+        .route("/.auth/login/aad", get(app_service_login))
+        .route("/.auth/logout", get(app_service_logout))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(auth)
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn correlation_id() -> String {
+    crypto::random_bytes::<8>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Query pairs; `None` when a parameter we read appears twice (duplicate
+/// `state`/`code` is an attack signature) or the query is oversized.
+fn query_pairs(raw: Option<&str>, singular: &[&str]) -> Option<Vec<(String, String)>> {
+    let raw = raw.unwrap_or("");
+    if raw.len() > 8192 {
+        return None;
+    }
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
+    for name in singular {
+        if pairs.iter().filter(|(k, _)| k == name).count() > 1 {
+            return None;
+        }
+    }
+    Some(pairs)
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn redirect(to: &str) -> Response {
+    let mut resp = StatusCode::FOUND.into_response();
+    match HeaderValue::from_str(to) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => {
+            resp.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/"));
+        }
+    }
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn provider_down(auth: &Auth, e: &ProviderError) -> Response {
+    let cid = correlation_id();
+    tracing::error!(correlation_id = %cid, error = %e, "identity provider unavailable");
+    let host = auth.inner.settings.issuer.host_str().unwrap_or("the identity provider").to_owned();
+    let (status, title, msg) = match e {
+        ProviderError::IssuerMismatch { .. } | ProviderError::Invalid { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "Sign-in is misconfigured",
+            format!("The identity provider at {host} answered with settings aadgate cannot trust. An administrator must check oidc.tenant / oidc.issuer."),
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in is unavailable",
+            format!("The sign-in service at {host} cannot be reached right now. Please try again in a minute."),
+        ),
+    };
+    pages::failure(status, title, &msg, &cid)
+}
+
+async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let Some(pairs) = query_pairs(q.as_deref(), &["rd", "login_hint"]) else {
+        return pages::failure(StatusCode::BAD_REQUEST, "Bad sign-in request", "The sign-in link is malformed.", &correlation_id());
+    };
+    let rd = param(&pairs, "rd").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
+    let login_hint = param(&pairs, "login_hint").filter(|h| h.len() <= 256 && !h.chars().any(char::is_control));
+    let inner = &auth.inner;
+    let meta = match inner.provider.metadata().await {
+        Ok(m) => m,
+        Err(e) => return provider_down(&auth, &e),
+    };
+    let t = now();
+    let login = PendingLogin::new(rd, meta.issuer.clone(), t);
+    let mut jar = PendingJar::from_cookie(cookies::cookie_values(&headers, inner.cookies.pending).next(), &inner.pending_sealer, t);
+    let url = AuthorizationRequest {
+        endpoint: &meta.authorization_endpoint,
+        client_id: &inner.settings.client_id,
+        redirect_uri: inner.settings.redirect_uri.as_str(),
+        scopes: &inner.settings.scopes,
+        login: &login,
+        login_hint,
+    }
+    .url();
+    jar.push(login);
+    let mut resp = redirect(url.as_str());
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        inner.cookies.set(inner.cookies.pending, &jar.to_cookie(&inner.pending_sealer), PENDING_TTL),
+    );
+    resp
+}
+
+async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let inner = &auth.inner;
+    let cid = correlation_id();
+    let fail = |status: StatusCode, reason: &str| {
+        tracing::warn!(correlation_id = %cid, %reason, "sign-in rejected");
+        pages::failure(status, "Sign-in failed", "Sign-in could not be completed. Please start again.", &cid)
+    };
+    let Some(pairs) = query_pairs(q.as_deref(), &["code", "state", "error", "error_description", "session_state", "iss"]) else {
+        return fail(StatusCode::BAD_REQUEST, "callback query oversized or has duplicated parameters");
+    };
+    if let Some(error) = param(&pairs, "error") {
+        return provider_error_page(&pairs, error, &cid);
+    }
+    let (Some(code), Some(state)) = (param(&pairs, "code"), param(&pairs, "state")) else {
+        return fail(StatusCode::BAD_REQUEST, "callback without code or state");
+    };
+    if code.len() > 4096 || state.len() > 256 {
+        return fail(StatusCode::BAD_REQUEST, "callback parameters oversized");
+    }
+    let t = now();
+    let mut jar = PendingJar::from_cookie(cookies::cookie_values(&headers, inner.cookies.pending).next(), &inner.pending_sealer, t);
+    let Some(login) = jar.take(state) else {
+        return fail(StatusCode::BAD_REQUEST, "state does not match a sign-in started in this browser (missing, expired or foreign)");
+    };
+    // Single use, even if the pending cookie is replayed.
+    {
+        let mut used = inner.used_states.lock().expect("used states lock");
+        used.retain(|_, exp| *exp > t);
+        let h = crypto::sha256(login.state.as_bytes());
+        if used.insert(h, t + PENDING_TTL).is_some() {
+            drop(used);
+            return fail(StatusCode::BAD_REQUEST, "state was already used");
+        }
+    }
+    let meta = match inner.provider.metadata().await {
+        Ok(m) => m,
+        Err(e) => return provider_down(&auth, &e),
+    };
+    if meta.issuer != login.issuer {
+        return fail(StatusCode::BAD_REQUEST, "sign-in was started with another issuer");
+    }
+    if let Some(iss) = param(&pairs, "iss") {
+        // RFC 9207: when the provider names itself, it must be the one we started with.
+        if iss != login.issuer && !login.issuer.contains("{tenantid}") {
+            return fail(StatusCode::BAD_REQUEST, "callback iss parameter names another issuer");
+        }
+    }
+    let tokens = match inner.provider.exchange_code(code, &login.verifier, inner.settings.redirect_uri.as_str()).await {
+        Ok(t) => t,
+        Err(ProviderError::TokenEndpoint { error, description, status }) => {
+            let code = entra::find_code(&description);
+            tracing::warn!(correlation_id = %cid, %error, %description, status, "token endpoint refused the code");
+            if let Some(exp) = code.and_then(entra::explain) {
+                return explained_page(StatusCode::BAD_GATEWAY, exp, &error, None, &cid);
+            }
+            return fail(StatusCode::BAD_REQUEST, &format!("token endpoint refused: {error}"));
+        }
+        Err(e) => return provider_down(&auth, &e),
+    };
+    let Some(id_token) = tokens.id_token.as_deref() else {
+        return fail(StatusCode::BAD_GATEWAY, "token response without id_token");
+    };
+    let claims = match inner.provider.validate_id_token(id_token, Some(&login.nonce)).await {
+        Ok(c) => c,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("ID token rejected: {e}")),
+    };
+    let identity = Identity {
+        issuer: claims.iss,
+        sub: claims.sub,
+        oid: claims.oid,
+        tid: claims.tid,
+        name: claims.name,
+        preferred_username: claims.preferred_username,
+        email: claims.email,
+        roles: claims.roles,
+        groups: claims.groups,
+        groups_overage: claims.groups_overage,
+        sid: claims.sid,
+        login_hint: claims.login_hint,
+    };
+    let stored = Tokens {
+        id_token: Some(id_token.to_owned()),
+        access_token: Some(tokens.access_token.clone()),
+        access_expires_at: tokens.expires_in.map(|s| t + s as i64),
+        refresh_token: tokens.refresh_token.clone(),
+    };
+    // A brand-new session id: whatever session cookie came in is dropped (fixation defence).
+    for old in cookies::cookie_values(&headers, inner.cookies.session) {
+        inner.store.remove(old).await;
+    }
+    let (cookie, _session) = match inner.store.create(identity, stored).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(correlation_id = %cid, error = %e, "could not store session");
+            return pages::failure(StatusCode::SERVICE_UNAVAILABLE, "Sign-in failed", "Your session could not be saved. Please try again.", &cid);
+        }
+    };
+    tracing::info!(user = %param_user(&_session.identity), "signed in");
+    let mut resp = redirect(&login.rd);
+    let c = &inner.cookies;
+    resp.headers_mut().append(header::SET_COOKIE, c.set(c.session, &cookie, inner.settings.lifetime.as_secs() as i64));
+    if jar.is_empty() {
+        resp.headers_mut().append(header::SET_COOKIE, c.clear(c.pending));
+    } else {
+        resp.headers_mut().append(header::SET_COOKIE, c.set(c.pending, &jar.to_cookie(&inner.pending_sealer), PENDING_TTL));
+    }
+    resp
+}
+
+fn param_user(id: &Identity) -> String {
+    id.user_id().to_owned()
+}
+
+fn explained_page(status: StatusCode, exp: entra::Explanation, error: &str, ids: Option<(&str, &str)>, cid: &str) -> Response {
+    let ids_html = match ids {
+        Some((trace, corr)) => format!(
+            "<p class=\"muted\">Trace id: <code>{}</code><br>Correlation id: <code>{}</code><br>aadgate id: <code>{}</code></p>",
+            escape(trace), escape(corr), escape(cid)
+        ),
+        None => format!("<p class=\"muted\">aadgate id: <code>{}</code></p>", escape(cid)),
+    };
+    pages::page(
+        status,
+        "Sign-in was refused",
+        &format!(
+            "<p>Microsoft Entra ID refused the sign-in with <code>AADSTS{}</code> ({}).</p><p>{}</p><p><strong>How to fix it:</strong> {}</p>{ids_html}\
+<a class=\"button\" href=\"/auth/login\">Try again</a>",
+            exp.code,
+            escape(error),
+            escape(exp.meaning),
+            escape(exp.fix)
+        ),
+    )
+}
+
+fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Response {
+    let description = param(pairs, "error_description").unwrap_or("");
+    let trace = param(pairs, "trace_id").unwrap_or("");
+    let corr = param(pairs, "correlation_id").unwrap_or("");
+    tracing::warn!(correlation_id = %cid, %error, %description, trace_id = %trace, provider_correlation_id = %corr, "provider returned an error to the callback");
+    let ids = (!trace.is_empty() || !corr.is_empty()).then_some((trace, corr));
+    match entra::find_code(description).and_then(entra::explain) {
+        Some(exp) => explained_page(StatusCode::FORBIDDEN, exp, error, ids, cid),
+        None => {
+            let code = entra::find_code(description).map(|c| format!(" (AADSTS{c})")).unwrap_or_default();
+            let ids_html = ids.map_or(String::new(), |(t, c)| {
+                format!("<br>Trace id: <code>{}</code><br>Correlation id: <code>{}</code>", escape(t), escape(c))
+            });
+            pages::page(
+                StatusCode::FORBIDDEN,
+                "Sign-in was refused",
+                &format!(
+                    "<p>The identity provider refused the sign-in: <code>{}</code>{}.</p><p class=\"muted\">aadgate id: <code>{}</code>{ids_html}</p>\
+<a class=\"button\" href=\"/auth/login\">Try again</a>",
+                    escape(error), escape(&code), escape(cid)
+                ),
+            )
+        }
+    }
+}
+
+async fn logout(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let inner = &auth.inner;
+    let pairs = query_pairs(q.as_deref(), &["rd"]).unwrap_or_default();
+    let rd = param(&pairs, "rd").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
+    let mut id_token = None;
+    let mut login_hint = None;
+    for value in cookies::cookie_values(&headers, inner.cookies.session) {
+        if let Some(s) = inner.store.get(value).await {
+            id_token = s.tokens.id_token.clone();
+            login_hint = s.identity.login_hint.clone();
+            tracing::info!(user = %s.identity.user_id(), "signed out");
+        }
+        inner.store.remove(value).await;
+    }
+    let end_session = inner.provider.metadata().await.ok().and_then(|m| m.end_session_endpoint.clone());
+    let target = match end_session {
+        Some(mut u) => {
+            {
+                let mut qp = u.query_pairs_mut();
+                qp.append_pair("post_logout_redirect_uri", inner.settings.post_logout_redirect_uri.as_str());
+                qp.append_pair("client_id", &inner.settings.client_id);
+                qp.append_pair("state", &rd);
+                if let Some(t) = &id_token {
+                    qp.append_pair("id_token_hint", t);
+                }
+                if let Some(h) = &login_hint {
+                    qp.append_pair("logout_hint", h);
+                }
+            }
+            u.to_string()
+        }
+        None => {
+            let local: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("state", &rd).finish();
+            format!("/auth/signed-out?{local}")
+        }
+    };
+    let mut resp = redirect(&target);
+    let c = &inner.cookies;
+    resp.headers_mut().append(header::SET_COOKIE, c.clear(c.session));
+    resp.headers_mut().append(header::SET_COOKIE, c.clear(c.pending));
+    resp
+}
+
+async fn signed_out(RawQuery(q): RawQuery) -> Response {
+    let pairs = query_pairs(q.as_deref(), &["state"]).unwrap_or_default();
+    let rd = param(&pairs, "state").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
+    let login: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &rd).finish();
+    pages::page(
+        StatusCode::OK,
+        "You have signed out",
+        &format!(
+            "<p>Your session has ended. Close this window, or sign in again.</p><a class=\"button\" href=\"/auth/login?{}\">Sign in again</a>",
+            escape(&login)
+        ),
+    )
+}
+
+async fn current_user(auth: &Auth, headers: &HeaderMap) -> Option<User> {
+    let inner = &auth.inner;
+    for value in cookies::cookie_values(headers, inner.cookies.session) {
+        if let Some(session) = inner.store.get(value).await {
+            let roles = inner.settings.policy.effective_roles(&session.identity.roles);
+            return Some(User { session, roles: roles.into(), cookie: value.into() });
+        }
+    }
+    None
+}
+
+fn unauthorized(auth: &Auth) -> Response {
+    let mut u = auth.inner.settings.public_url.clone();
+    u.set_path("/auth/login");
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": "login_required", "login_url": u.to_string()})),
+    )
+        .into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
+    let Some(user) = current_user(&auth, &headers).await else {
+        return unauthorized(&auth);
+    };
+    let id = user.identity();
+    let mut resp = axum::Json(json!({
+        "name": id.name,
+        "preferred_username": id.preferred_username,
+        "email": id.email,
+        "oid": id.oid,
+        "tid": id.tid,
+        "sub": id.sub,
+        "roles": user.roles(),
+        "groups": id.groups,
+        "expires_at": user.session_expires_at(),
+    }))
+    .into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
+    let Some(user) = current_user(&auth, &headers).await else {
+        return unauthorized(&auth);
+    };
+    let mut entry = json!({
+        "provider_name": "aad",
+        "user_id": user.identity().preferred_username.clone().unwrap_or_else(|| user.id().to_owned()),
+        "user_claims": headers::principal_claims(&user),
+    });
+    if auth.inner.settings.pass_access_token {
+        let tokens = &user.session.tokens;
+        entry["access_token"] = json!(tokens.access_token);
+        entry["id_token"] = json!(tokens.id_token);
+        if let Some(exp) = tokens.access_expires_at {
+            entry["expires_on"] = json!(rfc3339(exp));
+        }
+    }
+    let mut resp = axum::Json(json!([entry])).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Formats unix seconds as RFC 3339 UTC (civil-from-days; avoids a date crate for one field).
+fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+async fn app_service_login(RawQuery(q): RawQuery) -> Response {
+    let pairs = query_pairs(q.as_deref(), &["post_login_redirect_uri"]).unwrap_or_default();
+    let rd = param(&pairs, "post_login_redirect_uri").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
+    let local: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &rd).finish();
+    redirect(&format!("/auth/login?{local}"))
+}
+
+async fn app_service_logout(RawQuery(q): RawQuery) -> Response {
+    let pairs = query_pairs(q.as_deref(), &["post_logout_redirect_uri"]).unwrap_or_default();
+    let rd = param(&pairs, "post_logout_redirect_uri").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
+    let local: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &rd).finish();
+    redirect(&format!("/auth/logout?{local}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn duplicated_callback_parameters_are_refused() {
+        assert!(query_pairs(Some("code=a&state=b&state=c"), &["code", "state"]).is_none());
+        assert!(query_pairs(Some("code=a&state=b"), &["code", "state"]).is_some());
+    }
+}

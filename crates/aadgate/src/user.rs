@@ -1,0 +1,111 @@
+//! The signed-in user, as request extension and extractor.
+
+use std::sync::Arc;
+
+use aadgate_core::session::{Identity, Session};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// The signed-in user. Put into request extensions by the sign-in layer;
+/// extract it in a handler:
+///
+/// ```
+/// use aadgate::User;
+/// async fn home(user: User) -> String {
+///     format!("Hello {}", user.name())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct User {
+    pub(crate) session: Arc<Session>,
+    pub(crate) roles: Arc<[String]>,
+    pub(crate) cookie: Arc<str>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    /// Everything known about the user from the ID token.
+    pub fn identity(&self) -> &Identity {
+        &self.session.identity
+    }
+
+    /// Stable id: Entra `oid`, else `sub`.
+    pub fn id(&self) -> &str {
+        self.session.identity.user_id()
+    }
+
+    /// A name to show.
+    pub fn name(&self) -> &str {
+        self.session.identity.display_name()
+    }
+
+    /// Email, if the provider sent one.
+    pub fn email(&self) -> Option<&str> {
+        self.session.identity.email.as_deref()
+    }
+
+    /// Effective roles: each held role and every configured role below it.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// Whether the user holds `role` (directly or through a higher one).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// When the session ends at the latest (unix seconds).
+    pub fn session_expires_at(&self) -> i64 {
+        self.session.expires_at
+    }
+
+    /// The access token stored at sign-in (it may have expired).
+    pub fn stored_access_token(&self) -> Option<&str> {
+        self.session.tokens.access_token.as_deref()
+    }
+}
+
+/// Rejection when no user is signed in.
+#[derive(Debug, Clone, Copy)]
+pub struct NotSignedIn;
+
+impl IntoResponse for NotSignedIn {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "login_required", "login_url": "/auth/login"})),
+        )
+            .into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for User {
+    type Rejection = NotSignedIn;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<User>().cloned().ok_or(NotSignedIn)
+    }
+}
+
+/// Extracts the user when signed in, `None` otherwise (for public pages).
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<User>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(MaybeUser(parts.extensions.get::<User>().cloned()))
+    }
+}

