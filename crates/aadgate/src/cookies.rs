@@ -14,15 +14,24 @@ impl CookieNames {
     /// `__Host-` prefixed and `Secure` on https; plain names on loopback http.
     pub(crate) fn for_url(public_url: &Url) -> Self {
         if public_url.scheme() == "https" {
-            Self { session: "__Host-aadgate", pending: "__Host-aadgate-login", secure: true }
+            Self {
+                session: "__Host-aadgate",
+                pending: "__Host-aadgate-login",
+                secure: true,
+            }
         } else {
-            Self { session: "aadgate", pending: "aadgate_login", secure: false }
+            Self {
+                session: "aadgate",
+                pending: "aadgate_login",
+                secure: false,
+            }
         }
     }
 
     pub(crate) fn set(&self, name: &str, value: &str, max_age: i64) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
-        let v = format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+        let v =
+            format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
         HeaderValue::from_str(&v).expect("cookie values are URL-safe base64")
     }
 
@@ -32,7 +41,10 @@ impl CookieNames {
 }
 
 /// Values of a cookie across all `Cookie` headers (a forged request may repeat it).
-pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+pub(crate) fn cookie_values<'a>(
+    headers: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -59,9 +71,9 @@ pub(crate) fn strip_own_cookies(headers: &mut HeaderMap, names: &[&str]) {
         .map(str::to_owned)
         .collect();
     headers.remove(header::COOKIE);
-    if !all.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&all.join("; ")) {
-            headers.insert(header::COOKIE, v);
-        }
+    if !all.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&all.join("; "))
+    {
+        headers.insert(header::COOKIE, v);
     }
 }

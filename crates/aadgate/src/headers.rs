@@ -13,7 +13,13 @@ use crate::User;
 pub fn is_identity_header(name: &str) -> bool {
     let n: String = name
         .chars()
-        .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect();
     const EXACT: &[&str] = &[
         "x-forwarded-user",
@@ -51,7 +57,10 @@ pub fn principal_claims(user: &User) -> Vec<serde_json::Value> {
     push("iss", &id.issuer);
     push("sub", &id.sub);
     if let Some(v) = &id.oid {
-        push("http://schemas.microsoft.com/identity/claims/objectidentifier", v);
+        push(
+            "http://schemas.microsoft.com/identity/claims/objectidentifier",
+            v,
+        );
     }
     if let Some(v) = &id.tid {
         push("http://schemas.microsoft.com/identity/claims/tenantid", v);
@@ -63,7 +72,10 @@ pub fn principal_claims(user: &User) -> Vec<serde_json::Value> {
         push("preferred_username", v);
     }
     if let Some(v) = &id.email {
-        push("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", v);
+        push(
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+            v,
+        );
     }
     for r in &id.roles {
         push("roles", r);
@@ -96,7 +108,10 @@ pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderN
     };
     add("x-forwarded-user", Some(id.user_id()));
     add("x-forwarded-email", id.email.as_deref());
-    add("x-forwarded-preferred-username", id.preferred_username.as_deref());
+    add(
+        "x-forwarded-preferred-username",
+        id.preferred_username.as_deref(),
+    );
     add("x-forwarded-name", id.name.as_deref());
     add("x-forwarded-roles", Some(&user.roles().join(",")));
     add("x-forwarded-groups", Some(&id.groups.join(",")));
@@ -112,7 +127,11 @@ pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderN
     add("x-ms-client-principal-id", Some(id.user_id()));
     add(
         "x-ms-client-principal-name",
-        Some(id.preferred_username.as_deref().unwrap_or(id.display_name())),
+        Some(
+            id.preferred_username
+                .as_deref()
+                .unwrap_or(id.display_name()),
+        ),
     );
     add("x-ms-client-principal-idp", Some("aad"));
     out
@@ -124,7 +143,15 @@ mod tests {
 
     #[test]
     fn identity_header_names_match_loosely() {
-        for n in ["X-Forwarded-User", "x_forwarded_user", "X-FORWARDED_EMAIL", "x-ms-client-principal", "X_MS_CLIENT_PRINCIPAL_ID", "x-ms-token-aad-access-token", "Remote_User"] {
+        for n in [
+            "X-Forwarded-User",
+            "x_forwarded_user",
+            "X-FORWARDED_EMAIL",
+            "x-ms-client-principal",
+            "X_MS_CLIENT_PRINCIPAL_ID",
+            "x-ms-token-aad-access-token",
+            "Remote_User",
+        ] {
             assert!(is_identity_header(n), "{n}");
         }
         for n in ["x-forwarded-for", "x-forwarded-proto", "cookie", "x-user"] {

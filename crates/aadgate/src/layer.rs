@@ -32,7 +32,10 @@ impl std::fmt::Debug for AuthLayer {
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { auth: self.auth.clone(), inner }
+        AuthService {
+            auth: self.auth.clone(),
+            inner,
+        }
     }
 }
 
@@ -100,8 +103,15 @@ where
             let mut user = None;
             for value in cookies::cookie_values(req.headers(), inner_auth.cookies.session) {
                 if let Some(session) = inner_auth.store.get(value).await {
-                    let roles = inner_auth.settings.policy.effective_roles(&session.identity.roles);
-                    user = Some(User { session, roles: Arc::from(roles), cookie: Arc::from(value) });
+                    let roles = inner_auth
+                        .settings
+                        .policy
+                        .effective_roles(&session.identity.roles);
+                    user = Some(User {
+                        session,
+                        roles: Arc::from(roles),
+                        cookie: Arc::from(value),
+                    });
                     break;
                 }
             }
@@ -116,9 +126,9 @@ where
                     inner.call(req).await
                 }
                 (_, None) => Ok(login_required(&auth, &req)),
-                (req_, Some(u)) if !policy.allows(req_, &u.session.identity.roles) => {
-                    Ok(forbidden(&auth, &req, &u, policy.role_name(req_).unwrap_or("")))
-                }
+                (req_, Some(u)) if !policy.allows(req_, &u.session.identity.roles) => Ok(
+                    forbidden(&auth, &req, &u, policy.role_name(req_).unwrap_or("")),
+                ),
                 (_, Some(u)) => {
                     req.extensions_mut().insert(u);
                     inner.call(req).await
@@ -140,12 +150,17 @@ fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
     let url = login_url(auth, req);
     if is_navigation(req.method(), req.headers()) {
         let rd = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        let local: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", rd).finish();
+        let local: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("rd", rd)
+            .finish();
         let mut resp = StatusCode::FOUND.into_response();
         if let Ok(v) = header::HeaderValue::from_str(&format!("/auth/login?{local}")) {
             resp.headers_mut().insert(header::LOCATION, v);
         }
-        resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
         resp
     } else {
         let mut resp = (
@@ -153,15 +168,35 @@ fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
             axum::Json(serde_json::json!({"error": "login_required", "login_url": url})),
         )
             .into_response();
-        resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
         resp
     }
 }
 
 fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Response {
-    tracing::info!(user = user.id(), path = req.uri().path(), required = role, "access denied: missing role");
-    let lowest = auth.inner.settings.policy.roles().first().map(String::as_str).unwrap_or("");
-    let holds_none = auth.inner.settings.policy.rank(&user.session.identity.roles).is_none();
+    tracing::info!(
+        user = user.id(),
+        path = req.uri().path(),
+        required = role,
+        "access denied: missing role"
+    );
+    let lowest = auth
+        .inner
+        .settings
+        .policy
+        .roles()
+        .first()
+        .map(String::as_str)
+        .unwrap_or("");
+    let holds_none = auth
+        .inner
+        .settings
+        .policy
+        .rank(&user.session.identity.roles)
+        .is_none();
     if !is_navigation(req.method(), req.headers()) {
         return (
             StatusCode::FORBIDDEN,
@@ -188,7 +223,9 @@ fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Respo
     pages::page(
         StatusCode::FORBIDDEN,
         "Access denied",
-        &format!("{body}<a class=\"button\" href=\"/\">Home</a><a class=\"button secondary\" href=\"/auth/logout\">Sign out</a>"),
+        &format!(
+            "{body}<a class=\"button\" href=\"/\">Home</a><a class=\"button secondary\" href=\"/auth/logout\">Sign out</a>"
+        ),
     )
 }
 
@@ -205,11 +242,32 @@ mod tests {
             }
             m
         };
-        assert!(is_navigation(&Method::GET, &h(&[("sec-fetch-mode", "navigate"), ("accept", "*/*")])));
-        assert!(is_navigation(&Method::GET, &h(&[("accept", "text/html,application/xhtml+xml")])));
-        assert!(!is_navigation(&Method::GET, &h(&[("sec-fetch-mode", "cors"), ("accept", "text/html")])));
-        assert!(!is_navigation(&Method::GET, &h(&[("accept", "text/html"), ("x-requested-with", "XMLHttpRequest")])));
-        assert!(!is_navigation(&Method::GET, &h(&[("accept", "application/json")])));
-        assert!(!is_navigation(&Method::POST, &h(&[("accept", "text/html")])));
+        assert!(is_navigation(
+            &Method::GET,
+            &h(&[("sec-fetch-mode", "navigate"), ("accept", "*/*")])
+        ));
+        assert!(is_navigation(
+            &Method::GET,
+            &h(&[("accept", "text/html,application/xhtml+xml")])
+        ));
+        assert!(!is_navigation(
+            &Method::GET,
+            &h(&[("sec-fetch-mode", "cors"), ("accept", "text/html")])
+        ));
+        assert!(!is_navigation(
+            &Method::GET,
+            &h(&[
+                ("accept", "text/html"),
+                ("x-requested-with", "XMLHttpRequest")
+            ])
+        ));
+        assert!(!is_navigation(
+            &Method::GET,
+            &h(&[("accept", "application/json")])
+        ));
+        assert!(!is_navigation(
+            &Method::POST,
+            &h(&[("accept", "text/html")])
+        ));
     }
 }

@@ -53,7 +53,9 @@ pub enum AuthError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The session store could not be opened.
-    #[error("session.store: {0}. Fix: check the directory exists and is writable, and that no other aadgate process uses it")]
+    #[error(
+        "session.store: {0}. Fix: check the directory exists and is writable, and that no other aadgate process uses it"
+    )]
     Store(#[from] aadgate_core::session::StoreError),
 }
 
@@ -65,7 +67,9 @@ pub struct Auth {
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth").field("public_url", &self.inner.settings.public_url.as_str()).finish_non_exhaustive()
+        f.debug_struct("Auth")
+            .field("public_url", &self.inner.settings.public_url.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +95,12 @@ impl Auth {
 
     /// Builds from already validated settings.
     pub fn from_settings(settings: Settings) -> Result<Self, AuthError> {
-        let store = SessionStore::open(&settings.store, &settings.secret, settings.idle_timeout, settings.lifetime)?;
+        let store = SessionStore::open(
+            &settings.store,
+            &settings.secret,
+            settings.idle_timeout,
+            settings.lifetime,
+        )?;
         let provider = Provider::new(&settings);
         let cookies = cookies::CookieNames::for_url(&settings.public_url);
         Ok(Self {
@@ -134,8 +143,13 @@ impl Auth {
     pub async fn access_token(&self, user: &User) -> Option<String> {
         let inner = &self.inner;
         let fresh = |t: &aadgate_core::Tokens| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-            t.access_token.clone().filter(|_| t.access_expires_at.is_none_or(|e| e > now + 60))
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            t.access_token
+                .clone()
+                .filter(|_| t.access_expires_at.is_none_or(|e| e > now + 60))
         };
         if let Some(t) = fresh(&user.session.tokens) {
             return Some(t);
@@ -149,11 +163,19 @@ impl Auth {
             .clone();
         let _guard = lock.lock().await;
         let result = self.refresh_locked(user, fresh).await;
-        inner.refreshing.lock().expect("refresh map lock").remove(&user.cookie);
+        inner
+            .refreshing
+            .lock()
+            .expect("refresh map lock")
+            .remove(&user.cookie);
         result
     }
 
-    async fn refresh_locked(&self, user: &User, fresh: impl Fn(&aadgate_core::Tokens) -> Option<String>) -> Option<String> {
+    async fn refresh_locked(
+        &self,
+        user: &User,
+        fresh: impl Fn(&aadgate_core::Tokens) -> Option<String>,
+    ) -> Option<String> {
         let inner = &self.inner;
         // Another request may have refreshed while we waited.
         let session = inner.store.get(&user.cookie).await?;
@@ -183,12 +205,21 @@ impl Auth {
                 }
             }
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         let tokens = aadgate_core::Tokens {
-            id_token: resp.id_token.clone().or_else(|| session.tokens.id_token.clone()),
+            id_token: resp
+                .id_token
+                .clone()
+                .or_else(|| session.tokens.id_token.clone()),
             access_token: Some(resp.access_token.clone()),
             access_expires_at: resp.expires_in.map(|s| now + s as i64),
-            refresh_token: resp.refresh_token.clone().or_else(|| session.tokens.refresh_token.clone()),
+            refresh_token: resp
+                .refresh_token
+                .clone()
+                .or_else(|| session.tokens.refresh_token.clone()),
         };
         if let Err(e) = inner.store.update_tokens(&user.cookie, tokens).await {
             tracing::warn!(error = %e, "could not store refreshed tokens");

@@ -3,7 +3,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aadgate_core::error::ProviderError;
-use aadgate_core::flow::{AuthorizationRequest, PENDING_TTL, PendingJar, PendingLogin, safe_return_path};
+use aadgate_core::flow::{
+    AuthorizationRequest, PENDING_TTL, PendingJar, PendingLogin, safe_return_path,
+};
 use aadgate_core::session::{Identity, Tokens};
 use aadgate_core::{crypto, entra};
 use axum::Router;
@@ -31,11 +33,17 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn correlation_id() -> String {
-    crypto::random_bytes::<8>().iter().map(|b| format!("{b:02x}")).collect()
+    crypto::random_bytes::<8>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Query pairs; `None` when a parameter we read appears twice (duplicate
@@ -45,7 +53,9 @@ fn query_pairs(raw: Option<&str>, singular: &[&str]) -> Option<Vec<(String, Stri
     if raw.len() > 8192 {
         return None;
     }
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect();
     for name in singular {
         if pairs.iter().filter(|(k, _)| k == name).count() > 1 {
             return None;
@@ -55,7 +65,10 @@ fn query_pairs(raw: Option<&str>, singular: &[&str]) -> Option<Vec<(String, Stri
 }
 
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn redirect(to: &str) -> Response {
@@ -65,27 +78,39 @@ fn redirect(to: &str) -> Response {
             resp.headers_mut().insert(header::LOCATION, v);
         }
         Err(_) => {
-            resp.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/"));
+            resp.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static("/"));
         }
     }
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
 fn provider_down(auth: &Auth, e: &ProviderError) -> Response {
     let cid = correlation_id();
     tracing::error!(correlation_id = %cid, error = %e, "identity provider unavailable");
-    let host = auth.inner.settings.issuer.host_str().unwrap_or("the identity provider").to_owned();
+    let host = auth
+        .inner
+        .settings
+        .issuer
+        .host_str()
+        .unwrap_or("the identity provider")
+        .to_owned();
     let (status, title, msg) = match e {
         ProviderError::IssuerMismatch { .. } | ProviderError::Invalid { .. } => (
             StatusCode::BAD_GATEWAY,
             "Sign-in is misconfigured",
-            format!("The identity provider at {host} answered with settings aadgate cannot trust. An administrator must check oidc.tenant / oidc.issuer."),
+            format!(
+                "The identity provider at {host} answered with settings aadgate cannot trust. An administrator must check oidc.tenant / oidc.issuer."
+            ),
         ),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in is unavailable",
-            format!("The sign-in service at {host} cannot be reached right now. Please try again in a minute."),
+            format!(
+                "The sign-in service at {host} cannot be reached right now. Please try again in a minute."
+            ),
         ),
     };
     pages::failure(status, title, &msg, &cid)
@@ -93,10 +118,18 @@ fn provider_down(auth: &Auth, e: &ProviderError) -> Response {
 
 async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     let Some(pairs) = query_pairs(q.as_deref(), &["rd", "login_hint"]) else {
-        return pages::failure(StatusCode::BAD_REQUEST, "Bad sign-in request", "The sign-in link is malformed.", &correlation_id());
+        return pages::failure(
+            StatusCode::BAD_REQUEST,
+            "Bad sign-in request",
+            "The sign-in link is malformed.",
+            &correlation_id(),
+        );
     };
-    let rd = param(&pairs, "rd").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
-    let login_hint = param(&pairs, "login_hint").filter(|h| h.len() <= 256 && !h.chars().any(char::is_control));
+    let rd = param(&pairs, "rd")
+        .and_then(safe_return_path)
+        .unwrap_or_else(|| "/".to_owned());
+    let login_hint =
+        param(&pairs, "login_hint").filter(|h| h.len() <= 256 && !h.chars().any(char::is_control));
     let inner = &auth.inner;
     let meta = match inner.provider.metadata().await {
         Ok(m) => m,
@@ -104,7 +137,11 @@ async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderM
     };
     let t = now();
     let login = PendingLogin::new(rd, meta.issuer.clone(), t);
-    let mut jar = PendingJar::from_cookie(cookies::cookie_values(&headers, inner.cookies.pending).next(), &inner.pending_sealer, t);
+    let mut jar = PendingJar::from_cookie(
+        cookies::cookie_values(&headers, inner.cookies.pending).next(),
+        &inner.pending_sealer,
+        t,
+    );
     let url = AuthorizationRequest {
         endpoint: &meta.authorization_endpoint,
         client_id: &inner.settings.client_id,
@@ -118,7 +155,11 @@ async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderM
     let mut resp = redirect(url.as_str());
     resp.headers_mut().append(
         header::SET_COOKIE,
-        inner.cookies.set(inner.cookies.pending, &jar.to_cookie(&inner.pending_sealer), PENDING_TTL),
+        inner.cookies.set(
+            inner.cookies.pending,
+            &jar.to_cookie(&inner.pending_sealer),
+            PENDING_TTL,
+        ),
     );
     resp
 }
@@ -128,10 +169,28 @@ async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Head
     let cid = correlation_id();
     let fail = |status: StatusCode, reason: &str| {
         tracing::warn!(correlation_id = %cid, %reason, "sign-in rejected");
-        pages::failure(status, "Sign-in failed", "Sign-in could not be completed. Please start again.", &cid)
+        pages::failure(
+            status,
+            "Sign-in failed",
+            "Sign-in could not be completed. Please start again.",
+            &cid,
+        )
     };
-    let Some(pairs) = query_pairs(q.as_deref(), &["code", "state", "error", "error_description", "session_state", "iss"]) else {
-        return fail(StatusCode::BAD_REQUEST, "callback query oversized or has duplicated parameters");
+    let Some(pairs) = query_pairs(
+        q.as_deref(),
+        &[
+            "code",
+            "state",
+            "error",
+            "error_description",
+            "session_state",
+            "iss",
+        ],
+    ) else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "callback query oversized or has duplicated parameters",
+        );
     };
     if let Some(error) = param(&pairs, "error") {
         return provider_error_page(&pairs, error, &cid);
@@ -143,9 +202,16 @@ async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Head
         return fail(StatusCode::BAD_REQUEST, "callback parameters oversized");
     }
     let t = now();
-    let mut jar = PendingJar::from_cookie(cookies::cookie_values(&headers, inner.cookies.pending).next(), &inner.pending_sealer, t);
+    let mut jar = PendingJar::from_cookie(
+        cookies::cookie_values(&headers, inner.cookies.pending).next(),
+        &inner.pending_sealer,
+        t,
+    );
     let Some(login) = jar.take(state) else {
-        return fail(StatusCode::BAD_REQUEST, "state does not match a sign-in started in this browser (missing, expired or foreign)");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "state does not match a sign-in started in this browser (missing, expired or foreign)",
+        );
     };
     // Single use, even if the pending cookie is replayed.
     {
@@ -162,30 +228,51 @@ async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Head
         Err(e) => return provider_down(&auth, &e),
     };
     if meta.issuer != login.issuer {
-        return fail(StatusCode::BAD_REQUEST, "sign-in was started with another issuer");
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "sign-in was started with another issuer",
+        );
     }
     if let Some(iss) = param(&pairs, "iss") {
         // RFC 9207: when the provider names itself, it must be the one we started with.
         if iss != login.issuer && !login.issuer.contains("{tenantid}") {
-            return fail(StatusCode::BAD_REQUEST, "callback iss parameter names another issuer");
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "callback iss parameter names another issuer",
+            );
         }
     }
-    let tokens = match inner.provider.exchange_code(code, &login.verifier, inner.settings.redirect_uri.as_str()).await {
+    let tokens = match inner
+        .provider
+        .exchange_code(code, &login.verifier, inner.settings.redirect_uri.as_str())
+        .await
+    {
         Ok(t) => t,
-        Err(ProviderError::TokenEndpoint { error, description, status }) => {
+        Err(ProviderError::TokenEndpoint {
+            error,
+            description,
+            status,
+        }) => {
             let code = entra::find_code(&description);
             tracing::warn!(correlation_id = %cid, %error, %description, status, "token endpoint refused the code");
             if let Some(exp) = code.and_then(entra::explain) {
                 return explained_page(StatusCode::BAD_GATEWAY, exp, &error, None, &cid);
             }
-            return fail(StatusCode::BAD_REQUEST, &format!("token endpoint refused: {error}"));
+            return fail(
+                StatusCode::BAD_REQUEST,
+                &format!("token endpoint refused: {error}"),
+            );
         }
         Err(e) => return provider_down(&auth, &e),
     };
     let Some(id_token) = tokens.id_token.as_deref() else {
         return fail(StatusCode::BAD_GATEWAY, "token response without id_token");
     };
-    let claims = match inner.provider.validate_id_token(id_token, Some(&login.nonce)).await {
+    let claims = match inner
+        .provider
+        .validate_id_token(id_token, Some(&login.nonce))
+        .await
+    {
         Ok(c) => c,
         Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("ID token rejected: {e}")),
     };
@@ -217,17 +304,33 @@ async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Head
         Ok(s) => s,
         Err(e) => {
             tracing::error!(correlation_id = %cid, error = %e, "could not store session");
-            return pages::failure(StatusCode::SERVICE_UNAVAILABLE, "Sign-in failed", "Your session could not be saved. Please try again.", &cid);
+            return pages::failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in failed",
+                "Your session could not be saved. Please try again.",
+                &cid,
+            );
         }
     };
     tracing::info!(user = %param_user(&_session.identity), "signed in");
     let mut resp = redirect(&login.rd);
     let c = &inner.cookies;
-    resp.headers_mut().append(header::SET_COOKIE, c.set(c.session, &cookie, inner.settings.lifetime.as_secs() as i64));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        c.set(c.session, &cookie, inner.settings.lifetime.as_secs() as i64),
+    );
     if jar.is_empty() {
-        resp.headers_mut().append(header::SET_COOKIE, c.clear(c.pending));
+        resp.headers_mut()
+            .append(header::SET_COOKIE, c.clear(c.pending));
     } else {
-        resp.headers_mut().append(header::SET_COOKIE, c.set(c.pending, &jar.to_cookie(&inner.pending_sealer), PENDING_TTL));
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            c.set(
+                c.pending,
+                &jar.to_cookie(&inner.pending_sealer),
+                PENDING_TTL,
+            ),
+        );
     }
     resp
 }
@@ -236,13 +339,24 @@ fn param_user(id: &Identity) -> String {
     id.user_id().to_owned()
 }
 
-fn explained_page(status: StatusCode, exp: entra::Explanation, error: &str, ids: Option<(&str, &str)>, cid: &str) -> Response {
+fn explained_page(
+    status: StatusCode,
+    exp: entra::Explanation,
+    error: &str,
+    ids: Option<(&str, &str)>,
+    cid: &str,
+) -> Response {
     let ids_html = match ids {
         Some((trace, corr)) => format!(
             "<p class=\"muted\">Trace id: <code>{}</code><br>Correlation id: <code>{}</code><br>aadgate id: <code>{}</code></p>",
-            escape(trace), escape(corr), escape(cid)
+            escape(trace),
+            escape(corr),
+            escape(cid)
         ),
-        None => format!("<p class=\"muted\">aadgate id: <code>{}</code></p>", escape(cid)),
+        None => format!(
+            "<p class=\"muted\">aadgate id: <code>{}</code></p>",
+            escape(cid)
+        ),
     };
     pages::page(
         status,
@@ -267,9 +381,15 @@ fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Re
     match entra::find_code(description).and_then(entra::explain) {
         Some(exp) => explained_page(StatusCode::FORBIDDEN, exp, error, ids, cid),
         None => {
-            let code = entra::find_code(description).map(|c| format!(" (AADSTS{c})")).unwrap_or_default();
+            let code = entra::find_code(description)
+                .map(|c| format!(" (AADSTS{c})"))
+                .unwrap_or_default();
             let ids_html = ids.map_or(String::new(), |(t, c)| {
-                format!("<br>Trace id: <code>{}</code><br>Correlation id: <code>{}</code>", escape(t), escape(c))
+                format!(
+                    "<br>Trace id: <code>{}</code><br>Correlation id: <code>{}</code>",
+                    escape(t),
+                    escape(c)
+                )
             });
             pages::page(
                 StatusCode::FORBIDDEN,
@@ -277,7 +397,9 @@ fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Re
                 &format!(
                     "<p>The identity provider refused the sign-in: <code>{}</code>{}.</p><p class=\"muted\">aadgate id: <code>{}</code>{ids_html}</p>\
 <a class=\"button\" href=\"/auth/login\">Try again</a>",
-                    escape(error), escape(&code), escape(cid)
+                    escape(error),
+                    escape(&code),
+                    escape(cid)
                 ),
             )
         }
@@ -287,7 +409,9 @@ fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Re
 async fn logout(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     let inner = &auth.inner;
     let pairs = query_pairs(q.as_deref(), &["rd"]).unwrap_or_default();
-    let rd = param(&pairs, "rd").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
+    let rd = param(&pairs, "rd")
+        .and_then(safe_return_path)
+        .unwrap_or_else(|| "/".to_owned());
     let mut id_token = None;
     let mut login_hint = None;
     for value in cookies::cookie_values(&headers, inner.cookies.session) {
@@ -298,12 +422,20 @@ async fn logout(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Header
         }
         inner.store.remove(value).await;
     }
-    let end_session = inner.provider.metadata().await.ok().and_then(|m| m.end_session_endpoint.clone());
+    let end_session = inner
+        .provider
+        .metadata()
+        .await
+        .ok()
+        .and_then(|m| m.end_session_endpoint.clone());
     let target = match end_session {
         Some(mut u) => {
             {
                 let mut qp = u.query_pairs_mut();
-                qp.append_pair("post_logout_redirect_uri", inner.settings.post_logout_redirect_uri.as_str());
+                qp.append_pair(
+                    "post_logout_redirect_uri",
+                    inner.settings.post_logout_redirect_uri.as_str(),
+                );
                 qp.append_pair("client_id", &inner.settings.client_id);
                 qp.append_pair("state", &rd);
                 if let Some(t) = &id_token {
@@ -316,21 +448,29 @@ async fn logout(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Header
             u.to_string()
         }
         None => {
-            let local: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("state", &rd).finish();
+            let local: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", &rd)
+                .finish();
             format!("/auth/signed-out?{local}")
         }
     };
     let mut resp = redirect(&target);
     let c = &inner.cookies;
-    resp.headers_mut().append(header::SET_COOKIE, c.clear(c.session));
-    resp.headers_mut().append(header::SET_COOKIE, c.clear(c.pending));
+    resp.headers_mut()
+        .append(header::SET_COOKIE, c.clear(c.session));
+    resp.headers_mut()
+        .append(header::SET_COOKIE, c.clear(c.pending));
     resp
 }
 
 async fn signed_out(RawQuery(q): RawQuery) -> Response {
     let pairs = query_pairs(q.as_deref(), &["state"]).unwrap_or_default();
-    let rd = param(&pairs, "state").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
-    let login: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &rd).finish();
+    let rd = param(&pairs, "state")
+        .and_then(safe_return_path)
+        .unwrap_or_else(|| "/".to_owned());
+    let login: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("rd", &rd)
+        .finish();
     pages::page(
         StatusCode::OK,
         "You have signed out",
@@ -345,8 +485,15 @@ async fn current_user(auth: &Auth, headers: &HeaderMap) -> Option<User> {
     let inner = &auth.inner;
     for value in cookies::cookie_values(headers, inner.cookies.session) {
         if let Some(session) = inner.store.get(value).await {
-            let roles = inner.settings.policy.effective_roles(&session.identity.roles);
-            return Some(User { session, roles: roles.into(), cookie: value.into() });
+            let roles = inner
+                .settings
+                .policy
+                .effective_roles(&session.identity.roles);
+            return Some(User {
+                session,
+                roles: roles.into(),
+                cookie: value.into(),
+            });
         }
     }
     None
@@ -360,7 +507,8 @@ fn unauthorized(auth: &Auth) -> Response {
         axum::Json(json!({"error": "login_required", "login_url": u.to_string()})),
     )
         .into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -381,7 +529,8 @@ async fn me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
         "expires_at": user.session_expires_at(),
     }))
     .into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -403,7 +552,8 @@ async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Respons
         }
     }
     let mut resp = axum::Json(json!([entry])).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -421,20 +571,33 @@ fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 async fn app_service_login(RawQuery(q): RawQuery) -> Response {
     let pairs = query_pairs(q.as_deref(), &["post_login_redirect_uri"]).unwrap_or_default();
-    let rd = param(&pairs, "post_login_redirect_uri").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
-    let local: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &rd).finish();
+    let rd = param(&pairs, "post_login_redirect_uri")
+        .and_then(safe_return_path)
+        .unwrap_or_else(|| "/".to_owned());
+    let local: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("rd", &rd)
+        .finish();
     redirect(&format!("/auth/login?{local}"))
 }
 
 async fn app_service_logout(RawQuery(q): RawQuery) -> Response {
     let pairs = query_pairs(q.as_deref(), &["post_logout_redirect_uri"]).unwrap_or_default();
-    let rd = param(&pairs, "post_logout_redirect_uri").and_then(safe_return_path).unwrap_or_else(|| "/".to_owned());
-    let local: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &rd).finish();
+    let rd = param(&pairs, "post_logout_redirect_uri")
+        .and_then(safe_return_path)
+        .unwrap_or_else(|| "/".to_owned());
+    let local: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("rd", &rd)
+        .finish();
     redirect(&format!("/auth/logout?{local}"))
 }
 

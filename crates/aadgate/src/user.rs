@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use aadgate_core::session::{Identity, Session};
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 /// The signed-in user. Put into request extensions by the sign-in layer;

@@ -32,7 +32,9 @@ pub fn app() -> Router {
         .route("/admin", get(admin))
         .route("/api/data", post(add_point))
         .route("/assets/app.css", get(css))
-        .with_state(Data { points: Arc::new(Mutex::new(points)) })
+        .with_state(Data {
+            points: Arc::new(Mutex::new(points)),
+        })
 }
 
 struct Viewer {
@@ -43,10 +45,27 @@ struct Viewer {
 
 impl Viewer {
     fn from_headers(h: &HeaderMap) -> Self {
-        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        let roles = get("x-forwarded-roles").split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let get = |n: &str| {
+            h.get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let roles = get("x-forwarded-roles")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         let name = get("x-forwarded-name");
-        Self { name: if name.is_empty() { "anonymous".into() } else { name }, email: get("x-forwarded-email"), roles }
+        Self {
+            name: if name.is_empty() {
+                "anonymous".into()
+            } else {
+                name
+            },
+            email: get("x-forwarded-email"),
+            roles,
+        }
     }
     fn can(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
@@ -60,7 +79,10 @@ fn layout(v: &Viewer, active: &str, body: &str) -> Response {
         .map(|r| r.trim_start_matches("App.").to_owned())
         .unwrap_or_else(|| "No role".into());
     let admin_link = if v.can("App.Admin") {
-        format!("<a href=\"/admin\" class=\"{}\">Admin</a>", if active == "admin" { "active" } else { "" })
+        format!(
+            "<a href=\"/admin\" class=\"{}\">Admin</a>",
+            if active == "admin" { "active" } else { "" }
+        )
     } else {
         String::new()
     };
@@ -103,14 +125,21 @@ fn chart(points: &[(String, u32)]) -> String {
             l = escape(label),
         ));
     }
-    format!("<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Monthly sales\"><line x1=\"20\" y1=\"{base}\" x2=\"{w}\" y2=\"{base}\" class=\"axis\"/>{bars}</svg>", base = h - 30.0)
+    format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Monthly sales\"><line x1=\"20\" y1=\"{base}\" x2=\"{w}\" y2=\"{base}\" class=\"axis\"/>{bars}</svg>",
+        base = h - 30.0
+    )
 }
 
 async fn home(State(data): State<Data>, headers: HeaderMap) -> Response {
     let v = Viewer::from_headers(&headers);
     let points = data.points.lock().expect("data lock").clone();
     let total: u32 = points.iter().map(|p| p.1).sum();
-    let best = points.iter().max_by_key(|p| p.1).map(|p| p.0.clone()).unwrap_or_default();
+    let best = points
+        .iter()
+        .max_by_key(|p| p.1)
+        .map(|p| p.0.clone())
+        .unwrap_or_default();
     let form = if v.can("App.Write") {
         r#"<section class="card"><h2>Add a data point</h2><form method="post" action="/api/data" class="row">
 <input name="label" placeholder="Month" maxlength="12" required><input name="value" type="number" min="0" max="100000" placeholder="Sales (k€)" required>
@@ -136,7 +165,11 @@ struct NewPoint {
     value: u32,
 }
 
-async fn add_point(State(data): State<Data>, headers: HeaderMap, Form(p): Form<NewPoint>) -> Response {
+async fn add_point(
+    State(data): State<Data>,
+    headers: HeaderMap,
+    Form(p): Form<NewPoint>,
+) -> Response {
     // aadgate already refused users without App.Write; checking again costs nothing.
     if !Viewer::from_headers(&headers).can("App.Write") {
         return (StatusCode::FORBIDDEN, "App.Write required").into_response();
@@ -158,13 +191,32 @@ async fn admin(headers: HeaderMap) -> Response {
     let mut rows = String::new();
     let mut names: Vec<_> = headers
         .iter()
-        .filter(|(k, _)| k.as_str().starts_with("x-forwarded-") || k.as_str().starts_with("x-ms-client-principal"))
+        .filter(|(k, _)| {
+            k.as_str().starts_with("x-forwarded-")
+                || k.as_str().starts_with("x-ms-client-principal")
+        })
         .collect();
     names.sort_by_key(|(k, _)| k.as_str());
     for (k, val) in names {
         let shown = val.to_str().unwrap_or("(binary)");
-        let shown = if shown.len() > 80 { format!("{}…", &shown[..80]) } else { shown.to_owned() };
-        rows.push_str(&format!("<tr><td><code>{}</code></td><td><code>{}</code></td></tr>", escape(k.as_str()), escape(&shown)));
+        // Never echo a bearer token into a page, even a demo's.
+        let masked;
+        let shown = if k.as_str() == "x-forwarded-access-token" {
+            masked = format!("(an access token, {} characters)", shown.len());
+            masked.as_str()
+        } else {
+            shown
+        };
+        let shown = if shown.len() > 80 {
+            format!("{}…", &shown[..80])
+        } else {
+            shown.to_owned()
+        };
+        rows.push_str(&format!(
+            "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            escape(k.as_str()),
+            escape(&shown)
+        ));
     }
     let body = format!(
         r#"<h1>Administration</h1><section class="card"><h2>Only App.Admin gets here</h2>
@@ -175,7 +227,14 @@ async fn admin(headers: HeaderMap) -> Response {
 }
 
 async fn css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=300")], CSS).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        CSS,
+    )
+        .into_response()
 }
 
 const CSS: &str = r#"

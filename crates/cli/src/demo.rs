@@ -41,8 +41,13 @@ async fn bind(port: u16, what: &str) -> std::io::Result<TcpListener> {
 
 /// The proxy configuration the demo uses: the dashboard's roles and rules.
 pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
-    let secret: String = aadgate_core::crypto::random_bytes::<32>().iter().map(|b| format!("{b:02x}")).collect();
-    let roles = ["App.Read", "App.Write", "App.Admin"].map(str::to_owned).to_vec();
+    let secret: String = aadgate_core::crypto::random_bytes::<32>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let roles = ["App.Read", "App.Write", "App.Admin"]
+        .map(str::to_owned)
+        .to_vec();
     Config {
         listen: "127.0.0.1:0".into(),
         public_url: Some(public_url.to_owned()),
@@ -56,12 +61,28 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
             client_secret: Some(idp.config().client_secret.clone()),
             ..OidcConfig::default()
         },
-        session: SessionConfig { secret: Some(secret), store: Some("memory".into()), ..SessionConfig::default() },
+        session: SessionConfig {
+            secret: Some(secret),
+            store: Some("memory".into()),
+            ..SessionConfig::default()
+        },
         authz: AuthzConfig { roles },
         route: vec![
-            RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), public: false },
-            RouteConfig { path: "/api/data".into(), role: Some("App.Write".into()), public: false },
-            RouteConfig { path: "/assets".into(), role: None, public: true },
+            RouteConfig {
+                path: "/admin".into(),
+                role: Some("App.Admin".into()),
+                public: false,
+            },
+            RouteConfig {
+                path: "/api/data".into(),
+                role: Some("App.Write".into()),
+                public: false,
+            },
+            RouteConfig {
+                path: "/assets".into(),
+                role: None,
+                public: true,
+            },
         ],
     }
 }
@@ -75,11 +96,13 @@ pub async fn start(ports: DemoPorts) -> Result<Demo, Box<dyn std::error::Error +
     let idp_addr = idp_listener.local_addr()?;
     let public_url = format!("http://127.0.0.1:{}", proxy_addr.port());
 
-    let mut idp_config = DevIdpConfig::default();
-    idp_config.redirect_uris = vec![
-        format!("http://127.0.0.1:{}/auth/callback", proxy_addr.port()),
-        format!("http://localhost:{}/auth/callback", proxy_addr.port()),
-    ];
+    let idp_config = DevIdpConfig {
+        redirect_uris: vec![
+            format!("http://127.0.0.1:{}/auth/callback", proxy_addr.port()),
+            format!("http://localhost:{}/auth/callback", proxy_addr.port()),
+        ],
+        ..DevIdpConfig::default()
+    };
     let idp = DevIdp::new(idp_config, Url::parse(&format!("http://{idp_addr}"))?)?;
     let idp_router = idp.router();
     tokio::spawn(async move { axum::serve(idp_listener, idp_router).await });
@@ -91,7 +114,15 @@ pub async fn start(ports: DemoPorts) -> Result<Demo, Box<dyn std::error::Error +
     let auth = Auth::from_config(&config)?;
     let upstream = auth.settings().upstream.clone().ok_or("demo upstream")?;
     let app = crate::proxy::app(auth, upstream);
-    tokio::spawn(crate::proxy::serve(proxy_listener, app, std::future::pending()));
+    tokio::spawn(crate::proxy::serve(
+        proxy_listener,
+        app,
+        std::future::pending(),
+    ));
 
-    Ok(Demo { url: format!("{public_url}/"), issuer: idp.issuer(), idp })
+    Ok(Demo {
+        url: format!("{public_url}/"),
+        issuer: idp.issuer(),
+        idp,
+    })
 }

@@ -11,7 +11,11 @@ use aadgate_dev_idp::{DevIdp, DevIdpConfig};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "aadgate", version, about = "Microsoft Entra ID sign-in with app roles in front of any web app")]
+#[command(
+    name = "aadgate",
+    version,
+    about = "Microsoft Entra ID sign-in with app roles in front of any web app"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,7 +61,10 @@ enum Command {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AADGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 async fn shutdown_signal() {
@@ -66,7 +73,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -112,7 +120,8 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
         Command::DevIdp { listen, config } => {
             let cfg = match config {
                 Some(p) => {
-                    let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                    let text = std::fs::read_to_string(&p)
+                        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                     DevIdpConfig::from_toml_str(&text)?
                 }
                 None => DevIdpConfig::default(),
@@ -125,18 +134,36 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             println!("  tenant:        {}", idp.config().tenant_id);
             println!("  client_id:     {}", idp.config().client_id);
             println!("  client_secret: {}", idp.config().client_secret);
-            println!("  users:         {}", idp.config().users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>().join(", "));
-            axum::serve(listener, idp.router()).with_graceful_shutdown(shutdown_signal()).await?;
+            println!(
+                "  users:         {}",
+                idp.config()
+                    .users
+                    .iter()
+                    .map(|u| u.username.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            axum::serve(listener, idp.router())
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
             Ok(())
         }
         Command::Demo { port, idp_port } => {
-            let d = demo::start(demo::DemoPorts { proxy: port, idp: idp_port }).await?;
+            let d = demo::start(demo::DemoPorts {
+                proxy: port,
+                idp: idp_port,
+            })
+            .await?;
             println!();
             println!("  aadgate demo is running. Open:  {}", d.url);
             println!();
             println!("  Sign in as one of the dev IdP's users:");
             for u in &d.idp.config().users {
-                let roles = if u.roles.is_empty() { "no role".to_owned() } else { u.roles.join(", ") };
+                let roles = if u.roles.is_empty() {
+                    "no role".to_owned()
+                } else {
+                    u.roles.join(", ")
+                };
                 println!("    {:<8} {:<14} {}", u.username, u.name, roles);
             }
             println!();
@@ -150,7 +177,10 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             let settings = config.validate()?;
             println!("configuration OK");
             println!("  public_url:   {}", settings.public_url);
-            println!("  redirect URI: {}  (register this at the provider)", settings.redirect_uri);
+            println!(
+                "  redirect URI: {}  (register this at the provider)",
+                settings.redirect_uri
+            );
             println!("  issuer:       {}", settings.issuer);
             println!("  roles:        {:?}", settings.policy.roles());
             if online {

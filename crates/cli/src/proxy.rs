@@ -33,12 +33,18 @@ pub fn app(auth: Auth, upstream: Url) -> Router {
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .pool_max_idle_per_host(256)
         .build(connector);
-    let fwd = Forwarder { client, upstream, auth: auth.clone() };
+    let routes = auth.routes();
+    let layer = auth.layer();
+    let fwd = Forwarder {
+        client,
+        upstream,
+        auth,
+    };
     Router::new()
-        .merge(auth.routes())
+        .merge(routes)
         .fallback(forward)
         .with_state(fwd)
-        .layer(auth.layer())
+        .layer(layer)
 }
 
 const HOP_BY_HOP: &[&str] = &[
@@ -54,7 +60,13 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Headers a client may use to make an upstream believe another URL was asked for.
-const URL_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url", "x-forwarded-uri", "x-forwarded-path", "x-forwarded-prefix"];
+const URL_OVERRIDES: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
@@ -88,14 +100,31 @@ fn bad_gateway(why: &str) -> Response {
     )
 }
 
-async fn forward(State(fwd): State<Forwarder>, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request) -> Response {
+async fn forward(
+    State(fwd): State<Forwarder>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
     let settings = fwd.auth.settings();
-    let trusted = settings.trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
+    let trusted = settings
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&peer.ip()));
     let websocket = is_websocket(req.headers());
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
-    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
-    let uri: Uri = match format!("{}{}", fwd.upstream.as_str().trim_end_matches('/'), path_and_query).parse() {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let uri: Uri = match format!(
+        "{}{}",
+        fwd.upstream.as_str().trim_end_matches('/'),
+        path_and_query
+    )
+    .parse()
+    {
         Ok(u) => u,
         Err(_) => return (StatusCode::BAD_REQUEST, "bad request path").into_response(),
     };
@@ -116,7 +145,10 @@ async fn forward(State(fwd): State<Forwarder>, ConnectInfo(peer): ConnectInfo<So
     }
     // X-Forwarded-*: believed only from trusted proxies.
     let host = headers.get(header::HOST).cloned();
-    let xff = match (trusted, headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())) {
+    let xff = match (
+        trusted,
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+    ) {
         (true, Some(prev)) => format!("{prev}, {}", peer.ip()),
         _ => peer.ip().to_string(),
     };
@@ -132,13 +164,17 @@ async fn forward(State(fwd): State<Forwarder>, ConnectInfo(peer): ConnectInfo<So
     if !headers.contains_key("x-forwarded-proto") {
         headers.insert(
             "x-forwarded-proto",
-            HeaderValue::from_static(if settings.public_url.scheme() == "https" { "https" } else { "http" }),
+            HeaderValue::from_static(if settings.public_url.scheme() == "https" {
+                "https"
+            } else {
+                "http"
+            }),
         );
     }
-    if !headers.contains_key("x-forwarded-host") {
-        if let Some(h) = host {
-            headers.insert("x-forwarded-host", h);
-        }
+    if !headers.contains_key("x-forwarded-host")
+        && let Some(h) = host
+    {
+        headers.insert("x-forwarded-host", h);
     }
     if let Some(u) = &user {
         for (name, value) in aadgate::headers::identity_headers(u, access_token.as_deref()) {
@@ -179,10 +215,20 @@ async fn forward(State(fwd): State<Forwarder>, ConnectInfo(peer): ConnectInfo<So
     strip_hop_by_hop(&mut parts.headers);
     // The app may not overwrite aadgate's own cookies.
     let own = fwd.auth.cookie_names();
-    let cookies: Vec<HeaderValue> = parts.headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+    let cookies: Vec<HeaderValue> = parts
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
     parts.headers.remove(header::SET_COOKIE);
     for c in cookies {
-        let name = c.to_str().ok().and_then(|s| s.split('=').next()).map(str::trim).unwrap_or("");
+        let name = c
+            .to_str()
+            .ok()
+            .and_then(|s| s.split('=').next())
+            .map(str::trim)
+            .unwrap_or("");
         if !own.contains(&name) {
             parts.headers.append(header::SET_COOKIE, c);
         }
@@ -196,7 +242,10 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -309,8 +309,9 @@ impl Config {
     /// Checks every key and resolves defaults. Errors name the key and the fix.
     pub fn validate(&self) -> Result<Settings, ConfigError> {
         let listen: SocketAddr = self.listen.parse().map_err(|_| {
-            ConfigError::new("listen", format!("{:?} is not an address", self.listen))
-                .with_fix("use host:port with an IP address, e.g. \"127.0.0.1:4180\" or \"0.0.0.0:4180\"")
+            ConfigError::new("listen", format!("{:?} is not an address", self.listen)).with_fix(
+                "use host:port with an IP address, e.g. \"127.0.0.1:4180\" or \"0.0.0.0:4180\"",
+            )
         })?;
 
         let public_url_text = self.public_url.as_deref().ok_or_else(|| {
@@ -367,15 +368,23 @@ impl Config {
         });
         for s in configured {
             if s.is_empty() || s.contains(char::is_whitespace) {
-                return Err(ConfigError::new("oidc.scopes", format!("{s:?} is not a scope"))
-                    .with_fix("list scopes as separate strings without spaces"));
+                return Err(
+                    ConfigError::new("oidc.scopes", format!("{s:?} is not a scope"))
+                        .with_fix("list scopes as separate strings without spaces"),
+                );
             }
             if !scopes.contains(&s) {
                 scopes.push(s);
             }
         }
 
-        let multi = matches!(provider, ProviderKind::Entra { multi_tenant: true, .. });
+        let multi = matches!(
+            provider,
+            ProviderKind::Entra {
+                multi_tenant: true,
+                ..
+            }
+        );
         if !self.oidc.allowed_tenants.is_empty() && !multi {
             return Err(ConfigError::new(
                 "oidc.allowed_tenants",
@@ -396,7 +405,9 @@ impl Config {
                     "oidc.allowed_tenants",
                     format!("{t:?} is not a tenant ID"),
                 )
-                .with_fix("use tenant ID GUIDs (Entra admin center > Overview > Tenant ID), or \"*\""));
+                .with_fix(
+                    "use tenant ID GUIDs (Entra admin center > Overview > Tenant ID), or \"*\"",
+                ));
             }
         }
 
@@ -424,8 +435,11 @@ impl Config {
         let post_logout_redirect_uri = match self.oidc.post_logout_redirect_uri.as_deref() {
             None => join(&public_url, "/auth/signed-out"),
             Some(u) => Url::parse(u).map_err(|_| {
-                ConfigError::new("oidc.post_logout_redirect_uri", format!("{u:?} is not a URL"))
-                    .with_fix("use an absolute URL registered at the provider")
+                ConfigError::new(
+                    "oidc.post_logout_redirect_uri",
+                    format!("{u:?} is not a URL"),
+                )
+                .with_fix("use an absolute URL registered at the provider")
             })?,
         };
 
@@ -442,15 +456,19 @@ impl Config {
             .with_fix("generate one with `openssl rand -hex 32`")
         })?;
 
-        let store = match self.session.store.as_deref().unwrap_or("file:./.aadgate/sessions") {
+        let store = match self
+            .session
+            .store
+            .as_deref()
+            .unwrap_or("file:./.aadgate/sessions")
+        {
             "memory" => StoreKind::Memory,
             s if s.starts_with("file:") && s.len() > 5 => StoreKind::File(s[5..].into()),
             other => {
-                return Err(ConfigError::new(
-                    "session.store",
-                    format!("{other:?} is not a store"),
-                )
-                .with_fix("use \"file:<directory>\" (persistent, default) or \"memory\""));
+                return Err(
+                    ConfigError::new("session.store", format!("{other:?} is not a store"))
+                        .with_fix("use \"file:<directory>\" (persistent, default) or \"memory\""),
+                );
             }
         };
 
@@ -458,7 +476,11 @@ impl Config {
         let lifetime = self.session.lifetime_secs.unwrap_or(24 * 3600);
         if idle == 0 || lifetime == 0 {
             return Err(ConfigError::new(
-                if idle == 0 { "session.idle_timeout_secs" } else { "session.lifetime_secs" },
+                if idle == 0 {
+                    "session.idle_timeout_secs"
+                } else {
+                    "session.lifetime_secs"
+                },
                 "is zero",
             )
             .with_fix("use a number of seconds greater than zero"));
@@ -572,7 +594,10 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
                 ConfigError::new(name, "is not a TOML array")
                     .with_fix("use comma-separated values, e.g. App.Read,App.Write")
             })?;
-            wrapped.get("v").cloned().unwrap_or(toml::Value::Array(vec![]))
+            wrapped
+                .get("v")
+                .cloned()
+                .unwrap_or(toml::Value::Array(vec![]))
         } else {
             toml::Value::Array(
                 value
@@ -588,8 +613,10 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" | "" => false,
             _ => {
-                return Err(ConfigError::new(name, format!("{value:?} is not a boolean"))
-                    .with_fix("use true or false"));
+                return Err(
+                    ConfigError::new(name, format!("{value:?} is not a boolean"))
+                        .with_fix("use true or false"),
+                );
             }
         })
     } else if INT_KEYS.contains(&dotted.as_str()) {
@@ -615,7 +642,9 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
 }
 
 fn non_empty(s: Option<&str>) -> Option<String> {
-    s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn parse_base_url(key: &str, text: &str) -> Result<Url, ConfigError> {
@@ -624,8 +653,10 @@ fn parse_base_url(key: &str, text: &str) -> Result<Url, ConfigError> {
             .with_fix("use an absolute URL such as \"https://host:port\"")
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(ConfigError::new(key, format!("{text:?} is not an http(s) URL"))
-            .with_fix("use an absolute URL such as \"https://host:port\""));
+        return Err(
+            ConfigError::new(key, format!("{text:?} is not an http(s) URL"))
+                .with_fix("use an absolute URL such as \"https://host:port\""),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
         return Err(
@@ -644,11 +675,11 @@ fn parse_issuer(text: &str) -> Result<Url, ConfigError> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback_url(&url) => Ok(url),
-        _ => Err(ConfigError::new(
-            "oidc.issuer",
-            format!("{text:?} is not https"),
-        )
-        .with_fix("use the provider's https issuer; plain http is accepted only on loopback hosts")),
+        _ => Err(
+            ConfigError::new("oidc.issuer", format!("{text:?} is not https")).with_fix(
+                "use the provider's https issuer; plain http is accepted only on loopback hosts",
+            ),
+        ),
     }
 }
 
@@ -679,7 +710,7 @@ pub fn is_guid(s: &str) -> bool {
 }
 
 fn decode_secret(text: &str) -> Option<Vec<u8>> {
-    let bytes = if text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let bytes = if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         (0..text.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
@@ -769,10 +800,16 @@ store = "memory"
         let e = err(&base(), &[("AADGATE_SESSION_SECRET", "tooshort")]);
         assert_eq!(e.key, "session.secret");
 
-        let e = err(&base(), &[("AADGATE_PUBLIC_URL", "http://dash.example.com")]);
+        let e = err(
+            &base(),
+            &[("AADGATE_PUBLIC_URL", "http://dash.example.com")],
+        );
         assert_eq!(e.key, "public_url");
 
-        let e = err(&base(), &[("AADGATE_OIDC_ISSUER", "http://idp.example.com/x")]);
+        let e = err(
+            &base(),
+            &[("AADGATE_OIDC_ISSUER", "http://idp.example.com/x")],
+        );
         assert_eq!(e.key, "oidc.issuer");
 
         let e = err(&format!("{}\nbogus = 1\n", base()), &[]);

@@ -16,7 +16,9 @@ pub fn b64url(bytes: &[u8]) -> String {
 
 /// Decodes URL-safe base64 without padding.
 pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
 }
 
 /// `n` bytes from the system CSPRNG.
@@ -93,7 +95,9 @@ impl Sealer {
     pub fn new(secret: &[u8], purpose: &str) -> Self {
         let key = derive_key(secret, purpose);
         let unbound = UnboundKey::new(&aead::AES_256_GCM, &key).expect("32-byte AES key");
-        Self { key: std::sync::Arc::new(LessSafeKey::new(unbound)) }
+        Self {
+            key: std::sync::Arc::new(LessSafeKey::new(unbound)),
+        }
     }
 
     /// Encrypts `plain`, binding `context` as associated data. Output: nonce || ciphertext || tag.
@@ -101,7 +105,11 @@ impl Sealer {
         let nonce_bytes = random_bytes::<12>();
         let mut buf = plain.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(context), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(context),
+                &mut buf,
+            )
             .expect("AES-GCM sealing of in-memory data cannot fail");
         let mut out = Vec::with_capacity(12 + buf.len());
         out.extend_from_slice(&nonce_bytes);
@@ -117,7 +125,10 @@ impl Sealer {
         let (nonce, rest) = sealed.split_at(12);
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut buf = rest.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::from(context), &mut buf).ok()?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context), &mut buf)
+            .ok()?;
         Some(plain.to_vec())
     }
 }
@@ -145,6 +156,9 @@ mod tests {
         let a = random_token();
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_token());
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
     }
 }

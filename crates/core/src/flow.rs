@@ -89,7 +89,10 @@ impl PendingJar {
 
     /// Removes and returns the sign-in with this state (constant-time compare).
     pub fn take(&mut self, state: &str) -> Option<PendingLogin> {
-        let i = self.logins.iter().position(|l| crypto::ct_eq(l.state.as_bytes(), state.as_bytes()))?;
+        let i = self
+            .logins
+            .iter()
+            .position(|l| crypto::ct_eq(l.state.as_bytes(), state.as_bytes()))?;
         Some(self.logins.remove(i))
     }
 
@@ -162,7 +165,9 @@ pub fn safe_return_path(rd: &str) -> Option<String> {
     // Decode repeatedly so encoded slashes, backslashes and control characters are seen.
     let mut decoded = rd.to_owned();
     for _ in 0..4 {
-        let next = percent_encoding::percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
+        let next = percent_encoding::percent_decode_str(&decoded)
+            .decode_utf8_lossy()
+            .into_owned();
         if next == decoded {
             break;
         }
@@ -172,7 +177,10 @@ pub fn safe_return_path(rd: &str) -> Option<String> {
     let mut chars = decoded.chars();
     chars.next();
     let second = chars.next();
-    if matches!(second, Some('/') | Some('\\')) || decoded.chars().any(bad_char) || rd.chars().any(bad_char) {
+    if matches!(second, Some('/') | Some('\\'))
+        || decoded.chars().any(bad_char)
+        || rd.chars().any(bad_char)
+    {
         return None;
     }
     // Anything a browser would resolve to another origin is refused.
@@ -198,7 +206,9 @@ mod tests {
     fn jar_round_trip_bounded_and_single_use() {
         let sealer = Sealer::new(&[1u8; 32], "pending");
         let mut jar = PendingJar::default();
-        let logins: Vec<_> = (0..6).map(|i| PendingLogin::new(format!("/{i}"), "iss".into(), 1000)).collect();
+        let logins: Vec<_> = (0..6)
+            .map(|i| PendingLogin::new(format!("/{i}"), "iss".into(), 1000))
+            .collect();
         for l in &logins {
             jar.push(l.clone());
         }
@@ -230,9 +240,22 @@ mod tests {
             assert_eq!(safe_return_path(ok).as_deref(), Some(ok));
         }
         for bad in [
-            "//evil.com", "///evil.com", "/\\evil.com", "\\\\evil.com", "/%2f/evil.com", "/%5cevil.com",
-            "/%09/evil.com", "/%0a/evil.com", "/ /evil.com", "http://evil.com", "evil.com", "/../x",
-            "/%2e%2e/x", "/a/../../x", "/%252f%252fevil.com", "javascript:alert(1)",
+            "//evil.com",
+            "///evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "/%2f/evil.com",
+            "/%5cevil.com",
+            "/%09/evil.com",
+            "/%0a/evil.com",
+            "/ /evil.com",
+            "http://evil.com",
+            "evil.com",
+            "/../x",
+            "/%2e%2e/x",
+            "/a/../../x",
+            "/%252f%252fevil.com",
+            "javascript:alert(1)",
         ] {
             assert_eq!(safe_return_path(bad), None, "{bad}");
         }

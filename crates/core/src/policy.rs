@@ -63,36 +63,54 @@ impl Policy {
         for (i, route) in routes.iter().enumerate() {
             let key = format!("route[{i}].path");
             if !route.path.starts_with('/') {
-                return Err(ConfigError::new(key, format!("{:?} does not start with /", route.path))
-                    .with_fix("write paths like \"/admin\""));
+                return Err(ConfigError::new(
+                    key,
+                    format!("{:?} does not start with /", route.path),
+                )
+                .with_fix("write paths like \"/admin\""));
             }
-            let prefix = normalize_path(&route.path)
-                .ok_or_else(|| ConfigError::new(&key, format!("{:?} is not a clean path", route.path))
-                    .with_fix("write a plain path without dots, query or control characters"))?;
+            let prefix = normalize_path(&route.path).ok_or_else(|| {
+                ConfigError::new(&key, format!("{:?} is not a clean path", route.path))
+                    .with_fix("write a plain path without dots, query or control characters")
+            })?;
             let prefix = prefix.trim_end_matches('/').to_owned();
             if rules.iter().any(|r| r.prefix == prefix) {
-                return Err(ConfigError::new(key, format!("{:?} has two rules", route.path))
-                    .with_fix("merge the two [[route]] entries"));
+                return Err(
+                    ConfigError::new(key, format!("{:?} has two rules", route.path))
+                        .with_fix("merge the two [[route]] entries"),
+                );
             }
             let requirement = match (route.public, &route.role) {
                 (true, Some(_)) => {
-                    return Err(ConfigError::new(format!("route[{i}]"), "is both public and role-restricted")
-                        .with_fix("remove `public = true` or `role`"));
+                    return Err(ConfigError::new(
+                        format!("route[{i}]"),
+                        "is both public and role-restricted",
+                    )
+                    .with_fix("remove `public = true` or `role`"));
                 }
                 (true, None) => Requirement::Public,
                 (false, None) => default,
                 (false, Some(role)) => {
                     let idx = roles.iter().position(|r| r == role).ok_or_else(|| {
-                        ConfigError::new(format!("route[{i}].role"), format!("{role:?} is not in authz.roles"))
-                            .with_fix(format!("use one of {:?}, or add it to authz.roles", roles))
+                        ConfigError::new(
+                            format!("route[{i}].role"),
+                            format!("{role:?} is not in authz.roles"),
+                        )
+                        .with_fix(format!("use one of {:?}, or add it to authz.roles", roles))
                     })?;
                     Requirement::SignedIn(Some(idx))
                 }
             };
-            rules.push(Rule { prefix, requirement });
+            rules.push(Rule {
+                prefix,
+                requirement,
+            });
         }
-        rules.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
-        rules.push(Rule { prefix: String::new(), requirement: default });
+        rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        rules.push(Rule {
+            prefix: String::new(),
+            requirement: default,
+        });
         Ok(Self { roles, rules })
     }
 
@@ -110,7 +128,8 @@ impl Policy {
         for rule in &self.rules {
             if rule.prefix.is_empty()
                 || path == rule.prefix
-                || (path.starts_with(&rule.prefix) && path.as_bytes().get(rule.prefix.len()) == Some(&b'/'))
+                || (path.starts_with(&rule.prefix)
+                    && path.as_bytes().get(rule.prefix.len()) == Some(&b'/'))
             {
                 return rule.requirement;
             }
@@ -153,7 +172,9 @@ impl Policy {
     pub fn allows(&self, req: Requirement, user_roles: &[String]) -> bool {
         match req {
             Requirement::Public | Requirement::SignedIn(None) => true,
-            Requirement::SignedIn(Some(needed)) => self.rank(user_roles).is_some_and(|r| r >= needed),
+            Requirement::SignedIn(Some(needed)) => {
+                self.rank(user_roles).is_some_and(|r| r >= needed)
+            }
         }
     }
 
@@ -188,7 +209,12 @@ pub fn normalize_path(raw: &str) -> Option<String> {
         }
         decoded = next;
     }
-    if decoded.contains('%') && percent_encoding::percent_decode_str(&decoded).decode_utf8().ok()? != decoded {
+    if decoded.contains('%')
+        && percent_encoding::percent_decode_str(&decoded)
+            .decode_utf8()
+            .ok()?
+            != decoded
+    {
         // Still encoded after four rounds: refuse rather than guess.
         return None;
     }
@@ -221,12 +247,30 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        let authz = AuthzConfig { roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()] };
+        let authz = AuthzConfig {
+            roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()],
+        };
         let routes = vec![
-            RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), public: false },
-            RouteConfig { path: "/admin/public".into(), role: None, public: true },
-            RouteConfig { path: "/assets/".into(), role: None, public: true },
-            RouteConfig { path: "/write".into(), role: Some("App.Write".into()), public: false },
+            RouteConfig {
+                path: "/admin".into(),
+                role: Some("App.Admin".into()),
+                public: false,
+            },
+            RouteConfig {
+                path: "/admin/public".into(),
+                role: None,
+                public: true,
+            },
+            RouteConfig {
+                path: "/assets/".into(),
+                role: None,
+                public: true,
+            },
+            RouteConfig {
+                path: "/write".into(),
+                role: Some("App.Write".into()),
+                public: false,
+            },
         ];
         Policy::from_config(&authz, &routes).unwrap()
     }
@@ -237,7 +281,10 @@ mod tests {
         assert_eq!(p.requirement("/admin"), Requirement::SignedIn(Some(2)));
         assert_eq!(p.requirement("/admin/x"), Requirement::SignedIn(Some(2)));
         assert_eq!(p.requirement("/admin/public/x"), Requirement::Public);
-        assert_eq!(p.requirement("/administrator"), Requirement::SignedIn(Some(0)));
+        assert_eq!(
+            p.requirement("/administrator"),
+            Requirement::SignedIn(Some(0))
+        );
         assert_eq!(p.requirement("/assets"), Requirement::Public);
         assert_eq!(p.requirement("/assetsX"), Requirement::SignedIn(Some(0)));
     }
@@ -254,7 +301,11 @@ mod tests {
             "//admin",
             "/./admin",
         ] {
-            assert_eq!(p.requirement(path), Requirement::SignedIn(Some(2)), "{path}");
+            assert_eq!(
+                p.requirement(path),
+                Requirement::SignedIn(Some(2)),
+                "{path}"
+            );
         }
         // Unnormalizable paths get the strictest rule.
         assert_eq!(p.requirement("/assets/%00"), Requirement::SignedIn(Some(2)));
@@ -274,10 +325,31 @@ mod tests {
 
     #[test]
     fn bad_rules_fail_at_start_up() {
-        let authz = AuthzConfig { roles: vec!["App.Read".into()] };
-        let r = |path: &str, role: Option<&str>, public| RouteConfig { path: path.into(), role: role.map(Into::into), public };
-        assert_eq!(Policy::from_config(&authz, &[r("/a", Some("App.Nope"), false)]).unwrap_err().key, "route[0].role");
-        assert_eq!(Policy::from_config(&authz, &[r("a", None, false)]).unwrap_err().key, "route[0].path");
-        assert_eq!(Policy::from_config(&authz, &[r("/a", Some("App.Read"), true)]).unwrap_err().key, "route[0]");
+        let authz = AuthzConfig {
+            roles: vec!["App.Read".into()],
+        };
+        let r = |path: &str, role: Option<&str>, public| RouteConfig {
+            path: path.into(),
+            role: role.map(Into::into),
+            public,
+        };
+        assert_eq!(
+            Policy::from_config(&authz, &[r("/a", Some("App.Nope"), false)])
+                .unwrap_err()
+                .key,
+            "route[0].role"
+        );
+        assert_eq!(
+            Policy::from_config(&authz, &[r("a", None, false)])
+                .unwrap_err()
+                .key,
+            "route[0].path"
+        );
+        assert_eq!(
+            Policy::from_config(&authz, &[r("/a", Some("App.Read"), true)])
+                .unwrap_err()
+                .key,
+            "route[0]"
+        );
     }
 }

@@ -94,12 +94,17 @@ pub struct Provider {
 
 impl std::fmt::Debug for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provider").field("issuer", &self.configured_issuer).finish_non_exhaustive()
+        f.debug_struct("Provider")
+            .field("issuer", &self.configured_issuer)
+            .finish_non_exhaustive()
     }
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Provider {
@@ -123,7 +128,11 @@ impl Provider {
             http,
             metadata: Mutex::new(None),
             discovery_lock: tokio::sync::Mutex::new(()),
-            keys: Mutex::new(KeyState { keys: Arc::new(Vec::new()), fetched_at: None, last_forced: None }),
+            keys: Mutex::new(KeyState {
+                keys: Arc::new(Vec::new()),
+                fetched_at: None,
+                last_forced: None,
+            }),
             keys_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -142,7 +151,10 @@ impl Provider {
         if let Some(m) = self.metadata.lock().expect("metadata lock").clone() {
             return Ok(m);
         }
-        let url = format!("{}/.well-known/openid-configuration", self.configured_issuer);
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.configured_issuer
+        );
         let body = self.get_json(&url).await?;
         let meta: Metadata = serde_json::from_value(body).map_err(|e| ProviderError::Invalid {
             what: "discovery document",
@@ -158,11 +170,19 @@ impl Provider {
         let found = meta.issuer.trim_end_matches('/');
         let ok = match &self.kind {
             ProviderKind::Generic => found == self.configured_issuer,
-            ProviderKind::Entra { multi_tenant: true, tenant } => {
+            ProviderKind::Entra {
+                multi_tenant: true,
+                tenant,
+            } => {
                 // .../organizations/v2.0 publishes the template .../{tenantid}/v2.0
-                self.configured_issuer.replace(&format!("/{tenant}/"), "/{tenantid}/") == found
+                self.configured_issuer
+                    .replace(&format!("/{tenant}/"), "/{tenantid}/")
+                    == found
             }
-            ProviderKind::Entra { multi_tenant: false, tenant } => {
+            ProviderKind::Entra {
+                multi_tenant: false,
+                tenant,
+            } => {
                 // A domain tenant resolves to the tenant's GUID on the same host.
                 found == self.configured_issuer
                     || (!crate::config::is_guid(tenant)
@@ -181,18 +201,23 @@ impl Provider {
                 found: meta.issuer.clone(),
             });
         }
-        let issuer_url = Url::parse(&self.configured_issuer).map_err(|e| ProviderError::Invalid {
-            what: "issuer",
-            reason: e.to_string(),
-        })?;
+        let issuer_url =
+            Url::parse(&self.configured_issuer).map_err(|e| ProviderError::Invalid {
+                what: "issuer",
+                reason: e.to_string(),
+            })?;
         for (what, u) in [
             ("authorization_endpoint", &meta.authorization_endpoint),
             ("token_endpoint", &meta.token_endpoint),
             ("jwks_uri", &meta.jwks_uri),
         ] {
-            let secure = u.scheme() == "https" || (u.scheme() == "http" && is_loopback_url(&issuer_url) && is_loopback_url(u));
+            let secure = u.scheme() == "https"
+                || (u.scheme() == "http" && is_loopback_url(&issuer_url) && is_loopback_url(u));
             if !secure {
-                return Err(ProviderError::Invalid { what, reason: format!("{u} is not https") });
+                return Err(ProviderError::Invalid {
+                    what,
+                    reason: format!("{u} is not https"),
+                });
             }
         }
         Ok(())
@@ -215,30 +240,51 @@ impl Provider {
             .iter()
             .filter_map(|a| token::parse_allowed_algorithm(a).ok())
             .collect();
-        if from_discovery.is_empty() { vec![Algorithm::RS256] } else { from_discovery }
+        if from_discovery.is_empty() {
+            vec![Algorithm::RS256]
+        } else {
+            from_discovery
+        }
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, ProviderError> {
-        let unreachable = |reason: String| ProviderError::Unreachable { url: url.to_owned(), reason };
-        let resp = self.http.get(url).send().await.map_err(|e| unreachable(e.to_string()))?;
+        let unreachable = |reason: String| ProviderError::Unreachable {
+            url: url.to_owned(),
+            reason,
+        };
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(unreachable(format!("HTTP {}", resp.status())));
         }
         let body = read_capped(resp).await.map_err(unreachable)?;
-        serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid { what: "JSON document", reason: e.to_string() })
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid {
+            what: "JSON document",
+            reason: e.to_string(),
+        })
     }
 
     async fn fetch_keys(&self, forced: bool) -> Result<(), ProviderError> {
         let meta = self.metadata().await?;
         let body = self.get_json(meta.jwks_uri.as_str()).await?;
-        let list = body
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| ProviderError::Invalid { what: "JWKS", reason: "no keys array".into() })?;
+        let list =
+            body.get("keys")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ProviderError::Invalid {
+                    what: "JWKS",
+                    reason: "no keys array".into(),
+                })?;
         let mut keys = Vec::new();
         for (i, jwk) in list.iter().enumerate() {
             if keys.len() >= MAX_KEYS {
-                tracing::warn!(count = list.len(), "JWKS has more keys than {MAX_KEYS}; ignoring the rest");
+                tracing::warn!(
+                    count = list.len(),
+                    "JWKS has more keys than {MAX_KEYS}; ignoring the rest"
+                );
                 break;
             }
             match VerifyingKey::from_jwk(jwk) {
@@ -262,12 +308,15 @@ impl Provider {
         };
         if stale {
             let _g = self.keys_lock.lock().await;
-            let still = self.keys.lock().expect("keys lock").fetched_at.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE);
-            if still {
-                if let Err(e) = self.fetch_keys(false).await {
-                    // Keep the last good set.
-                    tracing::warn!(error = %e, "could not fetch signing keys");
-                }
+            let still = self
+                .keys
+                .lock()
+                .expect("keys lock")
+                .fetched_at
+                .is_none_or(|t| t.elapsed() > KEYS_MAX_AGE);
+            if still && let Err(e) = self.fetch_keys(false).await {
+                // Keep the last good set.
+                tracing::warn!(error = %e, "could not fetch signing keys");
             }
         }
         self.keys.lock().expect("keys lock").keys.clone()
@@ -279,21 +328,33 @@ impl Provider {
         let _g = self.keys_lock.lock().await;
         let (allowed, after) = {
             let st = self.keys.lock().expect("keys lock");
-            (st.last_forced.is_none_or(|t| t.elapsed() >= UNKNOWN_KID_REFETCH), st.fetched_at)
+            (
+                st.last_forced
+                    .is_none_or(|t| t.elapsed() >= UNKNOWN_KID_REFETCH),
+                st.fetched_at,
+            )
         };
         // Another task refetched while we waited: use its result.
-        if allowed && before == after {
-            if let Err(e) = self.fetch_keys(true).await {
-                tracing::warn!(error = %e, "could not refetch signing keys");
-            }
+        if allowed
+            && before == after
+            && let Err(e) = self.fetch_keys(true).await
+        {
+            tracing::warn!(error = %e, "could not refetch signing keys");
         }
         self.keys.lock().expect("keys lock").keys.clone()
     }
 
     /// Validates an ID token fully. `nonce` is required at sign-in and `None`
     /// for tokens from a refresh.
-    pub async fn validate_id_token(&self, id_token: &str, nonce: Option<&str>) -> Result<IdClaims, TokenError> {
-        let meta = self.metadata().await.map_err(|e| TokenError::Malformed(format!("provider: {e}")))?;
+    pub async fn validate_id_token(
+        &self,
+        id_token: &str,
+        nonce: Option<&str>,
+    ) -> Result<IdClaims, TokenError> {
+        let meta = self
+            .metadata()
+            .await
+            .map_err(|e| TokenError::Malformed(format!("provider: {e}")))?;
         let header = token::read_header(id_token, &self.allowed_algorithms(&meta))?;
         let keys = self.current_keys().await;
         let keys = match token::select_key(&header, &keys) {
@@ -316,7 +377,12 @@ impl Provider {
     }
 
     /// Exchanges an authorization code (with its PKCE verifier).
-    pub async fn exchange_code(&self, code: &str, verifier: &str, redirect_uri: &str) -> Result<TokenResponse, ProviderError> {
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenResponse, ProviderError> {
         self.token_request(&[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -327,9 +393,17 @@ impl Provider {
     }
 
     /// Uses a refresh token.
-    pub async fn refresh(&self, refresh_token: &str, scopes: &str) -> Result<TokenResponse, ProviderError> {
-        self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("scope", scopes)])
-            .await
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        scopes: &str,
+    ) -> Result<TokenResponse, ProviderError> {
+        self.token_request(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("scope", scopes),
+        ])
+        .await
     }
 
     async fn token_request(&self, params: &[(&str, &str)]) -> Result<TokenResponse, ProviderError> {
@@ -340,30 +414,53 @@ impl Provider {
             && !methods.iter().any(|m| m == "client_secret_basic")
             && methods.iter().any(|m| m == "client_secret_post");
         let mut form: Vec<(&str, &str)> = params.to_vec();
-        let mut req = self.http.post(meta.token_endpoint.clone()).header("accept", "application/json");
+        let mut req = self
+            .http
+            .post(meta.token_endpoint.clone())
+            .header("accept", "application/json");
         if use_post {
             form.push(("client_id", &self.client_id));
             form.push(("client_secret", &self.client_secret));
         } else {
             // RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             req = req.basic_auth(enc(&self.client_id), Some(enc(&self.client_secret)));
             form.push(("client_id", &self.client_id));
         }
         let url = meta.token_endpoint.as_str();
-        let unreachable = |reason: String| ProviderError::Unreachable { url: url.to_owned(), reason };
-        let resp = req.form(&form).send().await.map_err(|e| unreachable(e.to_string()))?;
+        let unreachable = |reason: String| ProviderError::Unreachable {
+            url: url.to_owned(),
+            reason,
+        };
+        let resp = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         let status = resp.status();
         let body = read_capped(resp).await.map_err(unreachable)?;
         if !status.is_success() {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let s = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             if status.is_server_error() || s("error").is_empty() {
                 return Err(unreachable(format!("HTTP {status}")));
             }
-            return Err(ProviderError::TokenEndpoint { error: s("error"), description: s("error_description"), status: status.as_u16() });
+            return Err(ProviderError::TokenEndpoint {
+                error: s("error"),
+                description: s("error_description"),
+                status: status.as_u16(),
+            });
         }
-        serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid { what: "token response", reason: e.to_string() })
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid {
+            what: "token response",
+            reason: e.to_string(),
+        })
     }
 }
 

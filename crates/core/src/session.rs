@@ -107,9 +107,15 @@ impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
             .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
-            .field("access_token", &self.access_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("access_expires_at", &self.access_expires_at)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -158,23 +164,36 @@ pub struct SessionStore {
 
 impl std::fmt::Debug for SessionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionStore").field("persistent", &self.db.is_some()).finish_non_exhaustive()
+        f.debug_struct("SessionStore")
+            .field("persistent", &self.db.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// A cookie value is exactly 43 URL-safe base64 characters; anything else is
 /// rejected before any lookup.
 fn well_formed(cookie: &str) -> bool {
-    cookie.len() == 43 && cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    cookie.len() == 43
+        && cookie
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl SessionStore {
     /// Opens the store. For `file:` the directory is created (mode 0700).
-    pub fn open(kind: &StoreKind, secret: &[u8], idle: Duration, lifetime: Duration) -> Result<Self, StoreError> {
+    pub fn open(
+        kind: &StoreKind,
+        secret: &[u8],
+        idle: Duration,
+        lifetime: Duration,
+    ) -> Result<Self, StoreError> {
         let db = match kind {
             StoreKind::Memory => None,
             StoreKind::File(dir) => Some(Arc::new(open_db(dir)?)),
@@ -194,9 +213,19 @@ impl SessionStore {
     }
 
     /// Creates a session with a fresh id and returns the cookie value.
-    pub async fn create(&self, identity: Identity, tokens: Tokens) -> Result<(String, Arc<Session>), StoreError> {
+    pub async fn create(
+        &self,
+        identity: Identity,
+        tokens: Tokens,
+    ) -> Result<(String, Arc<Session>), StoreError> {
         let t = now();
-        let session = Arc::new(Session { identity, tokens, created_at: t, expires_at: t + self.lifetime, last_seen: t });
+        let session = Arc::new(Session {
+            identity,
+            tokens,
+            created_at: t,
+            expires_at: t + self.lifetime,
+            last_seen: t,
+        });
         let cookie = crypto::random_token();
         let key = self.key_of(&cookie);
         self.persist(key, &session).await?;
@@ -205,7 +234,11 @@ impl SessionStore {
     }
 
     /// Replaces the tokens of a session (after a refresh).
-    pub async fn update_tokens(&self, cookie: &str, tokens: Tokens) -> Result<Option<Arc<Session>>, StoreError> {
+    pub async fn update_tokens(
+        &self,
+        cookie: &str,
+        tokens: Tokens,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
         let Some(current) = self.get(cookie).await else {
             return Ok(None);
         };
@@ -230,7 +263,11 @@ impl SessionStore {
         }
         cache.insert(
             key,
-            Arc::new(Entry { session, last_seen: AtomicI64::new(seen), persisted_seen: AtomicI64::new(seen) }),
+            Arc::new(Entry {
+                session,
+                last_seen: AtomicI64::new(seen),
+                persisted_seen: AtomicI64::new(seen),
+            }),
         );
     }
 
@@ -242,14 +279,23 @@ impl SessionStore {
             return None;
         }
         let key = self.key_of(cookie);
-        let cached = self.cache.read().expect("session cache lock").get(&key).cloned();
+        let cached = self
+            .cache
+            .read()
+            .expect("session cache lock")
+            .get(&key)
+            .cloned();
         let entry = match cached {
             Some(e) => e,
             None => {
                 let session = self.load(key).await?;
                 let seen = session.last_seen;
                 self.insert_cache(key, Arc::new(session), seen);
-                self.cache.read().expect("session cache lock").get(&key).cloned()?
+                self.cache
+                    .read()
+                    .expect("session cache lock")
+                    .get(&key)
+                    .cloned()?
             }
         };
         let t = now();
@@ -302,7 +348,8 @@ impl SessionStore {
         let sealed = self.sealer.seal(&plain, &key);
         tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
             let tx = db.begin_write()?;
-            tx.open_table(TABLE)?.insert(key.as_slice(), sealed.as_slice())?;
+            tx.open_table(TABLE)?
+                .insert(key.as_slice(), sealed.as_slice())?;
             tx.commit()?;
             Ok(())
         })
@@ -313,18 +360,19 @@ impl SessionStore {
 
     async fn load(&self, key: [u8; 32]) -> Option<Session> {
         let db = self.db.clone()?;
-        let sealed = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, redb::Error> {
-            let tx = db.begin_read()?;
-            let table = match tx.open_table(TABLE) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            Ok(table.get(key.as_slice())?.map(|v| v.value().to_vec()))
-        })
-        .await
-        .ok()?
-        .ok()??;
+        let sealed =
+            tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, redb::Error> {
+                let tx = db.begin_read()?;
+                let table = match tx.open_table(TABLE) {
+                    Ok(t) => t,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(table.get(key.as_slice())?.map(|v| v.value().to_vec()))
+            })
+            .await
+            .ok()?
+            .ok()??;
         let plain = self.sealer.open(&sealed, &key)?;
         serde_json::from_slice(&plain).ok()
     }
@@ -337,7 +385,8 @@ impl SessionStore {
         {
             let mut cache = self.cache.write().expect("session cache lock");
             cache.retain(|_, e| {
-                let keep = t < e.session.expires_at && t - e.last_seen.load(Ordering::Relaxed) <= idle;
+                let keep =
+                    t < e.session.expires_at && t - e.last_seen.load(Ordering::Relaxed) <= idle;
                 n += usize::from(!keep);
                 keep
             });
@@ -357,7 +406,10 @@ impl SessionStore {
                     let alive = sealer_key
                         .open(v.value(), k.value())
                         .and_then(|p| serde_json::from_slice::<Session>(&p).ok())
-                        .is_some_and(|s| t < s.expires_at && t - s.last_seen <= idle + TOUCH_INTERVAL.as_secs() as i64);
+                        .is_some_and(|s| {
+                            t < s.expires_at
+                                && t - s.last_seen <= idle + TOUCH_INTERVAL.as_secs() as i64
+                        });
                     if !alive {
                         dead.push(k.value().to_vec());
                     }
@@ -384,14 +436,16 @@ impl SessionStore {
 }
 
 fn open_db(dir: &Path) -> Result<Database, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     let path = dir.join("sessions.redb");
-    let db = Database::create(&path).map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+    let db = Database::create(&path)
+        .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -408,11 +462,21 @@ mod tests {
     use super::*;
 
     fn store(kind: &StoreKind) -> SessionStore {
-        SessionStore::open(kind, &[9u8; 32], Duration::from_secs(3600), Duration::from_secs(86400)).unwrap()
+        SessionStore::open(
+            kind,
+            &[9u8; 32],
+            Duration::from_secs(3600),
+            Duration::from_secs(86400),
+        )
+        .unwrap()
     }
 
     fn tokens() -> Tokens {
-        Tokens { access_token: Some("AT-secret".into()), refresh_token: Some("RT-secret".into()), ..Tokens::default() }
+        Tokens {
+            access_token: Some("AT-secret".into()),
+            refresh_token: Some("RT-secret".into()),
+            ..Tokens::default()
+        }
     }
 
     #[tokio::test]
@@ -421,13 +485,20 @@ mod tests {
         let kind = StoreKind::File(dir.path().join("s"));
         let cookie = {
             let s = store(&kind);
-            let id = Identity { sub: "sub-1".into(), name: Some("Ada".into()), ..Identity::default() };
+            let id = Identity {
+                sub: "sub-1".into(),
+                name: Some("Ada".into()),
+                ..Identity::default()
+            };
             s.create(id, tokens()).await.unwrap().0
         };
         let raw = std::fs::read(dir.path().join("s/sessions.redb")).unwrap();
         let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
         assert!(!contains(b"AT-secret") && !contains(b"RT-secret") && !contains(b"sub-1"));
-        assert!(!contains(cookie.as_bytes()), "the cookie value itself is not stored");
+        assert!(
+            !contains(cookie.as_bytes()),
+            "the cookie value itself is not stored"
+        );
 
         let s = store(&kind);
         let got = s.get(&cookie).await.expect("session after reopen");
@@ -435,25 +506,52 @@ mod tests {
         assert_eq!(got.tokens.access_token.as_deref(), Some("AT-secret"));
 
         drop(s);
-        let wrong_secret = SessionStore::open(&kind, &[8u8; 32], Duration::from_secs(60), Duration::from_secs(60));
+        let wrong_secret = SessionStore::open(
+            &kind,
+            &[8u8; 32],
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         assert!(wrong_secret.unwrap().get(&cookie).await.is_none());
     }
 
     #[tokio::test]
     async fn ids_are_fresh_and_garbage_is_signed_out() {
         let s = store(&StoreKind::Memory);
-        let (a, _) = s.create(Identity::default(), Tokens::default()).await.unwrap();
-        let (b, _) = s.create(Identity::default(), Tokens::default()).await.unwrap();
+        let (a, _) = s
+            .create(Identity::default(), Tokens::default())
+            .await
+            .unwrap();
+        let (b, _) = s
+            .create(Identity::default(), Tokens::default())
+            .await
+            .unwrap();
         assert_ne!(a, b);
-        for bad in ["", "x", &"A".repeat(43), &"é".repeat(22), &format!("{a}x"), &a[..42]] {
+        for bad in [
+            "",
+            "x",
+            &"A".repeat(43),
+            &"é".repeat(22),
+            &format!("{a}x"),
+            &a[..42],
+        ] {
             assert!(s.get(bad).await.is_none(), "{bad:?}");
         }
     }
 
     #[tokio::test]
     async fn expired_sessions_end() {
-        let s = SessionStore::open(&StoreKind::Memory, &[9u8; 32], Duration::from_secs(3600), Duration::from_secs(0)).unwrap();
-        let (a, _) = s.create(Identity::default(), Tokens::default()).await.unwrap();
+        let s = SessionStore::open(
+            &StoreKind::Memory,
+            &[9u8; 32],
+            Duration::from_secs(3600),
+            Duration::from_secs(0),
+        )
+        .unwrap();
+        let (a, _) = s
+            .create(Identity::default(), Tokens::default())
+            .await
+            .unwrap();
         assert!(s.get(&a).await.is_none());
         assert_eq!(s.cached_len(), 0);
     }

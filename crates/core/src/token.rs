@@ -67,10 +67,10 @@ impl VerifyingKey {
     pub fn from_jwk(value: &Value) -> Result<Self, String> {
         let obj = value.as_object().ok_or("not an object")?;
         let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
-        if let Some(u) = s("use") {
-            if u != "sig" {
-                return Err(format!("use {u:?}"));
-            }
+        if let Some(u) = s("use")
+            && u != "sig"
+        {
+            return Err(format!("use {u:?}"));
         }
         let kty = match s("kty").as_deref() {
             Some("RSA") => {
@@ -90,7 +90,13 @@ impl VerifyingKey {
         let jwk: jsonwebtoken::jwk::Jwk =
             serde_json::from_value(value.clone()).map_err(|e| format!("unparseable: {e}"))?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unusable: {e}"))?;
-        Ok(Self { kid: s("kid"), kty, alg: s("alg"), issuer: s("issuer"), key })
+        Ok(Self {
+            kid: s("kid"),
+            kty,
+            alg: s("alg"),
+            issuer: s("issuer"),
+            key,
+        })
     }
 
     fn fits(&self, alg: Algorithm) -> bool {
@@ -135,11 +141,16 @@ pub fn read_header(token: &str, allowed: &[Algorithm]) -> Result<TokenHeader, To
         return Err(TokenError::Malformed("token longer than 64 KiB".into()));
     }
     if token.split('.').count() != 3 {
-        return Err(TokenError::Malformed("not three dot-separated parts".into()));
+        return Err(TokenError::Malformed(
+            "not three dot-separated parts".into(),
+        ));
     }
     let header = jsonwebtoken::decode_header(token).map_err(|e| {
         // An alg we do not model at all (none, HS*, EdDSA...) is an algorithm problem.
-        let raw = token.split('.').next().and_then(crate::crypto::b64url_decode);
+        let raw = token
+            .split('.')
+            .next()
+            .and_then(crate::crypto::b64url_decode);
         let alg = raw
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .and_then(|v| v.get("alg").and_then(Value::as_str).map(str::to_owned));
@@ -151,7 +162,10 @@ pub fn read_header(token: &str, allowed: &[Algorithm]) -> Result<TokenHeader, To
     if !allowed.contains(&header.alg) {
         return Err(TokenError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
     }
-    Ok(TokenHeader { alg: header.alg, kid: header.kid })
+    Ok(TokenHeader {
+        alg: header.alg,
+        kid: header.kid,
+    })
 }
 
 /// Picks the key: by `kid`; without `kid` only when exactly one key fits.
@@ -191,12 +205,13 @@ pub fn verify_signature(
     v.validate_exp = false;
     v.validate_nbf = false;
     v.validate_aud = false;
-    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &v).map_err(|e| {
-        match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
-            _ => TokenError::Malformed(e.to_string()),
-        }
-    })?;
+    let data =
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &v).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+                _ => TokenError::Malformed(e.to_string()),
+            }
+        })?;
     Ok(data.claims)
 }
 
@@ -231,26 +246,44 @@ pub fn check_claims(
     let num_claim = |k: &'static str| claims.get(k).and_then(Value::as_f64).map(|f| f as i64);
 
     let iss = str_claim("iss").ok_or(TokenError::MissingClaim("iss"))?;
-    let sub = str_claim("sub").filter(|s| !s.is_empty()).ok_or(TokenError::MissingClaim("sub"))?;
+    let sub = str_claim("sub")
+        .filter(|s| !s.is_empty())
+        .ok_or(TokenError::MissingClaim("sub"))?;
     let tid = str_claim("tid");
 
     // Issuer, with Entra's multi-tenant template.
     if x.issuer.contains("{tenantid}") {
-        let tid = tid.as_deref().filter(|t| crate::config::is_guid(t)).ok_or_else(|| TokenError::Tenant(tid.clone()))?;
+        let tid = tid
+            .as_deref()
+            .filter(|t| crate::config::is_guid(t))
+            .ok_or_else(|| TokenError::Tenant(tid.clone()))?;
         let expected = x.issuer.replace("{tenantid}", tid);
         if iss != expected {
-            return Err(TokenError::Issuer { expected, found: iss });
+            return Err(TokenError::Issuer {
+                expected,
+                found: iss,
+            });
         }
-        if let Some(key_iss) = &key.issuer {
-            if key_iss.replace("{tenantid}", tid) != iss {
-                return Err(TokenError::Issuer { expected: key_iss.clone(), found: iss });
-            }
+        if let Some(key_iss) = &key.issuer
+            && key_iss.replace("{tenantid}", tid) != iss
+        {
+            return Err(TokenError::Issuer {
+                expected: key_iss.clone(),
+                found: iss,
+            });
         }
-        if !x.allowed_tenants.iter().any(|t| t == "*" || t.eq_ignore_ascii_case(tid)) {
+        if !x
+            .allowed_tenants
+            .iter()
+            .any(|t| t == "*" || t.eq_ignore_ascii_case(tid))
+        {
             return Err(TokenError::Tenant(Some(tid.to_owned())));
         }
     } else if iss != x.issuer {
-        return Err(TokenError::Issuer { expected: x.issuer.to_owned(), found: iss });
+        return Err(TokenError::Issuer {
+            expected: x.issuer.to_owned(),
+            found: iss,
+        });
     }
     if x.entra {
         let ver = str_claim("ver");
@@ -265,7 +298,10 @@ pub fn check_claims(
     // Audience and authorized party.
     let aud: Vec<String> = match claims.get("aud") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         _ => return Err(TokenError::MissingClaim("aud")),
     };
     if !aud.iter().any(|a| a == x.client_id) {
@@ -275,10 +311,10 @@ pub fn check_claims(
     if aud.len() > 1 && azp.as_deref() != Some(x.client_id) {
         return Err(TokenError::AuthorizedParty(azp));
     }
-    if let Some(azp) = &azp {
-        if azp != x.client_id {
-            return Err(TokenError::AuthorizedParty(Some(azp.clone())));
-        }
+    if let Some(azp) = &azp
+        && azp != x.client_id
+    {
+        return Err(TokenError::AuthorizedParty(Some(azp.clone())));
     }
 
     // Time.
@@ -287,10 +323,10 @@ pub fn check_claims(
     if x.now > exp + x.skew {
         return Err(TokenError::Expired { exp, now: x.now });
     }
-    if let Some(nbf) = num_claim("nbf") {
-        if nbf > x.now + x.skew {
-            return Err(TokenError::NotYetValid { nbf, now: x.now });
-        }
+    if let Some(nbf) = num_claim("nbf")
+        && nbf > x.now + x.skew
+    {
+        return Err(TokenError::NotYetValid { nbf, now: x.now });
     }
     if iat > x.now + x.skew || iat < x.now - x.max_age - x.skew {
         return Err(TokenError::IssuedAt { iat, now: x.now });
@@ -308,7 +344,10 @@ pub fn check_claims(
 
     let list = |k: &str| -> Vec<String> {
         match claims.get(k) {
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             Some(Value::String(s)) => vec![s.clone()],
             _ => Vec::new(),
         }
@@ -320,7 +359,11 @@ pub fn check_claims(
             .is_some_and(|m| m.contains_key("groups"));
 
     Ok(IdClaims {
-        iss: claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        iss: claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         sub,
         aud,
         exp,

@@ -1,0 +1,360 @@
+//! Real servers on loopback: the dev IdP, an echo upstream, and the proxy.
+
+use std::net::SocketAddr;
+
+use aadgate::Auth;
+use aadgate_core::Config;
+use aadgate_dev_idp::{DevIdp, DevIdpConfig};
+use axum::Router;
+use axum::extract::Request;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use url::Url;
+
+pub(crate) const SECRET: &str = "5f1c0a9e8d7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a10";
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+/// An upstream that echoes what it received as JSON, plus a websocket echo.
+pub(crate) async fn start_echo() -> SocketAddr {
+    let (l, addr) = listener().await;
+    let app = Router::new()
+        .route("/ws", get(|ws: WebSocketUpgrade| async move {
+            ws.on_upgrade(|mut socket| async move {
+                while let Some(Ok(msg)) = socket.recv().await {
+                    if let Message::Text(t) = msg
+                        && socket.send(Message::Text(format!("echo: {t}").into())).await.is_err() {
+                            break;
+                        }
+                }
+            })
+        }))
+        .route("/set-cookie", get(|| async {
+            (
+                [("set-cookie", "aadgate=planted; Path=/"), ("set-cookie", "app=1; Path=/")],
+                "ok",
+            )
+        }))
+        .fallback(any(|req: Request| async move {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            axum::Json(serde_json::json!({
+                "method": parts.method.as_str(),
+                "uri": parts.uri.to_string(),
+                "headers": headers,
+                "body_len": bytes.len(),
+                "body_sha": format!("{:x}", bytes.iter().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(*b as u64))),
+            }))
+            .into_response()
+        }));
+    tokio::spawn(async move { axum::serve(l, app).await });
+    addr
+}
+
+pub(crate) struct Idp {
+    pub(crate) idp: DevIdp,
+    pub(crate) addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Idp {
+    pub(crate) async fn start(redirect_ports: &[u16]) -> Self {
+        let (l, addr) = listener().await;
+        Self::start_on(l, addr, redirect_ports)
+    }
+
+    fn start_on(l: TcpListener, addr: SocketAddr, redirect_ports: &[u16]) -> Self {
+        let cfg = DevIdpConfig {
+            redirect_uris: redirect_ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}/auth/callback"))
+                .collect(),
+            ..DevIdpConfig::default()
+        };
+        let idp = DevIdp::new(cfg, Url::parse(&format!("http://{addr}")).unwrap()).unwrap();
+        let router = idp.router();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(l, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Self {
+            idp,
+            addr,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Stops answering (the provider is "down").
+    pub(crate) fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub(crate) struct Setup {
+    pub(crate) idp: Idp,
+    pub(crate) echo: SocketAddr,
+    pub(crate) proxy: Option<Proxy>,
+    pub(crate) store_dir: tempfile::TempDir,
+    pub(crate) extra: String,
+}
+
+pub(crate) fn config_text(
+    port: u16,
+    echo: SocketAddr,
+    idp: &DevIdp,
+    store: &std::path::Path,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+upstream = "http://{echo}"
+{extra}
+
+[oidc]
+tenant = "{tenant}"
+issuer = "{issuer}"
+client_id = "{client_id}"
+
+[session]
+store = "file:{store}"
+
+[authz]
+roles = ["App.Read", "App.Write", "App.Admin"]
+
+[[route]]
+path = "/admin"
+role = "App.Admin"
+
+[[route]]
+path = "/write"
+role = "App.Write"
+
+[[route]]
+path = "/public"
+public = true
+"#,
+        tenant = idp.config().tenant_id,
+        issuer = idp.issuer(),
+        client_id = idp.config().client_id,
+        store = store.display(),
+    )
+}
+
+impl Proxy {
+    pub(crate) async fn start(
+        listener: TcpListener,
+        config_text: &str,
+        client_secret: &str,
+    ) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let env = [
+            ("AADGATE_OIDC_CLIENT_SECRET", client_secret),
+            ("AADGATE_SESSION_SECRET", SECRET),
+        ];
+        let config = Config::from_toml_and_env(config_text, env).unwrap();
+        let auth = Auth::from_config(&config).unwrap();
+        let upstream = auth.settings().upstream.clone().unwrap();
+        let app = aadgate_cli::proxy::app(auth, upstream);
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(aadgate_cli::proxy::serve(listener, app, async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and waits until it has released everything.
+    pub(crate) async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Setup {
+    pub(crate) async fn new() -> Self {
+        Self::with_extra("").await
+    }
+
+    pub(crate) async fn with_extra(extra: &str) -> Self {
+        let (pl, paddr) = listener().await;
+        let idp = Idp::start(&[paddr.port()]).await;
+        let echo = start_echo().await;
+        let store_dir = tempfile::tempdir().unwrap();
+        let text = config_text(
+            paddr.port(),
+            echo,
+            &idp.idp,
+            &store_dir.path().join("sessions"),
+            extra,
+        );
+        let proxy = Proxy::start(pl, &text, &idp.idp.config().client_secret).await;
+        Self {
+            idp,
+            echo,
+            proxy: Some(proxy),
+            store_dir,
+            extra: extra.to_owned(),
+        }
+    }
+
+    /// Stops the proxy and starts a new one with the same configuration and store on the same port.
+    pub(crate) async fn restart_proxy(&mut self) {
+        let old = self.proxy.take().expect("proxy running");
+        let addr = old.addr;
+        old.stop().await;
+        let l = TcpListener::bind(addr).await.unwrap();
+        let text = config_text(
+            addr.port(),
+            self.echo,
+            &self.idp.idp,
+            &self.store_dir.path().join("sessions"),
+            &self.extra,
+        );
+        self.proxy = Some(Proxy::start(l, &text, &self.idp.idp.config().client_secret).await);
+    }
+
+    pub(crate) fn proxy(&self) -> &Proxy {
+        self.proxy.as_ref().expect("proxy running")
+    }
+
+    pub(crate) fn browser(&self) -> Browser {
+        Browser::new(self.proxy().addr)
+    }
+}
+
+/// A browser: a cookie jar, no automatic redirects, navigation headers.
+pub(crate) struct Browser {
+    pub(crate) client: reqwest::Client,
+    pub(crate) proxy: SocketAddr,
+}
+
+impl Browser {
+    pub(crate) fn new(proxy: SocketAddr) -> Self {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self { client, proxy }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy, path)
+    }
+
+    /// A top-level navigation.
+    pub(crate) async fn navigate(&self, url: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("sec-fetch-mode", "navigate")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Starts sign-in at the proxy; returns the provider's authorize URL.
+    pub(crate) async fn start_login(&self, rd: &str) -> String {
+        let r = self
+            .navigate(&self.url(&format!("/auth/login?rd={}", urlenc(rd))))
+            .await;
+        assert_eq!(r.status(), 302, "login should redirect to the provider");
+        location(&r)
+    }
+
+    /// At the provider: picks `user`, returns the callback URL.
+    pub(crate) async fn pick_user(&self, authorize: &str, user: &str) -> String {
+        let r = self
+            .navigate(&format!("{authorize}&login_hint={}", urlenc(user)))
+            .await;
+        assert_eq!(
+            r.status(),
+            302,
+            "dev IdP should redirect back: {}",
+            r.text().await.unwrap_or_default()
+        );
+        location(&r)
+    }
+
+    /// Full sign-in; returns where the proxy sent the browser afterwards.
+    pub(crate) async fn sign_in(&self, user: &str, rd: &str) -> String {
+        let authorize = self.start_login(rd).await;
+        let callback = self.pick_user(&authorize, user).await;
+        let r = self.navigate(&callback).await;
+        assert_eq!(
+            r.status(),
+            302,
+            "callback should redirect: {}",
+            r.text().await.unwrap_or_default()
+        );
+        location(&r)
+    }
+
+    /// GET through the proxy, returning the echo upstream's JSON.
+    pub(crate) async fn echo(&self, path: &str) -> serde_json::Value {
+        let r = self.navigate(&self.url(path)).await;
+        assert_eq!(r.status(), 200, "{path}");
+        r.json().await.unwrap()
+    }
+}
+
+pub(crate) fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .expect("location header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub(crate) fn urlenc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Headers the upstream saw, lowercased names.
+pub(crate) fn seen<'a>(echo: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
+    echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p[0].as_str().unwrap().eq_ignore_ascii_case(name))
+        .map(|p| p[1].as_str().unwrap())
+        .collect()
+}

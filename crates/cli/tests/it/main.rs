@@ -1,0 +1,5 @@
+//! Integration tests: real dev IdP, real proxy, real upstream, all on loopback.
+//! One test binary (faster to link); each module is a concern.
+
+mod harness;
+mod proxy;

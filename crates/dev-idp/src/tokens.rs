@@ -1,0 +1,263 @@
+//! Minting the tokens a token response carries: the ID token (what a relying
+//! party validates), a Graph-style access token, and an opaque refresh token.
+
+use serde_json::{Map, Value, json};
+
+use crate::DevIdp;
+use crate::config::DevUser;
+use crate::ids;
+use crate::keys::SignError;
+use crate::store::{AccessGrant, RefreshGrant};
+
+/// Application id of Microsoft Graph, the audience of Graph access tokens.
+pub(crate) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+/// Scopes the dev IdP grants on Graph in every access token.
+const GRAPH_SCOPES: &str = "openid profile email User.Read";
+
+/// The sign-in a set of tokens belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct SignIn<'a> {
+    pub(crate) user: &'a DevUser,
+    pub(crate) client_id: &'a str,
+    pub(crate) scopes: &'a [String],
+    /// The authorize request's `nonce`; `None` on refresh.
+    pub(crate) nonce: Option<&'a str>,
+    /// The sign-in session id (`sid` claim).
+    pub(crate) sid: &'a str,
+    pub(crate) auth_time: u64,
+}
+
+/// A successful token response, serialized as Entra ID v2 does.
+#[derive(Debug)]
+pub(crate) struct TokenResponse {
+    pub(crate) id_token: String,
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: Option<String>,
+    pub(crate) scope: String,
+    pub(crate) expires_in: u64,
+}
+
+impl TokenResponse {
+    pub(crate) fn to_json(&self) -> Value {
+        let mut body = json!({
+            "token_type": "Bearer",
+            "scope": self.scope,
+            "expires_in": self.expires_in,
+            "ext_expires_in": self.expires_in,
+            "access_token": self.access_token,
+            "id_token": self.id_token,
+        });
+        if let (Some(refresh), Some(map)) = (&self.refresh_token, body.as_object_mut()) {
+            map.insert("refresh_token".to_owned(), Value::from(refresh.as_str()));
+        }
+        body
+    }
+}
+
+/// The pairwise `sub`: stable per (tenant, application, user), like Entra's
+/// 43-character base64url subject.
+pub(crate) fn pairwise_sub(tenant_id: &str, client_id: &str, oid: &str) -> String {
+    ids::sha256_b64url(format!("aadgate-dev-idp sub|{tenant_id}|{client_id}|{oid}").as_bytes())
+}
+
+fn has_scope(scopes: &[String], wanted: &str) -> bool {
+    scopes.iter().any(|s| s == wanted)
+}
+
+/// Mints an ID token, access token and (with `offline_access`) a refresh
+/// token, and records the access and refresh tokens in the store.
+pub(crate) fn issue(
+    idp: &DevIdp,
+    sign_in: &SignIn<'_>,
+    now: u64,
+) -> Result<TokenResponse, SignError> {
+    let config = idp.config();
+    let key = idp.keys().current();
+
+    let id_token = key.sign_jwt(&Map::new(), &id_token_claims(idp, sign_in, now))?;
+
+    let access_exp = now + config.access_token_lifetime_secs;
+    // Shaped like a Microsoft Graph access token (see
+    // `SigningKey::sign_jwt_with_hashed_nonce`): opaque to relying parties.
+    let access_token = key.sign_jwt_with_hashed_nonce(
+        &ids::random_token(32),
+        &access_token_claims(idp, sign_in, now),
+    )?;
+
+    let refresh_token =
+        has_scope(sign_in.scopes, "offline_access").then(|| format!("1.{}", ids::random_token(48)));
+
+    {
+        let mut store = idp.store();
+        store.insert_access_token(
+            access_token.clone(),
+            AccessGrant {
+                client_id: sign_in.client_id.to_owned(),
+                oid: sign_in.user.oid.clone(),
+            },
+            access_exp,
+            now,
+        );
+        if let Some(refresh) = &refresh_token {
+            store.insert_refresh_token(
+                refresh.clone(),
+                RefreshGrant {
+                    client_id: sign_in.client_id.to_owned(),
+                    oid: sign_in.user.oid.clone(),
+                    scopes: sign_in.scopes.to_vec(),
+                    sid: sign_in.sid.to_owned(),
+                    auth_time: sign_in.auth_time,
+                },
+                now + config.refresh_token_lifetime_secs,
+                now,
+            );
+        }
+    }
+
+    Ok(TokenResponse {
+        id_token,
+        access_token,
+        refresh_token,
+        scope: granted_scope(sign_in.scopes),
+        expires_in: config.access_token_lifetime_secs,
+    })
+}
+
+/// The `scope` of a token response: the OpenID scopes requested plus the
+/// Graph delegated permission the access token carries.
+fn granted_scope(requested: &[String]) -> String {
+    let mut granted: Vec<&str> = Vec::new();
+    for scope in requested {
+        if !granted.contains(&scope.as_str()) {
+            granted.push(scope);
+        }
+    }
+    if !granted
+        .iter()
+        .any(|s| *s == "User.Read" || *s == "https://graph.microsoft.com/User.Read")
+    {
+        granted.push("User.Read");
+    }
+    granted.join(" ")
+}
+
+fn id_token_claims(idp: &DevIdp, sign_in: &SignIn<'_>, now: u64) -> Value {
+    let config = idp.config();
+    let user = sign_in.user;
+    let mut claims = Map::new();
+    let mut put = |name: &str, value: Value| {
+        claims.insert(name.to_owned(), value);
+    };
+    put("aud", Value::from(sign_in.client_id));
+    put("iss", Value::from(idp.issuer()));
+    put("iat", Value::from(now));
+    put("nbf", Value::from(now));
+    put("exp", Value::from(now + config.id_token_lifetime_secs));
+    put("aio", Value::from(ids::random_token(60)));
+    if has_scope(sign_in.scopes, "email") {
+        put("email", Value::from(user.email.as_str()));
+    }
+    if user.groups_overage {
+        put("_claim_names", json!({ "groups": "src1" }));
+        put(
+            "_claim_sources",
+            json!({ "src1": { "endpoint": format!("{}/v1.0/users/{}/getMemberObjects", idp.base(), user.oid) } }),
+        );
+    } else if !user.groups.is_empty() {
+        put("groups", json!(user.groups));
+    }
+    put(
+        "login_hint",
+        Value::from(format!(
+            "O.{}",
+            ids::b64url(format!("{}@{}", user.oid, config.tenant_id).as_bytes())
+        )),
+    );
+    if has_scope(sign_in.scopes, "profile") {
+        put("name", Value::from(user.name.as_str()));
+        put("oid", Value::from(user.oid.as_str()));
+        put("preferred_username", Value::from(user.email.as_str()));
+    }
+    if let Some(nonce) = sign_in.nonce {
+        put("nonce", Value::from(nonce));
+    }
+    put("rh", Value::from(format!("1.{}", ids::random_token(40))));
+    // Entra omits `roles` entirely when no app role is assigned.
+    if !user.roles.is_empty() {
+        put("roles", json!(user.roles));
+    }
+    put("sid", Value::from(sign_in.sid));
+    put(
+        "sub",
+        Value::from(pairwise_sub(
+            &config.tenant_id,
+            sign_in.client_id,
+            &user.oid,
+        )),
+    );
+    put("tid", Value::from(config.tenant_id.as_str()));
+    put("uti", Value::from(ids::random_token(16)));
+    put("ver", Value::from("2.0"));
+    Value::Object(claims)
+}
+
+fn access_token_claims(idp: &DevIdp, sign_in: &SignIn<'_>, now: u64) -> Value {
+    let config = idp.config();
+    let user = sign_in.user;
+    json!({
+        "aud": GRAPH_APP_ID,
+        "iss": format!("https://sts.windows.net/{}/", config.tenant_id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + config.access_token_lifetime_secs,
+        "acct": 0,
+        "acr": "1",
+        "aio": ids::random_token(60),
+        "amr": ["pwd"],
+        "app_displayname": "aadgate dev app",
+        "appid": sign_in.client_id,
+        "appidacr": "1",
+        "family_name": user.surname(),
+        "given_name": user.given_name(),
+        "idtyp": "user",
+        "ipaddr": "127.0.0.1",
+        "name": user.name,
+        "oid": user.oid,
+        "rh": format!("1.{}", ids::random_token(40)),
+        "scp": GRAPH_SCOPES,
+        "sid": sign_in.sid,
+        "sub": ids::sha256_b64url(format!("aadgate-dev-idp graph sub|{}", user.oid).as_bytes()),
+        "tenant_region_scope": "EU",
+        "tid": config.tenant_id,
+        "unique_name": user.email,
+        "upn": user.email,
+        "uti": ids::random_token(16),
+        "ver": "1.0",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_sub_depends_on_client() {
+        let a = pairwise_sub("t", "client-a", "oid");
+        assert_eq!(a.len(), 43);
+        assert_eq!(a, pairwise_sub("t", "client-a", "oid"));
+        assert_ne!(a, pairwise_sub("t", "client-b", "oid"));
+    }
+
+    #[test]
+    fn granted_scope_adds_user_read_once() {
+        let scopes: Vec<String> = ["openid", "profile", "openid", "offline_access"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(
+            granted_scope(&scopes),
+            "openid profile offline_access User.Read"
+        );
+    }
+}
