@@ -52,9 +52,23 @@ impl<S> std::fmt::Debug for AuthService<S> {
     }
 }
 
-/// Paths that must stay reachable without a session.
+/// The exact paths [`crate::routes`] serves; they stay reachable without a
+/// session. Matched exactly on the raw path: `/auth/../admin` is not one of
+/// them and goes through the policy like any other path.
+pub(crate) const OWN_PATHS: &[&str] = &[
+    "/auth/login",
+    "/auth/callback",
+    "/auth/logout",
+    "/auth/signed-out",
+    "/auth/me",
+    "/.auth/me",
+    "/.auth/login/aad",
+    "/.auth/logout",
+    "/healthz",
+];
+
 fn is_own_path(path: &str) -> bool {
-    path == "/healthz" || path.starts_with("/auth/") || path.starts_with("/.auth/")
+    OWN_PATHS.contains(&path)
 }
 
 /// A browser navigation (gets a redirect) as opposed to XHR/fetch/API (gets 401 JSON).

@@ -8,12 +8,10 @@ use std::time::Duration;
 
 use aadgate::Auth;
 
-/// Purges expired sessions every few minutes for as long as the auth lives.
+/// Purges expired sessions every five minutes (for the life of the process).
 pub fn spawn_session_sweeper(auth: &Auth) {
-    let weak = std::sync::Arc::downgrade(&std::sync::Arc::new(()));
     let auth = auth.clone();
     tokio::spawn(async move {
-        let _ = weak;
         let mut tick = tokio::time::interval(Duration::from_secs(300));
         tick.tick().await;
         loop {

@@ -36,6 +36,8 @@ pub enum Requirement {
 struct Rule {
     /// Normalized prefix without trailing slash ("" for the root rule).
     prefix: String,
+    /// `prefix` lower-cased.
+    folded: String,
     requirement: Requirement,
 }
 
@@ -102,6 +104,7 @@ impl Policy {
                 }
             };
             rules.push(Rule {
+                folded: prefix.to_lowercase(),
                 prefix,
                 requirement,
             });
@@ -109,6 +112,7 @@ impl Policy {
         rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         rules.push(Rule {
             prefix: String::new(),
+            folded: String::new(),
             requirement: default,
         });
         Ok(Self { roles, rules })
@@ -121,15 +125,30 @@ impl Policy {
 
     /// The requirement for a request path (without query). A path that cannot
     /// be normalized needs the strictest requirement of any rule.
+    ///
+    /// Many servers route case-insensitively (Express and IIS by default), so
+    /// the path is also matched with rules and path lower-cased, and the
+    /// stricter answer wins: `/ADMIN` needs what `/admin` needs, and `/ASSETS`
+    /// is public only if `/assets` is.
     pub fn requirement(&self, raw_path: &str) -> Requirement {
         let Some(path) = normalize_path(raw_path) else {
             return self.strictest();
         };
+        let exact = self.match_rules(&path, false);
+        let folded = self.match_rules(&path.to_lowercase(), true);
+        stricter(exact, folded)
+    }
+
+    fn match_rules(&self, path: &str, fold: bool) -> Requirement {
         for rule in &self.rules {
-            if rule.prefix.is_empty()
-                || path == rule.prefix
-                || (path.starts_with(&rule.prefix)
-                    && path.as_bytes().get(rule.prefix.len()) == Some(&b'/'))
+            let prefix = if fold {
+                rule.folded.as_str()
+            } else {
+                rule.prefix.as_str()
+            };
+            if prefix.is_empty()
+                || path == prefix
+                || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
             {
                 return rule.requirement;
             }
@@ -191,6 +210,16 @@ impl Policy {
         }
         out
     }
+}
+
+/// The stricter of two requirements (public < any user < lowest role < ...).
+fn stricter(a: Requirement, b: Requirement) -> Requirement {
+    let rank = |r: Requirement| match r {
+        Requirement::Public => 0,
+        Requirement::SignedIn(None) => 1,
+        Requirement::SignedIn(Some(i)) => 2 + i,
+    };
+    if rank(a) >= rank(b) { a } else { b }
 }
 
 /// Normalizes a request path for route decisions: percent-decoding (repeated,
@@ -310,6 +339,18 @@ mod tests {
         // Unnormalizable paths get the strictest rule.
         assert_eq!(p.requirement("/assets/%00"), Requirement::SignedIn(Some(2)));
         assert_eq!(p.requirement("/../assets"), Requirement::SignedIn(Some(2)));
+    }
+
+    #[test]
+    fn case_variants_get_the_stricter_rule() {
+        let p = policy();
+        assert_eq!(p.requirement("/ADMIN"), Requirement::SignedIn(Some(2)));
+        assert_eq!(p.requirement("/Admin/x"), Requirement::SignedIn(Some(2)));
+        assert_eq!(
+            p.requirement("/ASSETS/app.css"),
+            Requirement::SignedIn(Some(0))
+        );
+        assert_eq!(p.requirement("/assets/App.CSS"), Requirement::Public);
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub struct SessionStore {
     idle: i64,
     lifetime: i64,
     cache: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+    disk_writes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -205,6 +206,7 @@ impl SessionStore {
             idle: idle.as_secs() as i64,
             lifetime: lifetime.as_secs() as i64,
             cache: RwLock::new(HashMap::new()),
+            disk_writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -327,6 +329,7 @@ impl SessionStore {
     async fn remove_key(&self, key: [u8; 32]) {
         self.cache.write().expect("session cache lock").remove(&key);
         if let Some(db) = self.db.clone() {
+            self.disk_writes.fetch_add(1, Ordering::Relaxed);
             let r = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
                 let tx = db.begin_write()?;
                 tx.open_table(TABLE)?.remove(key.as_slice())?;
@@ -344,6 +347,7 @@ impl SessionStore {
         let Some(db) = self.db.clone() else {
             return Ok(());
         };
+        self.disk_writes.fetch_add(1, Ordering::Relaxed);
         let plain = serde_json::to_vec(session).map_err(StoreError::from_any)?;
         let sealed = self.sealer.seal(&plain, &key);
         tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
@@ -427,6 +431,11 @@ impl SessionStore {
             Ok(Ok(removed)) => n.max(removed),
             _ => n,
         }
+    }
+
+    /// Write transactions made so far (for tests and metrics).
+    pub fn disk_writes(&self) -> u64 {
+        self.disk_writes.load(Ordering::Relaxed)
     }
 
     /// Number of sessions cached in memory.
@@ -513,6 +522,20 @@ mod tests {
             Duration::from_secs(60),
         );
         assert!(wrong_secret.unwrap().get(&cookie).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn checking_a_session_does_not_write_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&StoreKind::File(dir.path().to_owned()));
+        let (cookie, _) = s.create(Identity::default(), tokens()).await.unwrap();
+        assert_eq!(s.disk_writes(), 1);
+        for _ in 0..1000 {
+            assert!(s.get(&cookie).await.is_some());
+        }
+        assert_eq!(s.disk_writes(), 1, "reads are served from memory");
+        s.remove(&cookie).await;
+        assert_eq!(s.disk_writes(), 2);
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
 //! Integration tests: real dev IdP, real proxy, real upstream, all on loopback.
 //! One test binary (faster to link); each module is a concern.
 
+mod cli;
+mod demo;
 mod harness;
 mod proxy;

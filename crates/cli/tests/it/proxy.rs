@@ -718,3 +718,121 @@ async fn access_token_is_passed_only_when_configured() {
         .unwrap();
     assert_eq!(me["displayName"], "Rita Reader");
 }
+
+/// Sends a request with the path exactly as given (HTTP clients normalize `..`).
+async fn raw_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf);
+    head.split(' ').nth(1).unwrap_or("0").parse().unwrap()
+}
+
+#[tokio::test]
+async fn route_rules_cannot_be_talked_past() {
+    let s = Setup::new().await;
+    let b = s.browser();
+    b.sign_in("reader", "/").await;
+    let cookie = session_cookie(&b).await;
+    let addr = s.proxy().addr;
+    assert_eq!(raw_get(addr, "/", &cookie).await, 200, "the cookie works");
+    for path in [
+        "/admin",
+        "/auth/../admin",
+        "/auth/%2e%2e/admin",
+        "/public/../admin",
+        "/public/..%2fadmin",
+        "/public/%252e%252e/admin",
+        "/public\\..\\admin",
+        "//admin",
+        "/./admin",
+        "/ADMIN",
+        "/Admin/users",
+        "/admin?next=/public",
+        "/admin#/public",
+    ] {
+        assert_eq!(
+            raw_get(addr, path, &cookie).await,
+            403,
+            "reader must not reach {path}"
+        );
+    }
+    // Without a session, none of these reach the app either.
+    for path in [
+        "/auth/../admin",
+        "/public/../x",
+        "/auth/",
+        "/auth/unknown",
+        "/.auth/../x",
+    ] {
+        assert_eq!(raw_get(addr, path, "x=y").await, 401, "{path}");
+    }
+    // Client headers cannot change the decision.
+    let r = b
+        .client
+        .get(b.url("/admin"))
+        .header("accept", "application/json")
+        .header("x-original-url", "/public")
+        .header("x-forwarded-uri", "/public")
+        .header("user-agent", "GoogleHC/1.0 kube-probe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn unknown_kid_refetch_is_rate_limited() {
+    let s = Setup::new().await;
+    s.browser().sign_in("reader", "/").await;
+    s.idp.idp.rotate_keys();
+    // First unknown kid: one refetch, accepted.
+    s.browser().sign_in("reader", "/").await;
+    s.idp.idp.rotate_keys();
+    // A second unknown kid within five minutes does not trigger another fetch.
+    let b = s.browser();
+    let authorize = b.start_login("/").await;
+    let callback = b.pick_user(&authorize, "reader").await;
+    assert_eq!(b.navigate(&callback).await.status(), 400);
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_trusted_proxies_are_kept() {
+    let s = Setup::with_extra("trusted_proxies = [\"127.0.0.0/8\"]").await;
+    let b = s.browser();
+    b.sign_in("reader", "/").await;
+    let session = session_cookie(&b).await;
+    let echo: serde_json::Value = b
+        .client
+        .get(b.url("/x"))
+        .header("accept", "text/html")
+        .header("cookie", session)
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "dash.contoso.com")
+        .header("x-forwarded-user", "evil")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen(&echo, "x-forwarded-for"), ["203.0.113.7, 127.0.0.1"]);
+    assert_eq!(seen(&echo, "x-forwarded-proto"), ["https"]);
+    assert_eq!(seen(&echo, "x-forwarded-host"), ["dash.contoso.com"]);
+    // Identity headers are still never taken from a trusted proxy's request.
+    let reader = s
+        .idp
+        .idp
+        .config()
+        .users
+        .iter()
+        .find(|u| u.username == "reader")
+        .unwrap();
+    assert_eq!(seen(&echo, "x-forwarded-user"), [reader.oid.as_str()]);
+}

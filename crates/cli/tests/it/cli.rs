@@ -1,0 +1,152 @@
+//! The `aadgate` binary as a user runs it.
+
+use std::process::Command;
+
+fn aadgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_aadgate"))
+}
+
+fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join("aadgate.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const GOOD: &str = r#"
+public_url = "https://dash.contoso.com"
+upstream = "http://127.0.0.1:8050"
+[oidc]
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+[session]
+store = "memory"
+[authz]
+roles = ["App.Read", "App.Write", "App.Admin"]
+[[route]]
+path = "/admin"
+role = "App.Admin"
+"#;
+
+#[test]
+fn check_config_accepts_a_good_file_with_secrets_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = aadgate()
+        .args(["check-config", "--config"])
+        .arg(write(&dir, GOOD))
+        .env("AADGATE_OIDC_CLIENT_SECRET", "s3cret")
+        .env(
+            "AADGATE_SESSION_SECRET",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("https://dash.contoso.com/auth/callback"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret"), "secrets are not printed");
+}
+
+const SESSION: (&str, &str) = (
+    "AADGATE_SESSION_SECRET",
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+);
+const CLIENT: (&str, &str) = ("AADGATE_OIDC_CLIENT_SECRET", "x");
+
+struct Case {
+    toml: String,
+    env: Vec<(&'static str, &'static str)>,
+    key: &'static str,
+    fix: &'static str,
+}
+
+#[test]
+fn misconfiguration_fails_naming_the_key_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = |env: Vec<(&'static str, &'static str)>, key, fix| Case {
+        toml: GOOD.to_owned(),
+        env,
+        key,
+        fix,
+    };
+    let cases = [
+        case(
+            vec![SESSION],
+            "oidc.client_secret",
+            "AADGATE_OIDC_CLIENT_SECRET",
+        ),
+        case(vec![CLIENT], "session.secret", "openssl rand -hex 32"),
+        case(
+            vec![CLIENT, ("AADGATE_SESSION_SECRET", "short")],
+            "session.secret",
+            "openssl rand",
+        ),
+        case(
+            vec![CLIENT, SESSION, ("AADGATE_OIDC_CLOUD", "mars")],
+            "oidc.cloud",
+            "usgov",
+        ),
+        case(
+            vec![
+                CLIENT,
+                SESSION,
+                ("AADGATE_PUBLIC_URL", "http://dash.contoso.com"),
+            ],
+            "public_url",
+            "https",
+        ),
+        Case {
+            toml: GOOD.replace("App.Admin\"\n", "App.Boss\"\n"),
+            env: vec![CLIENT, SESSION],
+            key: "route[0].role",
+            fix: "authz.roles",
+        },
+    ];
+    for c in cases {
+        let mut cmd = aadgate();
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AADGATE_")) {
+            cmd.env_remove(k);
+        }
+        let out = cmd
+            .args(["check-config", "--config"])
+            .arg(write(&dir, &c.toml))
+            .envs(c.env)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}", c.key);
+        assert!(
+            stderr.contains(&format!("`{}`", c.key)),
+            "{}: {stderr}",
+            c.key
+        );
+        assert!(stderr.contains(c.fix), "{}: {stderr}", c.key);
+    }
+}
+
+#[test]
+fn proxy_refuses_to_start_without_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = aadgate()
+        .args(["proxy", "--config"])
+        .arg(write(
+            &dir,
+            &GOOD.replace("upstream = \"http://127.0.0.1:8050\"\n", ""),
+        ))
+        .env("AADGATE_OIDC_CLIENT_SECRET", "x")
+        .env(
+            "AADGATE_SESSION_SECRET",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("`upstream`"), "{stderr}");
+}
