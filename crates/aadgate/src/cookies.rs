@@ -40,7 +40,11 @@ impl CookieNames {
     }
 }
 
-/// Values of a cookie across all `Cookie` headers (a forged request may repeat it).
+/// How many values of one cookie are looked at. A browser sends one; a
+/// forged request may send thousands, each of which would cost a lookup.
+const MAX_VALUES: usize = 2;
+
+/// Values of a cookie across all `Cookie` headers, at most [`MAX_VALUES`].
 pub(crate) fn cookie_values<'a>(
     headers: &'a HeaderMap,
     name: &'a str,
@@ -54,10 +58,19 @@ pub(crate) fn cookie_values<'a>(
             let (k, v) = pair.trim().split_once('=')?;
             (k == name).then_some(v.trim_matches('"'))
         })
+        .take(MAX_VALUES)
 }
 
 /// Removes aadgate's cookies from the `Cookie` headers, keeping the app's.
 pub(crate) fn strip_own_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    let present = headers.get_all(header::COOKIE).iter().any(|v| {
+        names
+            .iter()
+            .any(|n| v.as_bytes().windows(n.len()).any(|w| w == n.as_bytes()))
+    });
+    if !present {
+        return;
+    }
     let all: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()

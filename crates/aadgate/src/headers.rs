@@ -11,16 +11,6 @@ use crate::User;
 /// Names are compared case-insensitively with `_` and `-` treated alike, so
 /// `X_Forwarded_User` is caught as well (some servers map both to one variable).
 pub fn is_identity_header(name: &str) -> bool {
-    let n: String = name
-        .chars()
-        .map(|c| {
-            if c == '_' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
     const EXACT: &[&str] = &[
         "x-forwarded-user",
         "x-forwarded-email",
@@ -31,10 +21,25 @@ pub fn is_identity_header(name: &str) -> bool {
         "x-forwarded-access-token",
         "remote-user",
     ];
-    EXACT.contains(&n.as_str())
-        || n.starts_with("x-ms-client-principal")
-        || n.starts_with("x-ms-token-")
-        || n.starts_with("x-auth-request-")
+    const PREFIXES: &[&str] = &["x-ms-client-principal", "x-ms-token-", "x-auth-request-"];
+    EXACT.iter().any(|e| loose_eq(name, e))
+        || PREFIXES
+            .iter()
+            .any(|p| name.len() >= p.len() && loose_eq(&name[..p.len()], p))
+}
+
+/// ASCII case-insensitive equality with `_` and `-` alike, without allocating.
+/// `pattern` is lower-case with `-`.
+pub fn loose_eq(name: &str, pattern: &str) -> bool {
+    name.len() == pattern.len()
+        && name.bytes().zip(pattern.bytes()).all(|(a, b)| {
+            let a = if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            };
+            a == b
+        })
 }
 
 /// Removes every identity header a client sent.

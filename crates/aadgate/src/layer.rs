@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 use crate::pages::{self, escape};
 use crate::{Auth, User, cookies, headers};
 
-/// Layer enforcing sign-in and role rules. See [`Auth::layer`].
+/// Layer enforcing sign-in and the configured role rules. See [`Auth::require_login`].
 #[derive(Clone)]
 pub struct AuthLayer {
     pub(crate) auth: Auth,
@@ -136,6 +136,7 @@ where
                 (Requirement::Public, user) => {
                     if let Some(u) = user {
                         req.extensions_mut().insert(u);
+                        req.extensions_mut().insert(auth.clone());
                     }
                     inner.call(req).await
                 }
@@ -145,6 +146,7 @@ where
                 ),
                 (_, Some(u)) => {
                     req.extensions_mut().insert(u);
+                    req.extensions_mut().insert(auth.clone());
                     inner.call(req).await
                 }
             }
@@ -160,7 +162,7 @@ fn login_url(auth: &Auth, req: &Request<Body>) -> String {
     u.to_string()
 }
 
-fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
+pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
     let url = login_url(auth, req);
     if is_navigation(req.method(), req.headers()) {
         let rd = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -190,7 +192,7 @@ fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
     }
 }
 
-fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Response {
+pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Response {
     tracing::info!(
         user = user.id(),
         path = req.uri().path(),

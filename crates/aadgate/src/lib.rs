@@ -1,37 +1,144 @@
 //! # aadgate
 //!
-//! Microsoft Entra ID (Azure AD) and OpenID Connect sign-in for tower/axum
-//! apps: sign-in routes, a layer that enforces sign-in and role rules, and a
-//! [`User`] extractor. The `aadgate` proxy is this crate in front of a
-//! forwarding handler; there is no second implementation.
+//! Microsoft Entra ID (Azure AD) and OpenID Connect sign-in for axum/tower
+//! apps, with app roles: sign-in routes, a layer that requires sign-in, a
+//! layer that requires a role, and extractors for the user and their access
+//! token. The `aadgate` reverse proxy is this crate in front of a forwarding
+//! handler; there is no second implementation of sign-in.
 //!
-//! ```no_run
-//! use aadgate::{Auth, User};
+//! ## A guided tour
+//!
+//! Configuration uses the same TOML sections as `aadgate proxy`
+//! ([`aadgate_core::Config`]), so a team can move between the proxy and the
+//! library without relearning anything:
+//!
+//! ```toml
+//! public_url = "https://dash.contoso.com"
+//! [oidc]
+//! tenant = "contoso.onmicrosoft.com"
+//! client_id = "..."                       # secret: AADGATE_OIDC_CLIENT_SECRET
+//! [session]
+//! store = "file:/var/lib/myapp/sessions"  # secret: AADGATE_SESSION_SECRET
+//! [authz]
+//! roles = ["App.Read", "App.Write", "App.Admin"]
+//! ```
+//!
+//! An app adds sign-in with [`Auth::routes`], requires it with
+//! [`Auth::require_login`], guards routes with [`Auth::require_role`], and
+//! reads the user with the [`User`] extractor. Here against the built-in dev
+//! identity provider, so the example runs as it is:
+//!
+//! ```
+//! use aadgate::{AccessToken, Auth, MaybeUser, User};
 //! use aadgate_core::Config;
-//! use axum::{routing::get, Router};
+//! use axum::{Router, routing::get};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::load("aadgate.toml".as_ref())?;
+//! async fn home(user: User) -> String {
+//!     format!("Hello {}, you hold {:?}", user.name(), user.roles())
+//! }
+//! async fn admin(user: User) -> String {
+//!     format!("Welcome to the admin page, {}", user.name())
+//! }
+//! async fn graph(token: AccessToken) -> String {
+//!     // e.g. GET https://graph.microsoft.com/v1.0/me with token.secret() as bearer
+//!     format!("token of {} characters", token.secret().len())
+//! }
+//! async fn landing(user: MaybeUser) -> String {
+//!     match user.0 {
+//!         Some(u) => format!("signed in as {}", u.name()),
+//!         None => "not signed in".to_owned(),
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let idp_url = format!("http://{}", idp_listener.local_addr()?);
+//! # let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let app_url = format!("http://{}", app_listener.local_addr()?);
+//! # let mut idp_config = aadgate_dev_idp::DevIdpConfig::default();
+//! # idp_config.redirect_uris = vec![format!("{app_url}/auth/callback")];
+//! # let idp = aadgate_dev_idp::DevIdp::new(idp_config, idp_url.parse()?)?;
+//! # let idp_router = idp.router();
+//! # tokio::spawn(async move { axum::serve(idp_listener, idp_router).await });
+//! let config = Config::from_toml_and_env(
+//!     &format!(
+//!         r#"
+//!         public_url = "{app_url}"
+//!         [oidc]
+//!         tenant = "{tenant}"
+//!         issuer = "{issuer}"     # the dev IdP; for Entra ID, tenant alone is enough
+//!         client_id = "{client_id}"
+//!         [session]
+//!         store = "memory"
+//!         [authz]
+//!         roles = ["App.Read", "App.Write", "App.Admin"]
+//!         [[route]]
+//!         path = "/welcome"
+//!         public = true
+//!         "#,
+//!         tenant = idp.config().tenant_id,
+//!         issuer = idp.issuer(),
+//!         client_id = idp.config().client_id,
+//!     ),
+//!     // In production: std::env::vars()
+//!     [
+//!         ("AADGATE_OIDC_CLIENT_SECRET", idp.config().client_secret.as_str()),
+//!         ("AADGATE_SESSION_SECRET", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+//!     ],
+//! )?;
 //! let auth = Auth::from_config(&config)?;
-//! let app: Router = Router::new()
-//!     .route("/", get(|user: User| async move { format!("Hello {}", user.name()) }))
+//!
+//! let app = Router::new()
+//!     .route("/", get(home))
+//!     .route("/admin", get(admin).layer(auth.require_role("App.Admin")))
+//!     .route("/graph", get(graph))
+//!     .route("/welcome", get(landing))
 //!     .merge(auth.routes())
-//!     .layer(auth.layer());
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4180").await?;
-//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//!     .layer(auth.require_login());
+//! # tokio::spawn(async move { axum::serve(app_listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await });
+//!
+//! // A browser signs in as the dev IdP's reader (Rita Reader, role App.Read):
+//! let browser = reqwest::Client::builder().cookie_store(true).build()?;
+//! let page = browser.get(format!("{app_url}/auth/login?rd=/&login_hint=reader")).send().await?.text().await?;
+//! assert_eq!(page, r#"Hello Rita Reader, you hold ["App.Read"]"#);
+//! let admin = browser.get(format!("{app_url}/admin")).header("accept", "application/json").send().await?;
+//! assert_eq!(admin.status(), 403);
+//! # assert!(browser.get(format!("{app_url}/graph")).send().await?.text().await?.starts_with("token of"));
+//! # assert_eq!(reqwest::get(format!("{app_url}/welcome")).await?.text().await?, "not signed in");
 //! # Ok(()) }
 //! ```
 //!
-//! The layer decides every request with the `[authz]` roles and `[[route]]`
-//! rules of the configuration; `/auth/*`, `/.auth/*` and `/healthz` are always
-//! reachable so that sign-in can happen.
+//! ## What each piece does
+//!
+//! - [`Auth::routes`]: `/auth/login?rd=`, `/auth/callback`, `/auth/logout`,
+//!   `/auth/me`, Azure App Service's `/.auth/*` aliases, `/healthz`.
+//! - [`Auth::require_login`]: every request needs a session and, when
+//!   `[authz] roles` is set, at least the lowest role (a user with none is
+//!   refused with 403); `[[route]]` rules adjust that per path. Browser
+//!   navigations without a session are redirected to sign-in; API calls get
+//!   `401 {"error":"login_required","login_url":...}`. Client-supplied
+//!   identity headers are removed from every request.
+//! - [`Auth::require_role`]: at least this role, higher roles included.
+//! - [`User`], [`MaybeUser`]: who is signed in. [`AccessToken`]: a valid
+//!   access token for downstream calls, refreshed when near expiry.
+//!
+//! ## Errors
+//!
+//! [`AuthError`] is returned at start-up and names the configuration key to
+//! fix. [`SignInError`] says precisely why a sign-in failed; that text goes to
+//! the log with a correlation id, while the browser gets a fixed message
+//! ([`SignInError::public_message`]) and the id.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod cookies;
+mod error;
 pub mod headers;
 mod layer;
 pub mod pages;
+mod refresh;
+mod role;
 mod routes;
 mod user;
 
@@ -40,24 +147,13 @@ use std::sync::{Arc, Mutex};
 
 use aadgate_core::config::Settings;
 use aadgate_core::crypto::Sealer;
-use aadgate_core::{Config, ConfigError, Provider, SessionStore};
+use aadgate_core::{Config, Provider, SessionStore};
 
 pub use aadgate_core;
+pub use error::{AuthError, SignInError};
 pub use layer::{AuthLayer, AuthService};
-pub use user::{MaybeUser, NotSignedIn, User};
-
-/// Errors building an [`Auth`].
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The session store could not be opened.
-    #[error(
-        "session.store: {0}. Fix: check the directory exists and is writable, and that no other aadgate process uses it"
-    )]
-    Store(#[from] aadgate_core::session::StoreError),
-}
+pub use role::{RequireRole, RequireRoleLayer};
+pub use user::{AccessToken, MaybeUser, NotSignedIn, User};
 
 /// Sign-in for an app: configuration, provider, sessions. Cheap to clone.
 #[derive(Clone)]
@@ -136,100 +232,41 @@ impl Auth {
         [self.inner.cookies.session, self.inner.cookies.pending]
     }
 
-    /// A valid access token for the user's session: the stored one, or, when it
-    /// expires within a minute, a new one from the refresh token. Concurrent
-    /// calls for one session make one refresh. `None` when the session has no
-    /// usable access token any more (the user must sign in again).
-    pub async fn access_token(&self, user: &User) -> Option<String> {
-        let inner = &self.inner;
-        let fresh = |t: &aadgate_core::Tokens| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            t.access_token
-                .clone()
-                .filter(|_| t.access_expires_at.is_none_or(|e| e > now + 60))
-        };
-        if let Some(t) = fresh(&user.session.tokens) {
-            return Some(t);
-        }
-        let lock = inner
-            .refreshing
-            .lock()
-            .expect("refresh map lock")
-            .entry(user.cookie.clone())
-            .or_default()
-            .clone();
-        let _guard = lock.lock().await;
-        let result = self.refresh_locked(user, fresh).await;
-        inner
-            .refreshing
-            .lock()
-            .expect("refresh map lock")
-            .remove(&user.cookie);
-        result
-    }
-
-    async fn refresh_locked(
-        &self,
-        user: &User,
-        fresh: impl Fn(&aadgate_core::Tokens) -> Option<String>,
-    ) -> Option<String> {
-        let inner = &self.inner;
-        // Another request may have refreshed while we waited.
-        let session = inner.store.get(&user.cookie).await?;
-        if let Some(t) = fresh(&session.tokens) {
-            return Some(t);
-        }
-        let rt = session.tokens.refresh_token.as_deref()?;
-        let scopes = inner.settings.scopes.join(" ");
-        let resp = match inner.provider.refresh(rt, &scopes).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(user = %user.id(), error = %e, "token refresh failed");
-                return None;
-            }
-        };
-        if let Some(id_token) = &resp.id_token {
-            match inner.provider.validate_id_token(id_token, None).await {
-                Ok(c) if c.sub == session.identity.sub && c.iss == session.identity.issuer => {}
-                Ok(_) => {
-                    tracing::warn!(user = %user.id(), "refreshed ID token changed identity; session ended");
-                    inner.store.remove(&user.cookie).await;
-                    return None;
-                }
-                Err(e) => {
-                    tracing::warn!(user = %user.id(), error = %e, "refreshed ID token rejected");
-                    return None;
-                }
-            }
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let tokens = aadgate_core::Tokens {
-            id_token: resp
-                .id_token
-                .clone()
-                .or_else(|| session.tokens.id_token.clone()),
-            access_token: Some(resp.access_token.clone()),
-            access_expires_at: resp.expires_in.map(|s| now + s as i64),
-            refresh_token: resp
-                .refresh_token
-                .clone()
-                .or_else(|| session.tokens.refresh_token.clone()),
-        };
-        if let Err(e) = inner.store.update_tokens(&user.cookie, tokens).await {
-            tracing::warn!(error = %e, "could not store refreshed tokens");
-        }
-        Some(resp.access_token)
-    }
-
-    /// The layer that enforces sign-in and the configured role rules.
-    pub fn layer(&self) -> AuthLayer {
+    /// The layer that requires sign-in and applies the configured role rules
+    /// (`[authz] roles`: without a matching `[[route]]`, the lowest role is
+    /// needed; `public = true` routes need nothing). Signed-in requests get a
+    /// [`User`] in their extensions. Browser navigations without a session are
+    /// sent to sign-in; other requests get `401` JSON with a `login_url`.
+    pub fn require_login(&self) -> AuthLayer {
         AuthLayer { auth: self.clone() }
+    }
+
+    /// A layer that requires at least `role` (or a higher one) of
+    /// `[authz] roles`; put it on routes inside [`Auth::require_login`].
+    ///
+    /// # Panics
+    ///
+    /// If `role` is not in `[authz] roles` — a programming error that would
+    /// otherwise silently lock everyone out (or in).
+    pub fn require_role(&self, role: &str) -> RequireRoleLayer {
+        let index = self
+            .inner
+            .settings
+            .policy
+            .roles()
+            .iter()
+            .position(|r| r == role)
+            .unwrap_or_else(|| {
+                panic!(
+                    "require_role({role:?}): not in [authz] roles {:?}",
+                    self.inner.settings.policy.roles()
+                )
+            });
+        RequireRoleLayer {
+            auth: self.clone(),
+            role: Arc::from(role),
+            index,
+        }
     }
 
     /// The sign-in routes: `/auth/login`, `/auth/callback`, `/auth/logout`,

@@ -54,3 +54,45 @@ pub fn failure(status: StatusCode, title: &str, message: &str, correlation_id: &
         ),
     )
 }
+
+/// A short random id that ties a page a user reports to a log line.
+pub fn correlation_id() -> String {
+    aadgate_core::crypto::random_bytes::<8>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A page explaining an Entra ID AADSTS error and the setting to fix.
+pub(crate) fn explained(
+    status: StatusCode,
+    exp: aadgate_core::entra::Explanation,
+    error: &str,
+    ids: Option<(&str, &str)>,
+    cid: &str,
+) -> Response {
+    let ids_html = match ids {
+        Some((trace, corr)) => format!(
+            "<p class=\"muted\">Trace id: <code>{}</code><br>Correlation id: <code>{}</code><br>aadgate id: <code>{}</code></p>",
+            escape(trace),
+            escape(corr),
+            escape(cid)
+        ),
+        None => format!(
+            "<p class=\"muted\">aadgate id: <code>{}</code></p>",
+            escape(cid)
+        ),
+    };
+    page(
+        status,
+        "Sign-in was refused",
+        &format!(
+            "<p>Microsoft Entra ID refused the sign-in with <code>AADSTS{}</code> ({}).</p><p>{}</p><p><strong>How to fix it:</strong> {}</p>{ids_html}\
+<a class=\"button\" href=\"/auth/login\">Try again</a>",
+            exp.code,
+            escape(error),
+            escape(exp.meaning),
+            escape(exp.fix)
+        ),
+    )
+}

@@ -2,7 +2,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aadgate_core::error::ProviderError;
 use aadgate_core::flow::{
     AuthorizationRequest, PENDING_TTL, PendingJar, PendingLogin, safe_return_path,
 };
@@ -15,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::error::SignInError;
 use crate::pages::{self, escape};
 use crate::{Auth, User, cookies, headers};
 
@@ -37,13 +37,6 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-fn correlation_id() -> String {
-    crypto::random_bytes::<8>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Query pairs; `None` when a parameter we read appears twice (duplicate
@@ -87,42 +80,13 @@ fn redirect(to: &str) -> Response {
     resp
 }
 
-fn provider_down(auth: &Auth, e: &ProviderError) -> Response {
-    let cid = correlation_id();
-    tracing::error!(correlation_id = %cid, error = %e, "identity provider unavailable");
-    let host = auth
-        .inner
-        .settings
-        .issuer
-        .host_str()
-        .unwrap_or("the identity provider")
-        .to_owned();
-    let (status, title, msg) = match e {
-        ProviderError::IssuerMismatch { .. } | ProviderError::Invalid { .. } => (
-            StatusCode::BAD_GATEWAY,
-            "Sign-in is misconfigured",
-            format!(
-                "The identity provider at {host} answered with settings aadgate cannot trust. An administrator must check oidc.tenant / oidc.issuer."
-            ),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in is unavailable",
-            format!(
-                "The sign-in service at {host} cannot be reached right now. Please try again in a minute."
-            ),
-        ),
-    };
-    pages::failure(status, title, &msg, &cid)
-}
-
 async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     let Some(pairs) = query_pairs(q.as_deref(), &["rd", "login_hint"]) else {
         return pages::failure(
             StatusCode::BAD_REQUEST,
             "Bad sign-in request",
             "The sign-in link is malformed.",
-            &correlation_id(),
+            &pages::correlation_id(),
         );
     };
     let rd = param(&pairs, "rd")
@@ -133,7 +97,7 @@ async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderM
     let inner = &auth.inner;
     let meta = match inner.provider.metadata().await {
         Ok(m) => m,
-        Err(e) => return provider_down(&auth, &e),
+        Err(e) => return SignInError::from(e).into_response(),
     };
     let t = now();
     let login = PendingLogin::new(rd, meta.issuer.clone(), t);
@@ -165,17 +129,7 @@ async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderM
 }
 
 async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    let inner = &auth.inner;
-    let cid = correlation_id();
-    let fail = |status: StatusCode, reason: &str| {
-        tracing::warn!(correlation_id = %cid, %reason, "sign-in rejected");
-        pages::failure(
-            status,
-            "Sign-in failed",
-            "Sign-in could not be completed. Please start again.",
-            &cid,
-        )
-    };
+    let cid = pages::correlation_id();
     let Some(pairs) = query_pairs(
         q.as_deref(),
         &[
@@ -187,95 +141,74 @@ async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Head
             "iss",
         ],
     ) else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "callback query oversized or has duplicated parameters",
-        );
+        return SignInError::MalformedCallback.into_page(&cid);
     };
     if let Some(error) = param(&pairs, "error") {
         return provider_error_page(&pairs, error, &cid);
     }
-    let (Some(code), Some(state)) = (param(&pairs, "code"), param(&pairs, "state")) else {
-        return fail(StatusCode::BAD_REQUEST, "callback without code or state");
+    match complete_sign_in(&auth, &pairs, &headers).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_page(&cid),
+    }
+}
+
+/// Checks the callback against the pending sign-in, redeems the code,
+/// validates the ID token and creates the session.
+async fn complete_sign_in(
+    auth: &Auth,
+    pairs: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Response, SignInError> {
+    let inner = &auth.inner;
+    let (Some(code), Some(state)) = (param(pairs, "code"), param(pairs, "state")) else {
+        return Err(SignInError::MissingParameters);
     };
     if code.len() > 4096 || state.len() > 256 {
-        return fail(StatusCode::BAD_REQUEST, "callback parameters oversized");
+        return Err(SignInError::MalformedCallback);
     }
     let t = now();
     let mut jar = PendingJar::from_cookie(
-        cookies::cookie_values(&headers, inner.cookies.pending).next(),
+        cookies::cookie_values(headers, inner.cookies.pending).next(),
         &inner.pending_sealer,
         t,
     );
-    let Some(login) = jar.take(state) else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "state does not match a sign-in started in this browser (missing, expired or foreign)",
-        );
-    };
+    let login = jar.take(state).ok_or(SignInError::UnknownState)?;
     // Single use, even if the pending cookie is replayed.
     {
         let mut used = inner.used_states.lock().expect("used states lock");
         used.retain(|_, exp| *exp > t);
-        let h = crypto::sha256(login.state.as_bytes());
-        if used.insert(h, t + PENDING_TTL).is_some() {
-            drop(used);
-            return fail(StatusCode::BAD_REQUEST, "state was already used");
+        if used
+            .insert(crypto::sha256(login.state.as_bytes()), t + PENDING_TTL)
+            .is_some()
+        {
+            return Err(SignInError::StateReused);
         }
     }
-    let meta = match inner.provider.metadata().await {
-        Ok(m) => m,
-        Err(e) => return provider_down(&auth, &e),
-    };
+    let meta = inner.provider.metadata().await?;
     if meta.issuer != login.issuer {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "sign-in was started with another issuer",
-        );
+        return Err(SignInError::IssuerMixUp {
+            started: login.issuer,
+            now: meta.issuer.clone(),
+        });
     }
-    if let Some(iss) = param(&pairs, "iss") {
+    if let Some(iss) = param(pairs, "iss") {
         // RFC 9207: when the provider names itself, it must be the one we started with.
         if iss != login.issuer && !login.issuer.contains("{tenantid}") {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "callback iss parameter names another issuer",
-            );
+            return Err(SignInError::IssuerMixUp {
+                started: login.issuer,
+                now: iss.to_owned(),
+            });
         }
     }
-    let tokens = match inner
+    let tokens = inner
         .provider
         .exchange_code(code, &login.verifier, inner.settings.redirect_uri.as_str())
-        .await
-    {
-        Ok(t) => t,
-        Err(ProviderError::TokenEndpoint {
-            error,
-            description,
-            status,
-        }) => {
-            let code = entra::find_code(&description);
-            tracing::warn!(correlation_id = %cid, %error, %description, status, "token endpoint refused the code");
-            if let Some(exp) = code.and_then(entra::explain) {
-                return explained_page(StatusCode::BAD_GATEWAY, exp, &error, None, &cid);
-            }
-            return fail(
-                StatusCode::BAD_REQUEST,
-                &format!("token endpoint refused: {error}"),
-            );
-        }
-        Err(e) => return provider_down(&auth, &e),
-    };
-    let Some(id_token) = tokens.id_token.as_deref() else {
-        return fail(StatusCode::BAD_GATEWAY, "token response without id_token");
-    };
-    let claims = match inner
+        .await?;
+    let id_token = tokens.id_token.as_deref().ok_or(SignInError::NoIdToken)?;
+    let claims = inner
         .provider
         .validate_id_token(id_token, Some(&login.nonce))
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, &format!("ID token rejected: {e}")),
-    };
+        .await?;
     let identity = Identity {
         issuer: claims.iss,
         sub: claims.sub,
@@ -297,79 +230,30 @@ async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Head
         refresh_token: tokens.refresh_token.clone(),
     };
     // A brand-new session id: whatever session cookie came in is dropped (fixation defence).
-    for old in cookies::cookie_values(&headers, inner.cookies.session) {
-        inner.store.remove(old).await;
-    }
-    let (cookie, _session) = match inner.store.create(identity, stored).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(correlation_id = %cid, error = %e, "could not store session");
-            return pages::failure(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in failed",
-                "Your session could not be saved. Please try again.",
-                &cid,
-            );
+    for old in cookies::cookie_values(headers, inner.cookies.session) {
+        if inner.store.get(old).await.is_some() {
+            inner.store.remove(old).await;
         }
-    };
-    tracing::info!(user = %param_user(&_session.identity), "signed in");
+    }
+    let (cookie, session) = inner.store.create(identity, stored).await?;
+    tracing::info!(user = %session.identity.user_id(), "signed in");
     let mut resp = redirect(&login.rd);
     let c = &inner.cookies;
     resp.headers_mut().append(
         header::SET_COOKIE,
         c.set(c.session, &cookie, inner.settings.lifetime.as_secs() as i64),
     );
-    if jar.is_empty() {
-        resp.headers_mut()
-            .append(header::SET_COOKIE, c.clear(c.pending));
+    let pending = if jar.is_empty() {
+        c.clear(c.pending)
     } else {
-        resp.headers_mut().append(
-            header::SET_COOKIE,
-            c.set(
-                c.pending,
-                &jar.to_cookie(&inner.pending_sealer),
-                PENDING_TTL,
-            ),
-        );
-    }
-    resp
-}
-
-fn param_user(id: &Identity) -> String {
-    id.user_id().to_owned()
-}
-
-fn explained_page(
-    status: StatusCode,
-    exp: entra::Explanation,
-    error: &str,
-    ids: Option<(&str, &str)>,
-    cid: &str,
-) -> Response {
-    let ids_html = match ids {
-        Some((trace, corr)) => format!(
-            "<p class=\"muted\">Trace id: <code>{}</code><br>Correlation id: <code>{}</code><br>aadgate id: <code>{}</code></p>",
-            escape(trace),
-            escape(corr),
-            escape(cid)
-        ),
-        None => format!(
-            "<p class=\"muted\">aadgate id: <code>{}</code></p>",
-            escape(cid)
-        ),
+        c.set(
+            c.pending,
+            &jar.to_cookie(&inner.pending_sealer),
+            PENDING_TTL,
+        )
     };
-    pages::page(
-        status,
-        "Sign-in was refused",
-        &format!(
-            "<p>Microsoft Entra ID refused the sign-in with <code>AADSTS{}</code> ({}).</p><p>{}</p><p><strong>How to fix it:</strong> {}</p>{ids_html}\
-<a class=\"button\" href=\"/auth/login\">Try again</a>",
-            exp.code,
-            escape(error),
-            escape(exp.meaning),
-            escape(exp.fix)
-        ),
-    )
+    resp.headers_mut().append(header::SET_COOKIE, pending);
+    Ok(resp)
 }
 
 fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Response {
@@ -379,7 +263,7 @@ fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Re
     tracing::warn!(correlation_id = %cid, %error, %description, trace_id = %trace, provider_correlation_id = %corr, "provider returned an error to the callback");
     let ids = (!trace.is_empty() || !corr.is_empty()).then_some((trace, corr));
     match entra::find_code(description).and_then(entra::explain) {
-        Some(exp) => explained_page(StatusCode::FORBIDDEN, exp, error, ids, cid),
+        Some(exp) => pages::explained(StatusCode::FORBIDDEN, exp, error, ids, cid),
         None => {
             let code = entra::find_code(description)
                 .map(|c| format!(" (AADSTS{c})"))
@@ -419,8 +303,8 @@ async fn logout(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Header
             id_token = s.tokens.id_token.clone();
             login_hint = s.identity.login_hint.clone();
             tracing::info!(user = %s.identity.user_id(), "signed out");
+            inner.store.remove(value).await;
         }
-        inner.store.remove(value).await;
     }
     let end_session = inner
         .provider

@@ -109,3 +109,48 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
         Ok(MaybeUser(parts.extensions.get::<User>().cloned()))
     }
 }
+
+/// A valid access token for the signed-in user, refreshed with the refresh
+/// token when it is about to expire (one refresh per session however many
+/// requests need it at once). Use it for downstream calls such as Microsoft
+/// Graph:
+///
+/// ```
+/// use aadgate::AccessToken;
+/// async fn profile(token: AccessToken) -> String {
+///     // reqwest::Client::new().get("https://graph.microsoft.com/v1.0/me").bearer_auth(token.secret())
+///     format!("{} characters", token.secret().len())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// The bearer token. Do not log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(<redacted>)")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
+    type Rejection = NotSignedIn;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let user = parts.extensions.get::<User>().cloned().ok_or(NotSignedIn)?;
+        let auth = parts
+            .extensions
+            .get::<crate::Auth>()
+            .cloned()
+            .ok_or(NotSignedIn)?;
+        auth.access_token(&user)
+            .await
+            .map(AccessToken)
+            .ok_or(NotSignedIn)
+    }
+}

@@ -34,7 +34,7 @@ pub fn app(auth: Auth, upstream: Url) -> Router {
         .pool_max_idle_per_host(256)
         .build(connector);
     let routes = auth.routes();
-    let layer = auth.layer();
+    let layer = auth.require_login();
     let fwd = Forwarder {
         client,
         upstream,
@@ -59,13 +59,19 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Headers a client may use to make an upstream believe another URL was asked for.
-const URL_OVERRIDES: &[&str] = &[
+/// Headers a client may use to make an upstream believe another URL was
+/// asked for, or another client address: removed from every request (matched
+/// case-insensitively, `_` and `-` alike); aadgate sets the address ones itself.
+const CLIENT_OVERRIDES: &[&str] = &[
     "x-original-url",
     "x-rewrite-url",
     "x-forwarded-uri",
     "x-forwarded-path",
     "x-forwarded-prefix",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -140,8 +146,17 @@ async fn forward(
     let headers = req.headers_mut();
     let upgrade_value = headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(headers);
-    for n in URL_OVERRIDES {
-        headers.remove(*n);
+    let overrides: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            CLIENT_OVERRIDES
+                .iter()
+                .any(|o| aadgate::headers::loose_eq(k.as_str(), o))
+        })
+        .cloned()
+        .collect();
+    for n in overrides {
+        headers.remove(n);
     }
     // X-Forwarded-*: believed only from trusted proxies.
     let host = headers.get(header::HOST).cloned();
@@ -160,6 +175,9 @@ async fn forward(
     }
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
+        headers.insert("x-real-ip", v);
     }
     if !headers.contains_key("x-forwarded-proto") {
         headers.insert(
@@ -207,21 +225,25 @@ async fn forward(
                 }
             });
         }
-        let (parts, _) = resp.into_parts();
+        let (mut parts, _) = resp.into_parts();
+        drop_own_set_cookies(&mut parts.headers, &fwd.auth.cookie_names());
         return Response::from_parts(parts, Body::empty());
     }
 
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    // The app may not overwrite aadgate's own cookies.
-    let own = fwd.auth.cookie_names();
-    let cookies: Vec<HeaderValue> = parts
-        .headers
+    drop_own_set_cookies(&mut parts.headers, &fwd.auth.cookie_names());
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// The app may not set (overwrite, fixate) aadgate's own cookies.
+fn drop_own_set_cookies(headers: &mut HeaderMap, own: &[&str]) {
+    let cookies: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .cloned()
         .collect();
-    parts.headers.remove(header::SET_COOKIE);
+    headers.remove(header::SET_COOKIE);
     for c in cookies {
         let name = c
             .to_str()
@@ -230,10 +252,9 @@ async fn forward(
             .map(str::trim)
             .unwrap_or("");
         if !own.contains(&name) {
-            parts.headers.append(header::SET_COOKIE, c);
+            headers.append(header::SET_COOKIE, c);
         }
     }
-    Response::from_parts(parts, Body::new(body))
 }
 
 /// Serves the proxy until `shutdown` completes.

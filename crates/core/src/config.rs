@@ -202,8 +202,9 @@ pub enum ProviderKind {
     Generic,
 }
 
-/// A configuration checked and resolved, ready to use.
-#[derive(Debug, Clone)]
+/// A configuration checked and resolved, ready to use. Its `Debug` output
+/// leaves the secrets out.
+#[derive(Clone)]
 pub struct Settings {
     /// Listen address.
     pub listen: SocketAddr,
@@ -245,6 +246,23 @@ pub struct Settings {
     pub lifetime: Duration,
     /// Authorization policy.
     pub policy: Policy,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url.as_str())
+            .field("upstream", &self.upstream.as_ref().map(Url::as_str))
+            .field("issuer", &self.issuer.as_str())
+            .field("provider", &self.provider)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("secret", &"<redacted>")
+            .field("store", &self.store)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where sessions are stored.
@@ -817,6 +835,19 @@ store = "memory"
 
         let e = err(&base(), &[("AADGATE_OIDC_TENANT", "organizations")]);
         assert_eq!(e.key, "oidc.allowed_tenants");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = Config::from_toml_and_env(&base(), Vec::<(String, String)>::new())
+            .unwrap()
+            .validate()
+            .unwrap();
+        let d = format!("{s:?}");
+        assert!(
+            !d.contains(SECRET) && !d.contains("client_secret: \"s\""),
+            "{d}"
+        );
     }
 
     #[test]

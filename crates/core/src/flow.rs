@@ -60,7 +60,10 @@ pub struct PendingJar {
 
 const COOKIE_CONTEXT: &[u8] = b"aadgate pending login v1";
 /// Cookie values longer than this are not even decoded.
-const MAX_COOKIE: usize = 3000;
+const MAX_COOKIE: usize = 4000;
+/// The jar is trimmed (oldest sign-ins first) to stay under this when encoded,
+/// well within the 4096 bytes browsers keep per cookie.
+const TARGET_COOKIE: usize = 3800;
 
 impl PendingJar {
     /// Decodes the cookie; anything malformed, forged or stale yields an empty jar.
@@ -101,10 +104,17 @@ impl PendingJar {
         self.logins.is_empty()
     }
 
-    /// Encodes for the cookie.
-    pub fn to_cookie(&self, sealer: &Sealer) -> String {
-        let plain = serde_json::to_vec(self).expect("pending logins serialize");
-        crypto::b64url(&sealer.seal(&plain, COOKIE_CONTEXT))
+    /// Encodes for the cookie, dropping the oldest sign-ins if it would not
+    /// fit in one cookie (the newest is always kept).
+    pub fn to_cookie(&mut self, sealer: &Sealer) -> String {
+        loop {
+            let plain = serde_json::to_vec(self).expect("pending logins serialize");
+            let value = crypto::b64url(&sealer.seal(&plain, COOKIE_CONTEXT));
+            if value.len() <= TARGET_COOKIE || self.logins.len() <= 1 {
+                return value;
+            }
+            self.logins.remove(0);
+        }
     }
 }
 
@@ -162,37 +172,36 @@ pub fn safe_return_path(rd: &str) -> Option<String> {
     if rd.len() > 2048 || !rd.starts_with('/') {
         return None;
     }
-    // Decode repeatedly so encoded slashes, backslashes and control characters are seen.
-    let mut decoded = rd.to_owned();
+    // Whitespace and control characters are never valid raw in a URL.
+    if rd.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return None;
+    }
+    // The path part is decoded repeatedly so encoded slashes, backslashes,
+    // whitespace and control characters are seen; the query and fragment may
+    // legitimately carry encoded characters (`?q=a%20b`).
+    let split = rd.find(['?', '#']).unwrap_or(rd.len());
+    let mut path = rd[..split].to_owned();
     for _ in 0..4 {
-        let next = percent_encoding::percent_decode_str(&decoded)
+        let next = percent_encoding::percent_decode_str(&path)
             .decode_utf8_lossy()
             .into_owned();
-        if next == decoded {
+        if next == path {
             break;
         }
-        decoded = next;
+        path = next;
     }
     let bad_char = |c: char| c.is_control() || c.is_whitespace() || c == '\\';
-    let mut chars = decoded.chars();
-    chars.next();
-    let second = chars.next();
-    if matches!(second, Some('/') | Some('\\'))
-        || decoded.chars().any(bad_char)
-        || rd.chars().any(bad_char)
-    {
+    if path.chars().nth(1).is_some_and(|c| c == '/' || c == '\\') || path.chars().any(bad_char) {
+        return None;
+    }
+    // Dot segments are refused too: the path must be what it says.
+    if path.split('/').any(|s| s == ".." || s == ".") {
         return None;
     }
     // Anything a browser would resolve to another origin is refused.
     let base = Url::parse("https://aadgate.invalid/").expect("static URL");
-    let resolved = base.join(rd).ok()?;
-    let resolved_dec = base.join(&decoded).ok()?;
-    if resolved.origin() != base.origin() || resolved_dec.origin() != base.origin() {
-        return None;
-    }
-    // Dot segments are refused too: the path must be what it says.
-    let path_part = decoded.split(['?', '#']).next().unwrap_or_default();
-    if path_part.split('/').any(|s| s == ".." || s == ".") {
+    let same = |u: &str| base.join(u).is_ok_and(|r| r.origin() == base.origin());
+    if !same(rd) || !same(&path) {
         return None;
     }
     Some(rd.to_owned())
@@ -215,6 +224,21 @@ mod tests {
         assert_eq!(jar.logins.len(), MAX_PENDING);
         let cookie = jar.to_cookie(&sealer);
         assert!(cookie.len() < 2000, "{}", cookie.len());
+        // Long return paths: the newest sign-in always fits, older ones give way.
+        let mut big = PendingJar::default();
+        let long: Vec<_> = (0..MAX_PENDING)
+            .map(|i| PendingLogin::new(format!("/{i}/{}", "x".repeat(1000)), "iss".into(), 1000))
+            .collect();
+        for l in &long {
+            big.push(l.clone());
+        }
+        let c = big.to_cookie(&sealer);
+        assert!(c.len() <= TARGET_COOKIE, "{}", c.len());
+        let mut back = PendingJar::from_cookie(Some(&c), &sealer, 1001);
+        assert!(
+            back.take(&long[MAX_PENDING - 1].state).is_some(),
+            "newest kept"
+        );
         let mut back = PendingJar::from_cookie(Some(&cookie), &sealer, 1001);
         assert!(back.take(&logins[0].state).is_none(), "oldest dropped");
         assert_eq!(back.take(&logins[5].state).unwrap().rd, "/5");
@@ -236,7 +260,14 @@ mod tests {
 
     #[test]
     fn return_paths() {
-        for ok in ["/", "/dash/", "/a?b=c&d=/e", "/a#frag", "/caf%C3%A9"] {
+        for ok in [
+            "/",
+            "/dash/",
+            "/a?b=c&d=/e",
+            "/a#frag",
+            "/caf%C3%A9",
+            "/search?q=a%20b&p=%5C",
+        ] {
             assert_eq!(safe_return_path(ok).as_deref(), Some(ok));
         }
         for bad in [

@@ -252,6 +252,9 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     }
     let mut out: Vec<&str> = Vec::new();
     for seg in decoded.split(['/', '\\']) {
+        // Path parameters (`/admin;jsessionid=x`, `/..;/`) are dropped by
+        // Tomcat, Jetty and Spring before routing: decide as they will.
+        let seg = seg.split(';').next().unwrap_or_default();
         match seg {
             "" | "." => {}
             ".." => {
@@ -329,6 +332,9 @@ mod tests {
             "/assets\\..\\admin",
             "//admin",
             "/./admin",
+            "/assets/..;/admin",
+            "/assets/..%3b/admin",
+            "/admin;jsessionid=x",
         ] {
             assert_eq!(
                 p.requirement(path),

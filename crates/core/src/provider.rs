@@ -184,7 +184,8 @@ impl Provider {
                 tenant,
             } => {
                 // A domain tenant resolves to the tenant's GUID on the same host.
-                found == self.configured_issuer
+                // Tenant GUIDs are case-insensitive; Entra publishes them lower-case.
+                found.eq_ignore_ascii_case(&self.configured_issuer)
                     || (!crate::config::is_guid(tenant)
                         && found.rsplit('/').nth(1).is_some_and(|guid| {
                             crate::config::is_guid(guid)

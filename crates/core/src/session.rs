@@ -235,18 +235,18 @@ impl SessionStore {
         Ok((cookie, session))
     }
 
-    /// Replaces the tokens of a session (after a refresh).
-    pub async fn update_tokens(
+    /// Changes a live session (after a token refresh) and persists it.
+    pub async fn update(
         &self,
         cookie: &str,
-        tokens: Tokens,
+        change: impl FnOnce(&mut Session),
     ) -> Result<Option<Arc<Session>>, StoreError> {
         let Some(current) = self.get(cookie).await else {
             return Ok(None);
         };
         let key = self.key_of(cookie);
         let mut s = (*current).clone();
-        s.tokens = tokens;
+        change(&mut s);
         s.last_seen = now();
         let s = Arc::new(s);
         self.persist(key, &s).await?;

@@ -66,27 +66,33 @@ pub(crate) async fn start_echo() -> SocketAddr {
 pub(crate) struct Idp {
     pub(crate) idp: DevIdp,
     pub(crate) addr: SocketAddr,
+    config: DevIdpConfig,
     shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Idp {
-    pub(crate) async fn start(redirect_ports: &[u16]) -> Self {
+    pub(crate) async fn start(config: DevIdpConfig, redirect_ports: &[u16]) -> Self {
         let (l, addr) = listener().await;
-        Self::start_on(l, addr, redirect_ports)
-    }
-
-    fn start_on(l: TcpListener, addr: SocketAddr, redirect_ports: &[u16]) -> Self {
-        let cfg = DevIdpConfig {
+        let config = DevIdpConfig {
             redirect_uris: redirect_ports
                 .iter()
                 .map(|p| format!("http://127.0.0.1:{p}/auth/callback"))
                 .collect(),
-            ..DevIdpConfig::default()
+            ..config
         };
-        let idp = DevIdp::new(cfg, Url::parse(&format!("http://{addr}")).unwrap()).unwrap();
+        Self::start_on(l, addr, config)
+    }
+
+    fn start_on(l: TcpListener, addr: SocketAddr, config: DevIdpConfig) -> Self {
+        let idp = DevIdp::new(
+            config.clone(),
+            Url::parse(&format!("http://{addr}")).unwrap(),
+        )
+        .unwrap();
         let router = idp.router();
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             axum::serve(l, router)
                 .with_graceful_shutdown(async {
                     let _ = rx.await;
@@ -96,20 +102,33 @@ impl Idp {
         Self {
             idp,
             addr,
+            config,
             shutdown: Some(tx),
+            handle: Some(handle),
         }
     }
 
     /// Stops answering (the provider is "down").
-    pub(crate) fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    /// A fresh provider at the same address: new keys, every code and token forgotten.
+    pub(crate) async fn restart(&mut self) {
+        self.stop().await;
+        let l = TcpListener::bind(self.addr).await.unwrap();
+        *self = Self::start_on(l, self.addr, self.config.clone());
     }
 }
 
 pub(crate) struct Proxy {
     pub(crate) addr: SocketAddr,
+    pub(crate) auth: Auth,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -180,13 +199,14 @@ impl Proxy {
         let config = Config::from_toml_and_env(config_text, env).unwrap();
         let auth = Auth::from_config(&config).unwrap();
         let upstream = auth.settings().upstream.clone().unwrap();
-        let app = aadgate_cli::proxy::app(auth, upstream);
+        let app = aadgate_cli::proxy::app(auth.clone(), upstream);
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(aadgate_cli::proxy::serve(listener, app, async {
             let _ = rx.await;
         }));
         Self {
             addr,
+            auth,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -213,8 +233,12 @@ impl Setup {
     }
 
     pub(crate) async fn with_extra(extra: &str) -> Self {
+        Self::with_options(extra, DevIdpConfig::default()).await
+    }
+
+    pub(crate) async fn with_options(extra: &str, idp_config: DevIdpConfig) -> Self {
         let (pl, paddr) = listener().await;
-        let idp = Idp::start(&[paddr.port()]).await;
+        let idp = Idp::start(idp_config, &[paddr.port()]).await;
         let echo = start_echo().await;
         let store_dir = tempfile::tempdir().unwrap();
         let text = config_text(

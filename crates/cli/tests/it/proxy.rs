@@ -625,7 +625,7 @@ async fn provider_down_gives_503_at_sign_in_while_sessions_keep_working() {
     let mut s = Setup::new().await;
     let b = s.browser();
     b.sign_in("reader", "/").await;
-    s.idp.stop();
+    s.idp.stop().await;
     // A fresh proxy that never saw the provider: sign-in is a clear 503.
     s.restart_proxy().await;
     let b = Browser {
@@ -755,6 +755,9 @@ async fn route_rules_cannot_be_talked_past() {
         "/Admin/users",
         "/admin?next=/public",
         "/admin#/public",
+        "/public/..;/admin",
+        "/public/..%3B/admin",
+        "/admin;x/users",
     ] {
         assert_eq!(
             raw_get(addr, path, &cookie).await,
@@ -835,4 +838,96 @@ async fn forwarded_headers_from_trusted_proxies_are_kept() {
         .find(|u| u.username == "reader")
         .unwrap();
     assert_eq!(seen(&echo, "x-forwarded-user"), [reader.oid.as_str()]);
+}
+
+#[tokio::test]
+async fn thousands_of_forged_session_cookies_cost_nothing() {
+    let s = Setup::new().await;
+    let b = s.browser();
+    b.sign_in("reader", "/").await;
+    let before = s.proxy().auth.sessions().disk_writes();
+    let many: Vec<String> = (0..2000).map(|i| format!("aadgate={:0>43}", i)).collect();
+    let cookie = many.join("; ");
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/auth/logout", "/", "/auth/me"] {
+        let r = c
+            .get(s.proxy().url(path))
+            .header("cookie", cookie.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_redirection() || r.status() == 401,
+            "{path}: {}",
+            r.status()
+        );
+    }
+    assert_eq!(
+        s.proxy().auth.sessions().disk_writes(),
+        before,
+        "no store writes for forged ids"
+    );
+}
+
+#[tokio::test]
+async fn access_tokens_are_refreshed_once_at_a_time_and_a_dead_grant_ends_the_session() {
+    // Access tokens that live 30 s are always "about to expire": every request refreshes.
+    let idp_config = aadgate_dev_idp::DevIdpConfig {
+        access_token_lifetime_secs: 30,
+        ..Default::default()
+    };
+    let mut s = Setup::with_options("pass_access_token = true", idp_config).await;
+    let b = s.browser();
+    b.sign_in("reader", "/").await;
+    let first = b.echo("/a").await;
+    let second = b.echo("/b").await;
+    let t1 = seen(&first, "x-forwarded-access-token")[0].to_owned();
+    let t2 = seen(&second, "x-forwarded-access-token")[0].to_owned();
+    assert_ne!(t1, t2, "refreshed");
+
+    // Concurrent requests of one session: refreshes run one after another with the
+    // latest refresh token. Two at once would reuse a rotated refresh token, which
+    // the provider refuses, and the session would end.
+    let results = futures_util::future::join_all((0..8).map(|i| {
+        let c = b.client.clone();
+        let url = b.url(&format!("/c{i}"));
+        async move {
+            c.get(url)
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    }))
+    .await;
+    assert!(results.iter().all(|st| *st == 200), "{results:?}");
+    let after = b.echo("/d").await;
+    assert_eq!(
+        seen(&after, "x-forwarded-access-token").len(),
+        1,
+        "session alive with a token"
+    );
+
+    // The provider forgets every grant (a revoked user, say): the next refresh ends the session.
+    s.idp.restart().await;
+    let r = b
+        .client
+        .get(b.url("/e"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "this request was already admitted");
+    let r = b
+        .client
+        .get(b.url("/f"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "session ended after invalid_grant");
 }

@@ -1,0 +1,120 @@
+//! Errors at the library boundary. Each has two faces: its `Display` is the
+//! precise reason, for the log; [`SignInError::public_message`] is the fixed
+//! text a browser sees, which never says why a check failed.
+
+use aadgate_core::error::{ProviderError, TokenError};
+use aadgate_core::session::StoreError;
+use aadgate_core::{ConfigError, entra};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::pages;
+
+/// Errors building an [`crate::Auth`].
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The session store could not be opened.
+    #[error(
+        "session.store: {0}. Fix: check the directory exists and is writable, and that no other aadgate process uses it"
+    )]
+    Store(#[from] StoreError),
+}
+
+/// Why a sign-in could not be completed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignInError {
+    /// The callback's query is oversized or repeats `code`/`state`.
+    #[error("callback query oversized or has duplicated parameters")]
+    MalformedCallback,
+    /// No `code` or no `state`.
+    #[error("callback without code or state")]
+    MissingParameters,
+    /// `state` matches no sign-in started in this browser.
+    #[error("state does not match a sign-in started in this browser (missing, expired or foreign)")]
+    UnknownState,
+    /// `state` was used before.
+    #[error("state was already used")]
+    StateReused,
+    /// The sign-in was started against another issuer (mix-up).
+    #[error("sign-in was started with issuer {started:?}, callback names {now:?}")]
+    IssuerMixUp {
+        /// Issuer at the start.
+        started: String,
+        /// Issuer now.
+        now: String,
+    },
+    /// The provider could not be used.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The ID token failed validation.
+    #[error("ID token rejected: {0}")]
+    Token(#[from] TokenError),
+    /// The token response had no ID token.
+    #[error("token response without id_token")]
+    NoIdToken,
+    /// The session could not be stored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SignInError {
+    /// HTTP status for the browser.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Provider(ProviderError::Unreachable { .. }) | Self::Store(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Provider(_) | Self::NoIdToken => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The fixed message a browser sees.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Self::Provider(ProviderError::Unreachable { .. }) => {
+                "The sign-in service cannot be reached right now. Please try again in a minute."
+            }
+            Self::Provider(
+                ProviderError::IssuerMismatch { .. } | ProviderError::Invalid { .. },
+            ) => {
+                "The identity provider answered with settings aadgate cannot trust. An administrator must check oidc.tenant / oidc.issuer."
+            }
+            Self::Store(_) => "Your session could not be saved. Please try again.",
+            _ => "Sign-in could not be completed. Please start again.",
+        }
+    }
+
+    /// Renders the page and logs the precise reason under `correlation_id`.
+    pub fn into_page(self, correlation_id: &str) -> Response {
+        match &self {
+            Self::Provider(ProviderError::Unreachable { .. }) | Self::Store(_) => {
+                tracing::error!(correlation_id, error = %self, "sign-in failed");
+            }
+            _ => tracing::warn!(correlation_id, error = %self, "sign-in rejected"),
+        }
+        if let Self::Provider(ProviderError::TokenEndpoint {
+            error, description, ..
+        }) = &self
+            && let Some(exp) = entra::find_code(description).and_then(entra::explain)
+        {
+            return pages::explained(StatusCode::BAD_GATEWAY, exp, error, None, correlation_id);
+        }
+        let title = match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => "Sign-in is unavailable",
+            StatusCode::BAD_GATEWAY => "Sign-in is misconfigured",
+            _ => "Sign-in failed",
+        };
+        pages::failure(self.status(), title, self.public_message(), correlation_id)
+    }
+}
+
+impl IntoResponse for SignInError {
+    fn into_response(self) -> Response {
+        self.into_page(&pages::correlation_id())
+    }
+}

@@ -1,0 +1,88 @@
+//! [`RequireRoleLayer`]: a per-route role check inside [`crate::Auth::require_login`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::http::Request;
+use axum::response::Response;
+use tower::{Layer, Service};
+
+use crate::{Auth, User};
+
+/// Requires at least a role (or a higher one) of the configured hierarchy.
+/// Build it with [`Auth::require_role`]; put it inside
+/// [`Auth::require_login`], which finds the user.
+#[derive(Clone)]
+pub struct RequireRoleLayer {
+    pub(crate) auth: Auth,
+    pub(crate) role: Arc<str>,
+    pub(crate) index: usize,
+}
+
+impl std::fmt::Debug for RequireRoleLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireRoleLayer")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for RequireRoleLayer {
+    type Service = RequireRole<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireRole {
+            layer: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service made by [`RequireRoleLayer`].
+#[derive(Clone)]
+pub struct RequireRole<S> {
+    layer: RequireRoleLayer,
+    inner: S,
+}
+
+impl<S> std::fmt::Debug for RequireRole<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireRole")
+            .field("role", &self.layer.role)
+            .finish()
+    }
+}
+
+impl<S> Service<Request<Body>> for RequireRole<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let policy = &layer.auth.inner.settings.policy;
+            let requirement = aadgate_core::Requirement::SignedIn(Some(layer.index));
+            match req.extensions().get::<User>() {
+                None => Ok(crate::layer::login_required(&layer.auth, &req)),
+                Some(u) if !policy.allows(requirement, &u.session.identity.roles) => {
+                    Ok(crate::layer::forbidden(&layer.auth, &req, u, &layer.role))
+                }
+                Some(_) => inner.call(req).await,
+            }
+        })
+    }
+}
