@@ -134,6 +134,8 @@
 
 mod cookies;
 mod error;
+#[cfg(feature = "graph")]
+pub mod graph;
 pub mod headers;
 mod layer;
 pub mod pages;

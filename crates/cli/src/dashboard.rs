@@ -15,10 +15,13 @@ use serde::Deserialize;
 #[derive(Clone)]
 struct Data {
     points: Arc<Mutex<Vec<(String, u32)>>>,
+    graph: Option<aadgate::graph::Graph>,
 }
 
-/// The dashboard app (serve it behind `aadgate proxy`).
-pub fn app() -> Router {
+/// The dashboard app (serve it behind `aadgate proxy` with
+/// `pass_access_token = true`). With `graph_base`, the home page shows the
+/// user's Microsoft Graph profile fetched with their access token.
+pub fn app(graph_base: Option<&str>) -> Router {
     let points = vec![
         ("Jan".to_owned(), 42),
         ("Feb".to_owned(), 55),
@@ -34,6 +37,7 @@ pub fn app() -> Router {
         .route("/assets/app.css", get(css))
         .with_state(Data {
             points: Arc::new(Mutex::new(points)),
+            graph: graph_base.map(aadgate::graph::Graph::new),
         })
 }
 
@@ -131,8 +135,41 @@ fn chart(points: &[(String, u32)]) -> String {
     )
 }
 
+/// The Graph profile card: a downstream call made with the token aadgate keeps.
+async fn profile_card(data: &Data, headers: &HeaderMap) -> String {
+    let Some(graph) = &data.graph else {
+        return String::new();
+    };
+    let token = headers
+        .get("x-forwarded-access-token")
+        .and_then(|v| v.to_str().ok());
+    let inner = match token {
+        None => "<p class=\"hint\">No access token was passed (set <code>pass_access_token = true</code>).</p>".to_owned(),
+        Some(t) => match graph.me(t).await {
+            Ok(me) => {
+                let row = |k: &str, v: Option<String>| {
+                    format!("<div><span class=\"k\">{k}</span><span class=\"pv\">{}</span></div>", escape(&v.unwrap_or_else(|| "—".into())))
+                };
+                format!(
+                    "<div class=\"profile\" id=\"graph-profile\">{}{}{}{}{}</div>",
+                    row("Display name", me.display_name),
+                    row("Mail", me.mail),
+                    row("Job title", me.job_title),
+                    row("Office", me.office_location),
+                    row("Object id", Some(me.id)),
+                )
+            }
+            Err(e) => format!("<p class=\"hint\">Microsoft Graph did not answer: {}</p>", escape(&e.to_string())),
+        },
+    };
+    format!(
+        "<section class=\"card\"><h2>Your profile <span class=\"hint\">from Microsoft Graph <code>GET /v1.0/me</code>, called with your access token</span></h2>{inner}</section>"
+    )
+}
+
 async fn home(State(data): State<Data>, headers: HeaderMap) -> Response {
     let v = Viewer::from_headers(&headers);
+    let profile = profile_card(&data, &headers).await;
     let points = data.points.lock().expect("data lock").clone();
     let total: u32 = points.iter().map(|p| p.1).sum();
     let best = points
@@ -151,7 +188,7 @@ async fn home(State(data): State<Data>, headers: HeaderMap) -> Response {
     let body = format!(
         r#"<h1>Sales overview</h1><div class="kpis"><div class="kpi"><div class="k">Total</div><div class="v">{total} k€</div></div>
 <div class="kpi"><div class="k">Best month</div><div class="v">{best}</div></div><div class="kpi"><div class="k">Months</div><div class="v">{n}</div></div></div>
-<section class="card"><h2>Monthly sales</h2>{chart}</section>{form}"#,
+<section class="card"><h2>Monthly sales</h2>{chart}</section>{form}{profile}"#,
         best = escape(&best),
         n = points.len(),
         chart = chart(&points)
@@ -256,5 +293,6 @@ main{max-width:980px;margin:28px auto;padding:0 20px}h1{font-size:1.5rem;margin:
 button{background:#2563eb;color:#fff;border:0;border-radius:8px;padding:9px 18px;font-size:.95rem;cursor:pointer}
 .hint{color:#64748b;font-size:.85rem}.muted-card{color:#475569}code{background:#eef2f7;padding:1px 5px;border-radius:4px}
 table.headers{border-collapse:collapse;width:100%;font-size:.85rem}table.headers td{border-top:1px solid #e5e7eb;padding:6px 8px;vertical-align:top;word-break:break-all}
+.profile{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:12px}.pv{display:block;font-weight:600;margin-top:2px;word-break:break-all}
 footer{text-align:center;color:#94a3b8;font-size:.8rem;margin:30px 0}
 "#;

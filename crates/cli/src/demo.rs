@@ -108,7 +108,8 @@ pub async fn start(ports: DemoPorts) -> Result<Demo, Box<dyn std::error::Error +
     tokio::spawn(async move { axum::serve(idp_listener, idp_router).await });
 
     let app_addr = app_listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(app_listener, crate::dashboard::app()).await });
+    let dashboard = crate::dashboard::app(Some(idp.base()));
+    tokio::spawn(async move { axum::serve(app_listener, dashboard).await });
 
     let config = demo_config(&public_url, &format!("http://{app_addr}"), &idp);
     let auth = Auth::from_config(&config)?;

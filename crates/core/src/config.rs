@@ -233,7 +233,7 @@ pub struct Settings {
     /// Allowed tenants (multi-tenant Entra only); `["*"]` = any.
     pub allowed_tenants: Vec<String>,
     /// Explicitly allowed algorithms, if configured.
-    pub allowed_algorithms: Option<Vec<jsonwebtoken::Algorithm>>,
+    pub allowed_algorithms: Option<Vec<crate::token::Algorithm>>,
     /// Clock skew.
     pub clock_skew: Duration,
     /// 32+ bytes of secret key material.

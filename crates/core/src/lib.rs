@@ -6,7 +6,7 @@
 //! puts it behind tower/axum middleware, and the `aadgate` binary behind a
 //! reverse proxy.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod crypto;

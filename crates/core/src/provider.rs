@@ -6,14 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
 use crate::config::{ProviderKind, Settings, is_loopback_url};
 use crate::error::{ProviderError, TokenError};
-use crate::token::{self, Expectations, IdClaims, VerifyingKey};
+use crate::token::{self, Algorithm, Expectations, IdClaims, VerifyingKey};
 
 /// Largest discovery / JWKS / token response read.
 const MAX_BODY: usize = 1024 * 1024;

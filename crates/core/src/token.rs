@@ -2,30 +2,88 @@
 //! the key its `kid` names, then `iss`, `aud`/`azp`, `exp`/`nbf`/`iat` with
 //! bounded skew, `nonce`, and Entra's `tid`/`ver` rules.
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use crate::error::TokenError;
 
-/// Algorithms aadgate can ever accept for ID tokens (all asymmetric).
-pub const ASYMMETRIC: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-];
+/// An asymmetric JWS algorithm aadgate can accept for ID tokens. Symmetric
+/// (`HS*`) algorithms and `none` are deliberately not representable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (Entra ID's).
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// RSASSA-PSS with SHA-384.
+    PS384,
+    /// RSASSA-PSS with SHA-512.
+    PS512,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// ECDSA P-384 with SHA-384.
+    ES384,
+}
+
+impl Algorithm {
+    /// Every algorithm aadgate can accept.
+    pub const ALL: &'static [Algorithm] = &[
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+    ];
+
+    /// The JOSE name (`RS256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::PS384 => "PS384",
+            Self::PS512 => "PS512",
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+        }
+    }
+
+    /// Parses a JOSE name; `None` for anything else, `none` and `HS*` included.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.name() == name)
+    }
+
+    fn to_jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::RS256 => jsonwebtoken::Algorithm::RS256,
+            Self::RS384 => jsonwebtoken::Algorithm::RS384,
+            Self::RS512 => jsonwebtoken::Algorithm::RS512,
+            Self::PS256 => jsonwebtoken::Algorithm::PS256,
+            Self::PS384 => jsonwebtoken::Algorithm::PS384,
+            Self::PS512 => jsonwebtoken::Algorithm::PS512,
+            Self::ES256 => jsonwebtoken::Algorithm::ES256,
+            Self::ES384 => jsonwebtoken::Algorithm::ES384,
+        }
+    }
+}
 
 /// Parses an algorithm name for `oidc.allowed_algorithms`; refuses symmetric ones and `none`.
 pub fn parse_allowed_algorithm(name: &str) -> Result<Algorithm, &'static str> {
-    let alg: Algorithm = name.parse().map_err(|_| "is not a known algorithm")?;
-    if ASYMMETRIC.contains(&alg) {
-        Ok(alg)
-    } else {
-        Err("is not an asymmetric signature algorithm")
+    match Algorithm::from_name(name) {
+        Some(a) => Ok(a),
+        None if name.starts_with("HS") || name.eq_ignore_ascii_case("none") => {
+            Err("is not an asymmetric signature algorithm")
+        }
+        None => Err("is not a known algorithm"),
     }
 }
 
@@ -100,28 +158,14 @@ impl VerifyingKey {
     }
 
     fn fits(&self, alg: Algorithm) -> bool {
+        use Algorithm::*;
         let by_type = match (&self.kty, alg) {
-            (KeyType::Rsa(_), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)
-            | (KeyType::Rsa(_), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => true,
-            (KeyType::Ec(crv), Algorithm::ES256) => crv == "P-256",
-            (KeyType::Ec(crv), Algorithm::ES384) => crv == "P-384",
+            (KeyType::Rsa(_), RS256 | RS384 | RS512 | PS256 | PS384 | PS512) => true,
+            (KeyType::Ec(crv), ES256) => crv == "P-256",
+            (KeyType::Ec(crv), ES384) => crv == "P-384",
             _ => false,
         };
-        by_type && self.alg.as_deref().is_none_or(|a| a == alg_name(alg))
-    }
-}
-
-fn alg_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        _ => "other",
+        by_type && self.alg.as_deref().is_none_or(|a| a == alg.name())
     }
 }
 
@@ -145,25 +189,25 @@ pub fn read_header(token: &str, allowed: &[Algorithm]) -> Result<TokenHeader, To
             "not three dot-separated parts".into(),
         ));
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|e| {
-        // An alg we do not model at all (none, HS*, EdDSA...) is an algorithm problem.
-        let raw = token
-            .split('.')
-            .next()
-            .and_then(crate::crypto::b64url_decode);
-        let alg = raw
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|v| v.get("alg").and_then(Value::as_str).map(str::to_owned));
-        match alg {
-            Some(a) => TokenError::AlgorithmNotAllowed(a),
-            None => TokenError::Malformed(format!("header: {e}")),
-        }
-    })?;
-    if !allowed.contains(&header.alg) {
-        return Err(TokenError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
-    }
+    // The raw header is read first so that algorithms jsonwebtoken does not
+    // model (`none`) get the same precise error as disallowed ones.
+    let raw: Value = token
+        .split('.')
+        .next()
+        .and_then(crate::crypto::b64url_decode)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| TokenError::Malformed("header is not base64url JSON".into()))?;
+    let alg_name = raw
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or("(missing)");
+    let alg = Algorithm::from_name(alg_name)
+        .filter(|a| allowed.contains(a))
+        .ok_or_else(|| TokenError::AlgorithmNotAllowed(alg_name.to_owned()))?;
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|e| TokenError::Malformed(format!("header: {e}")))?;
     Ok(TokenHeader {
-        alg: header.alg,
+        alg,
         kid: header.kid,
     })
 }
@@ -188,7 +232,7 @@ pub fn select_key<'a>(
         return Err(TokenError::KeyTypeMismatch {
             kid: key.kid.clone(),
             kty: format!("{:?}", key.kty),
-            alg: alg_name(header.alg).to_owned(),
+            alg: header.alg.name().to_owned(),
         });
     }
     Ok(key)
@@ -200,7 +244,7 @@ pub fn verify_signature(
     header: &TokenHeader,
     key: &VerifyingKey,
 ) -> Result<Map<String, Value>, TokenError> {
-    let mut v = Validation::new(header.alg);
+    let mut v = Validation::new(header.alg.to_jwt());
     v.required_spec_claims.clear();
     v.validate_exp = false;
     v.validate_nbf = false;

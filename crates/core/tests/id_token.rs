@@ -2,11 +2,10 @@
 
 use aadgate_core::crypto::b64url;
 use aadgate_core::error::TokenError;
-use aadgate_core::token::{self, Expectations, VerifyingKey};
+use aadgate_core::token::{self, Algorithm, Expectations, VerifyingKey};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
-use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
 const CLIENT: &str = "2b8f6e14-9c3d-4a7e-b5f1-0d6c8e4a9b23";

@@ -22,6 +22,9 @@ async fn the_demo_starts_and_shows_the_difference_between_roles() {
         .unwrap();
     assert!(home.contains("Rita Reader"), "name in the navbar");
     assert!(home.contains("<svg class=\"chart\""), "chart rendered");
+    // The Graph profile, fetched by the dashboard with the token aadgate passed it.
+    assert!(home.contains("id=\"graph-profile\""), "{home}");
+    assert!(home.contains("reader@contoso.example"));
     assert!(
         !home.contains("action=\"/api/data\""),
         "no write form for readers"
