@@ -61,6 +61,7 @@ pub(crate) const OWN_PATHS: &[&str] = &[
     "/auth/logout",
     "/auth/signed-out",
     "/auth/me",
+    "/auth/session.js",
     "/.auth/me",
     "/.auth/login/aad",
     "/.auth/logout",
@@ -134,6 +135,11 @@ where
             let requirement = policy.requirement(&path);
             match (requirement, user) {
                 (Requirement::Public, user) => {
+                    let req = match dash_callback_check(&auth, req, user.as_ref()).await {
+                        Ok(r) => r,
+                        Err(resp) => return Ok(resp),
+                    };
+                    let mut req = req;
                     if let Some(u) = user {
                         req.extensions_mut().insert(u);
                         req.extensions_mut().insert(auth.clone());
@@ -145,6 +151,10 @@ where
                     forbidden(&auth, &req, &u, policy.role_name(req_).unwrap_or("")),
                 ),
                 (_, Some(u)) => {
+                    let mut req = match dash_callback_check(&auth, req, Some(&u)).await {
+                        Ok(r) => r,
+                        Err(resp) => return Ok(resp),
+                    };
                     req.extensions_mut().insert(u);
                     req.extensions_mut().insert(auth.clone());
                     inner.call(req).await
@@ -160,6 +170,73 @@ fn login_url(auth: &Auth, req: &Request<Body>) -> String {
     u.set_path("/auth/login");
     u.query_pairs_mut().append_pair("rd", rd);
     u.to_string()
+}
+
+/// Applies `[[dash.callback]]` rules to a Dash callback request: the body is
+/// read (up to the configured limit), the callback's outputs matched, and the
+/// rule's role required. Only on Dash's callback path and only while rules
+/// exist; every other request streams untouched.
+async fn dash_callback_check(
+    auth: &Auth,
+    req: Request<Body>,
+    user: Option<&User>,
+) -> Result<Request<Body>, Response> {
+    use aadgate_core::dash;
+    let rules = &auth.inner.settings.dash_callbacks;
+    let path = req.uri().path();
+    if rules.is_empty() {
+        return Ok(req);
+    }
+    if dash::is_websocket_callback_path(path) {
+        tracing::info!(
+            path,
+            "refused Dash WebSocket callbacks: callback role rules cannot inspect them"
+        );
+        return Err((
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": "forbidden", "reason": "websocket_callbacks_disabled_by_callback_rules"})),
+        )
+            .into_response());
+    }
+    if req.method() != Method::POST || !dash::is_callback_path(path) {
+        return Ok(req);
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, rules.max_body_bytes).await else {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            axum::Json(serde_json::json!({"error": "callback_too_large", "max_bytes": rules.max_body_bytes})),
+        )
+            .into_response());
+    };
+    let req = Request::from_parts(parts, Body::from(bytes.clone()));
+    match rules.required_role(&bytes) {
+        Err(e) => {
+            tracing::info!(error = %e, "refused an unreadable Dash callback");
+            Err((
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({"error": "bad_callback"})),
+            )
+                .into_response())
+        }
+        Ok(None) => Ok(req),
+        Ok(Some(idx)) => {
+            let policy = &auth.inner.settings.policy;
+            let role = policy
+                .role_name(Requirement::SignedIn(Some(idx)))
+                .unwrap_or("");
+            match user {
+                None => Err(login_required(auth, &req)),
+                Some(u)
+                    if !policy
+                        .allows(Requirement::SignedIn(Some(idx)), &u.session.identity.roles) =>
+                {
+                    Err(forbidden(auth, &req, u, role))
+                }
+                Some(_) => Ok(req),
+            }
+        }
+    }
 }
 
 pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {

@@ -25,6 +25,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
         .route("/auth/logout", get(logout).post(logout))
         .route("/auth/signed-out", get(signed_out))
         .route("/auth/me", get(me))
+        .route("/auth/session.js", get(session_js))
         .route("/.auth/me", get(app_service_me))
         .route("/.auth/login/aad", get(app_service_login))
         .route("/.auth/logout", get(app_service_logout))
@@ -345,6 +346,20 @@ async fn logout(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Header
     resp.headers_mut()
         .append(header::SET_COOKIE, c.clear(c.pending));
     resp
+}
+
+/// The page script that turns a 401 on a background request into a sign-in.
+pub(crate) const SESSION_JS: &str = include_str!("session.js");
+
+async fn session_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SESSION_JS,
+    )
+        .into_response()
 }
 
 async fn signed_out(RawQuery(q): RawQuery) -> Response {

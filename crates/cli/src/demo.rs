@@ -84,6 +84,7 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
                 public: true,
             },
         ],
+        dash: Default::default(),
     }
 }
 

@@ -233,7 +233,53 @@ async fn forward(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     drop_own_set_cookies(&mut parts.headers, &fwd.auth.cookie_names());
+    if settings.dash_session_script && injectable(&parts.headers) {
+        if let Ok(bytes) = axum::body::to_bytes(Body::new(body), MAX_INJECT).await {
+            let page = inject_session_script(&bytes);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(page.len()));
+            return Response::from_parts(parts, Body::from(page));
+        }
+        return bad_gateway("HTML response larger than its Content-Length");
+    }
     Response::from_parts(parts, Body::new(body))
+}
+
+/// HTML pages up to this size get the session script injected.
+const MAX_INJECT: usize = 4 * 1024 * 1024;
+const SESSION_SCRIPT_TAG: &[u8] = b"<script src=\"/auth/session.js\"></script>";
+
+/// Only uncompressed HTML with a known, modest length is rewritten; anything
+/// else streams through untouched.
+fn injectable(headers: &HeaderMap) -> bool {
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let plain = headers
+        .get(header::CONTENT_ENCODING)
+        .is_none_or(|v| v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let small = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n <= MAX_INJECT);
+    html && plain && small
+}
+
+/// Puts the session script tag before `</head>` (or at the start of the page).
+fn inject_session_script(page: &[u8]) -> Vec<u8> {
+    if page.windows(16).any(|w| w == b"/auth/session.js") {
+        return page.to_vec();
+    }
+    let lower: Vec<u8> = page.iter().map(u8::to_ascii_lowercase).collect();
+    let at = lower.windows(7).position(|w| w == b"</head>").unwrap_or(0);
+    let mut out = Vec::with_capacity(page.len() + SESSION_SCRIPT_TAG.len());
+    out.extend_from_slice(&page[..at]);
+    out.extend_from_slice(SESSION_SCRIPT_TAG);
+    out.extend_from_slice(&page[at..]);
+    out
 }
 
 /// The app may not set (overwrite, fixate) aadgate's own cookies.
@@ -269,4 +315,22 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_script_goes_before_head_end_once() {
+        let out = inject_session_script(b"<html><HEAD><title>x</title></HEAD><body></body></html>");
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.contains("<title>x</title><script src=\"/auth/session.js\"></script></HEAD>"),
+            "{text}"
+        );
+        assert_eq!(inject_session_script(&out), out, "not twice");
+        let bare = String::from_utf8(inject_session_script(b"<p>hi</p>")).unwrap();
+        assert!(bare.starts_with("<script src=\"/auth/session.js\"></script><p>"));
+    }
 }

@@ -84,6 +84,9 @@ pub struct Config {
     /// Per-path rules; the longest matching `path` prefix wins.
     #[serde(default)]
     pub route: Vec<RouteConfig>,
+    /// Plotly Dash: per-callback role rules and the session script.
+    #[serde(default)]
+    pub dash: crate::dash::DashConfig,
 }
 
 fn default_listen() -> String {
@@ -246,6 +249,10 @@ pub struct Settings {
     pub lifetime: Duration,
     /// Authorization policy.
     pub policy: Policy,
+    /// Dash callback rules.
+    pub dash_callbacks: crate::dash::CallbackRules,
+    /// Inject the session script into HTML responses.
+    pub dash_session_script: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -283,13 +290,14 @@ const LIST_KEYS: &[&str] = &[
     "oidc.allowed_algorithms",
     "authz.roles",
 ];
-const BOOL_KEYS: &[&str] = &["pass_access_token"];
+const BOOL_KEYS: &[&str] = &["pass_access_token", "dash.session_script"];
 const INT_KEYS: &[&str] = &[
     "oidc.clock_skew_secs",
     "session.idle_timeout_secs",
     "session.lifetime_secs",
+    "dash.max_body_bytes",
 ];
-const SECTIONS: &[&str] = &["oidc", "session", "authz"];
+const SECTIONS: &[&str] = &["oidc", "session", "authz", "dash"];
 
 impl Config {
     /// Parses TOML text and applies `AADGATE_*` overrides from `env`
@@ -505,6 +513,7 @@ impl Config {
         }
 
         let policy = Policy::from_config(&self.authz, &self.route)?;
+        let dash_callbacks = crate::dash::CallbackRules::from_config(&self.dash, policy.roles())?;
 
         Ok(Settings {
             listen,
@@ -527,6 +536,8 @@ impl Config {
             idle_timeout: Duration::from_secs(idle),
             lifetime: Duration::from_secs(lifetime),
             policy,
+            dash_callbacks,
+            dash_session_script: self.dash.session_script,
         })
     }
 

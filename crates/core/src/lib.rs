@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod dash;
 pub mod entra;
 pub mod error;
 pub mod flow;

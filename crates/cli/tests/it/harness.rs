@@ -36,6 +36,9 @@ pub(crate) async fn start_echo() -> SocketAddr {
                 }
             })
         }))
+        .route("/page.html", get(|| async {
+            axum::response::Html("<html><head><title>t</title></head><body>hi</body></html>")
+        }))
         .route("/set-cookie", get(|| async {
             (
                 [("set-cookie", "aadgate=planted; Path=/"), ("set-cookie", "app=1; Path=/")],

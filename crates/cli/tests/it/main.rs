@@ -2,6 +2,7 @@
 //! One test binary (faster to link); each module is a concern.
 
 mod cli;
+mod dash;
 mod demo;
 mod harness;
 mod proxy;
