@@ -1,7 +1,9 @@
 //! Integration tests: real dev IdP, real proxy, real upstream, all on loopback.
 //! One test binary (faster to link); each module is a concern.
 
+mod adversary;
 mod cli;
+mod conformance;
 mod dash;
 mod demo;
 mod harness;
