@@ -8,3 +8,4 @@ mod dash;
 mod demo;
 mod harness;
 mod proxy;
+mod redirects;
