@@ -7,5 +7,6 @@ mod conformance;
 mod dash;
 mod demo;
 mod harness;
+mod hostile;
 mod proxy;
 mod redirects;
