@@ -92,12 +92,14 @@ pub fn principal_claims(user: &User) -> Vec<serde_json::Value> {
 }
 
 fn value(text: &str) -> Option<HeaderValue> {
-    // Header values must be visible ASCII; names with other characters are
-    // percent-encoded rather than dropped or passed raw.
+    // Header values must be visible ASCII. A value with anything else (a name
+    // with accents) is percent-encoded as UTF-8 (RFC 3986: `Zoë` -> `Zo%C3%AB`,
+    // space -> `%20`), which `decodeURIComponent` and `urllib.parse.unquote` undo.
     if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         HeaderValue::from_str(text).ok()
     } else {
-        let enc: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+        let enc = percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
         HeaderValue::from_str(&enc).ok()
     }
 }
@@ -145,6 +147,12 @@ pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderN
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_values_are_percent_encoded() {
+        assert_eq!(value("Zoë Writer").unwrap(), "Zo%C3%AB%20Writer");
+        assert_eq!(value("Plain Name").unwrap(), "Plain Name");
+    }
 
     #[test]
     fn identity_header_names_match_loosely() {

@@ -132,7 +132,11 @@ where
             }
             cookies::strip_own_cookies(req.headers_mut(), &auth.cookie_names());
             let policy = &inner_auth.settings.policy;
-            let requirement = policy.requirement(&path);
+            let decision = policy.decide(&path);
+            if decision.malformed {
+                return Ok((StatusCode::BAD_REQUEST, "bad request path").into_response());
+            }
+            let requirement = decision.requirement;
             match (requirement, user) {
                 (Requirement::Public, user) => {
                     let req = match dash_callback_check(&auth, req, user.as_ref()).await {
@@ -150,6 +154,15 @@ where
                 (req_, Some(u)) if !policy.allows(req_, &u.session.identity.roles) => Ok(
                     forbidden(&auth, &req, &u, policy.role_name(req_).unwrap_or("")),
                 ),
+                (_, Some(u))
+                    if !aadgate_core::Policy::groups_allow(
+                        decision.groups,
+                        &u.session.identity.groups,
+                        u.session.identity.groups_overage,
+                    ) =>
+                {
+                    Ok(forbidden_by_group(&req, &u))
+                }
                 (_, Some(u)) => {
                     let mut req = match dash_callback_check(&auth, req, Some(&u)).await {
                         Ok(r) => r,
@@ -237,6 +250,42 @@ async fn dash_callback_check(
             }
         }
     }
+}
+
+fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
+    let overage = user.session.identity.groups_overage;
+    tracing::info!(
+        user = user.id(),
+        path = req.uri().path(),
+        overage,
+        "access denied: not in an allowed group{}",
+        if overage {
+            " (token has group overage: membership unknown, failing closed)"
+        } else {
+            ""
+        }
+    );
+    if !is_navigation(req.method(), req.headers()) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": "forbidden", "required": "group"})),
+        )
+            .into_response();
+    }
+    let why = if overage {
+        "You belong to so many groups that Entra ID could not list them in your sign-in, so aadgate cannot confirm you are in one this page needs. Ask the app's owner to grant access through an app role instead."
+    } else {
+        "This page is limited to members of particular groups, and you are not in one of them."
+    };
+    pages::page(
+        StatusCode::FORBIDDEN,
+        "Access denied",
+        &format!(
+            "<p>You are signed in as <strong>{}</strong>.</p><p>{}</p><a class=\"button\" href=\"/\">Home</a>",
+            escape(user.name()),
+            escape(why)
+        ),
+    )
 }
 
 pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {

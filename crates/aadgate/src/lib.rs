@@ -182,6 +182,8 @@ pub(crate) struct Inner {
     pub(crate) used_states: Mutex<HashMap<[u8; 32], i64>>,
     /// One refresh in flight per session.
     pub(crate) refreshing: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    /// When a session's last refresh failed (bounded: cleared on success and sweep).
+    pub(crate) refresh_failed: Mutex<HashMap<Arc<str>, i64>>,
 }
 
 impl Auth {
@@ -209,6 +211,7 @@ impl Auth {
                 cookies,
                 used_states: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashMap::new()),
+                refresh_failed: Mutex::new(HashMap::new()),
                 settings,
             }),
         })

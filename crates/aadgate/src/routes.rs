@@ -229,6 +229,7 @@ async fn complete_sign_in(
         access_token: Some(tokens.access_token.clone()),
         access_expires_at: tokens.expires_in.map(|s| t + s as i64),
         refresh_token: tokens.refresh_token.clone(),
+        scope: tokens.scope.clone(),
     };
     // A brand-new session id: whatever session cookie came in is dropped (fixation defence).
     for old in cookies::cookie_values(headers, inner.cookies.session) {

@@ -189,6 +189,12 @@ pub struct RouteConfig {
     /// `true`: no sign-in needed.
     #[serde(default)]
     pub public: bool,
+    /// Group object ids; the user must be a member of at least one (in
+    /// addition to the role). Needs the `groups` claim in the ID token
+    /// (Entra: Token configuration > Add groups claim). A token that signals
+    /// group overage (over 200 groups) is refused on such routes.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Which provider, resolved from `[oidc]`.

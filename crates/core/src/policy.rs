@@ -6,8 +6,8 @@
 //!
 //! let authz = AuthzConfig { roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()] };
 //! let routes = vec![
-//!     RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), public: false },
-//!     RouteConfig { path: "/assets".into(), role: None, public: true },
+//!     RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), public: false, groups: vec![] },
+//!     RouteConfig { path: "/assets".into(), role: None, public: true, groups: vec![] },
 //! ];
 //! let policy = Policy::from_config(&authz, &routes).unwrap();
 //! assert_eq!(policy.requirement("/assets/app.css"), Requirement::Public);
@@ -39,6 +39,20 @@ struct Rule {
     /// `prefix` lower-cased.
     folded: String,
     requirement: Requirement,
+    /// Group object ids of which the user must hold one (empty: no group condition).
+    groups: std::sync::Arc<[String]>,
+}
+
+/// The decision for one request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'a> {
+    /// Sign-in and role needed.
+    pub requirement: Requirement,
+    /// Membership of any of these groups is needed too (empty: none).
+    pub groups: &'a [String],
+    /// The path cannot be a real resource (control characters, `..` above the
+    /// root, undecodable): refuse it.
+    pub malformed: bool,
 }
 
 /// The role hierarchy and route rules, checked at start-up.
@@ -103,10 +117,25 @@ impl Policy {
                     Requirement::SignedIn(Some(idx))
                 }
             };
+            if route.public && !route.groups.is_empty() {
+                return Err(ConfigError::new(
+                    format!("route[{i}]"),
+                    "is both public and group-restricted",
+                )
+                .with_fix("remove `public = true` or `groups`"));
+            }
+            if route.groups.iter().any(|g| g.trim().is_empty()) {
+                return Err(ConfigError::new(
+                    format!("route[{i}].groups"),
+                    "has an empty group id",
+                )
+                .with_fix("list group object ids (GUIDs from Entra ID > Groups)"));
+            }
             rules.push(Rule {
                 folded: prefix.to_lowercase(),
                 prefix,
                 requirement,
+                groups: route.groups.clone().into(),
             });
         }
         rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
@@ -114,6 +143,7 @@ impl Policy {
             prefix: String::new(),
             folded: String::new(),
             requirement: default,
+            groups: Vec::new().into(),
         });
         Ok(Self { roles, rules })
     }
@@ -131,29 +161,55 @@ impl Policy {
     /// stricter answer wins: `/ADMIN` needs what `/admin` needs, and `/ASSETS`
     /// is public only if `/assets` is.
     pub fn requirement(&self, raw_path: &str) -> Requirement {
-        let Some(path) = normalize_path(raw_path) else {
-            return self.strictest();
-        };
-        let exact = self.match_rules(&path, false);
-        let folded = self.match_rules(&path.to_lowercase(), true);
-        stricter(exact, folded)
+        self.decide(raw_path).requirement
     }
 
-    fn match_rules(&self, path: &str, fold: bool) -> Requirement {
-        for rule in &self.rules {
-            let prefix = if fold {
-                rule.folded.as_str()
-            } else {
-                rule.prefix.as_str()
+    /// The full decision for a request path: requirement, group condition,
+    /// and whether the path is malformed (see [`Policy::requirement`]).
+    pub fn decide(&self, raw_path: &str) -> Decision<'_> {
+        let Some(path) = normalize_path(raw_path) else {
+            return Decision {
+                requirement: self.strictest(),
+                groups: &[],
+                malformed: true,
             };
-            if prefix.is_empty()
-                || path == prefix
-                || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
-            {
-                return rule.requirement;
-            }
+        };
+        let exact = self.match_rule(&path, false);
+        let folded = self.match_rule(&path.to_lowercase(), true);
+        let groups = if exact.groups.is_empty() {
+            &folded.groups
+        } else {
+            &exact.groups
+        };
+        Decision {
+            requirement: stricter(exact.requirement, folded.requirement),
+            groups,
+            malformed: false,
         }
-        self.strictest()
+    }
+
+    fn match_rule(&self, path: &str, fold: bool) -> &Rule {
+        let root = self.rules.last().expect("the root rule is always present");
+        self.rules
+            .iter()
+            .find(|rule| {
+                let prefix = if fold {
+                    rule.folded.as_str()
+                } else {
+                    rule.prefix.as_str()
+                };
+                prefix.is_empty()
+                    || path == prefix
+                    || (path.starts_with(prefix)
+                        && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+            })
+            .unwrap_or(root)
+    }
+
+    /// Whether a user meets a group condition. A token that signals group
+    /// overage (more than 200 groups, list incomplete) never does: fail closed.
+    pub fn groups_allow(groups: &[String], user_groups: &[String], overage: bool) -> bool {
+        groups.is_empty() || (!overage && user_groups.iter().any(|g| groups.contains(g)))
     }
 
     fn strictest(&self) -> Requirement {
@@ -287,21 +343,25 @@ mod tests {
                 path: "/admin".into(),
                 role: Some("App.Admin".into()),
                 public: false,
+                groups: vec![],
             },
             RouteConfig {
                 path: "/admin/public".into(),
                 role: None,
                 public: true,
+                groups: vec![],
             },
             RouteConfig {
                 path: "/assets/".into(),
                 role: None,
                 public: true,
+                groups: vec![],
             },
             RouteConfig {
                 path: "/write".into(),
                 role: Some("App.Write".into()),
                 public: false,
+                groups: vec![],
             },
         ];
         Policy::from_config(&authz, &routes).unwrap()
@@ -379,6 +439,7 @@ mod tests {
             path: path.into(),
             role: role.map(Into::into),
             public,
+            groups: vec![],
         };
         assert_eq!(
             Policy::from_config(&authz, &[r("/a", Some("App.Nope"), false)])

@@ -61,6 +61,9 @@ pub struct TokenResponse {
     /// ID token.
     #[serde(default)]
     pub id_token: Option<String>,
+    /// Scopes granted, when the provider says (RFC 6749 5.1).
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -392,18 +395,27 @@ impl Provider {
         .await
     }
 
-    /// Uses a refresh token.
+    /// Uses a refresh token. `scope` is sent only when given: RFC 6749 6 says
+    /// leaving it out means the scope originally granted, and a provider may
+    /// refuse scopes it did not grant (Entra ID wants it sent).
     pub async fn refresh(
         &self,
         refresh_token: &str,
-        scopes: &str,
+        scope: Option<&str>,
     ) -> Result<TokenResponse, ProviderError> {
-        self.token_request(&[
+        let mut params = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
-            ("scope", scopes),
-        ])
-        .await
+        ];
+        if let Some(scope) = scope {
+            params.push(("scope", scope));
+        }
+        self.token_request(&params).await
+    }
+
+    /// Whether this is Microsoft Entra ID (or the dev IdP speaking its dialect).
+    pub fn is_entra(&self) -> bool {
+        matches!(self.kind, ProviderKind::Entra { .. })
     }
 
     async fn token_request(&self, params: &[(&str, &str)]) -> Result<TokenResponse, ProviderError> {

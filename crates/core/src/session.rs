@@ -101,6 +101,9 @@ pub struct Tokens {
     pub access_expires_at: Option<i64>,
     /// Refresh token.
     pub refresh_token: Option<String>,
+    /// Scopes the provider granted (sent back on refresh for non-Entra providers).
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 impl std::fmt::Debug for Tokens {

@@ -547,3 +547,46 @@ async fn refresh_with_a_valid_id_token_keeps_the_session_and_updates_roles() {
 fn b64(bytes: &[u8]) -> String {
     aadgate_core::crypto::b64url(bytes)
 }
+
+// ---- Groups ----
+
+async fn group_case(groups: Value, overage: bool) -> u16 {
+    let adv = Adversary::start("", "").await;
+    let extra = "[[route]]\npath = \"/finance\"\ngroups = [\"g-finance\"]\n";
+    let proxy = proxy_for(&adv, &format!("issuer = \"{}\"", adv.base()), extra).await;
+    adv.set(move |ctx| {
+        let mut c = ctx.claims();
+        if overage {
+            c.insert("_claim_names".into(), json!({"groups": "src1"}));
+            c.insert("_claim_sources".into(), json!({"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}}));
+        } else {
+            c.insert("groups".into(), groups.clone());
+        }
+        ctx.sign(&c)
+    });
+    let (browser, status, _) = sign_in_with(&proxy).await;
+    assert_eq!(status, 302);
+    browser
+        .get(proxy.url("/finance/q3"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn group_rules_admit_members_only() {
+    assert_eq!(
+        group_case(json!(["g-other", "g-finance"]), false).await,
+        200
+    );
+    assert_eq!(group_case(json!(["g-other"]), false).await, 403);
+    assert_eq!(group_case(json!([]), false).await, 403);
+}
+
+#[tokio::test]
+async fn group_overage_token_under_a_group_rule_fails_closed() {
+    assert_eq!(group_case(json!(["g-finance"]), true).await, 403);
+}
