@@ -931,3 +931,81 @@ async fn access_tokens_are_refreshed_once_at_a_time_and_a_dead_grant_ends_the_se
         .unwrap();
     assert_eq!(r.status(), 401, "session ended after invalid_grant");
 }
+
+#[tokio::test]
+async fn identity_headers_are_stripped_on_every_path_and_method() {
+    let s = Setup::new().await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A CORS preflight to a public path, with duplicated and underscore copies.
+    let r = c
+        .request(reqwest::Method::OPTIONS, s.proxy().url("/public/api"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .header("X-Forwarded-User", "evil")
+        .header("X-Forwarded-User", "evil2")
+        .header("x_forwarded_roles", "App.Admin")
+        .header("X-Ms-Client-Principal-Id", "evil")
+        .send()
+        .await
+        .unwrap();
+    let echo: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(echo["method"], "OPTIONS");
+    for h in [
+        "x-forwarded-user",
+        "x_forwarded_roles",
+        "x-ms-client-principal-id",
+    ] {
+        assert!(seen(&echo, h).is_empty(), "{h} leaked: {echo}");
+    }
+    // Health checks and the callback are answered by aadgate itself, never forwarded.
+    let r = c
+        .get(s.proxy().url("/healthz"))
+        .header("x-forwarded-user", "evil")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "ok");
+    let r = c
+        .get(s.proxy().url("/auth/callback?code=x"))
+        .header("x-forwarded-user", "evil")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "missing state is refused");
+    let r = c
+        .get(s.proxy().url("/auth/callback?state=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "missing code is refused");
+}
+
+#[tokio::test]
+async fn untrusted_forwarded_headers_never_shape_the_redirect_uri() {
+    let s = Setup::new().await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c
+        .get(s.proxy().url("/auth/login?rd=/"))
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("forwarded", "host=evil.example;proto=https")
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    let to = location(&r);
+    let u = url::Url::parse(&to).unwrap();
+    let redirect_uri = u
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(redirect_uri, s.proxy().url("/auth/callback"));
+}
