@@ -95,7 +95,8 @@ fn value(text: &str) -> Option<HeaderValue> {
     // Header values must be visible ASCII. A value with anything else (a name
     // with accents) is percent-encoded as UTF-8 (RFC 3986: `Zoë` -> `Zo%C3%AB`,
     // space -> `%20`), which `decodeURIComponent` and `urllib.parse.unquote` undo.
-    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    // `%` is encoded too, so decoding is never ambiguous.
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'%') {
         HeaderValue::from_str(text).ok()
     } else {
         let enc = percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
@@ -152,6 +153,7 @@ mod tests {
     fn non_ascii_values_are_percent_encoded() {
         assert_eq!(value("Zoë Writer").unwrap(), "Zo%C3%AB%20Writer");
         assert_eq!(value("Plain Name").unwrap(), "Plain Name");
+        assert_eq!(value("100% Co").unwrap(), "100%25%20Co");
     }
 
     #[test]

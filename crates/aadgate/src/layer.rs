@@ -196,10 +196,14 @@ async fn dash_callback_check(
 ) -> Result<Request<Body>, Response> {
     use aadgate_core::dash;
     let rules = &auth.inner.settings.dash_callbacks;
-    let path = req.uri().path();
     if rules.is_empty() {
         return Ok(req);
     }
+    // Decide on the decoded, normalized path, as the app's router will see it
+    // (`/_dash-update-c%6Fmponent` is the callback endpoint to Werkzeug).
+    let normalized = aadgate_core::policy::normalize_path(req.uri().path()).unwrap_or_default();
+    let path = normalized.to_ascii_lowercase();
+    let path = path.trim_end_matches('/');
     if dash::is_websocket_callback_path(path) {
         tracing::info!(
             path,

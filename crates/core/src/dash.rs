@@ -127,16 +127,18 @@ impl CallbackRules {
     pub fn required_role(&self, body: &[u8]) -> Result<Option<usize>, CallbackError> {
         let v: Value =
             serde_json::from_slice(body).map_err(|e| CallbackError::Unreadable(e.to_string()))?;
-        let outputs = match v.get("outputs") {
-            Some(Value::Array(list)) => list.iter().collect::<Vec<_>>(),
-            Some(o @ Value::Object(_)) => vec![o],
-            _ => return Err(CallbackError::Unreadable("no outputs".into())),
-        };
+        // `outputs` is one {id, property}, a list of them, or (with wildcard
+        // `ALL` outputs) lists nested inside the list.
+        let mut outputs = Vec::new();
+        match v.get("outputs") {
+            Some(o) => collect_outputs(o, &mut outputs, 0)?,
+            None => return Err(CallbackError::Unreadable("no outputs".into())),
+        }
+        if outputs.is_empty() && !matches!(v.get("outputs"), Some(Value::Array(_))) {
+            return Err(CallbackError::Unreadable("no outputs".into()));
+        }
         let mut needed: Option<usize> = None;
-        for o in outputs {
-            let id = o
-                .get("id")
-                .ok_or_else(|| CallbackError::Unreadable("an output without id".into()))?;
+        for id in outputs {
             for (m, idx) in &self.rules {
                 if m.matches(id) {
                     needed = Some(needed.map_or(*idx, |n| n.max(*idx)));
@@ -144,6 +146,32 @@ impl CallbackRules {
             }
         }
         Ok(needed)
+    }
+}
+
+/// Gathers output ids from `outputs`, descending into nested lists (bounded depth).
+fn collect_outputs<'a>(
+    v: &'a Value,
+    out: &mut Vec<&'a Value>,
+    depth: usize,
+) -> Result<(), CallbackError> {
+    if depth > 4 {
+        return Err(CallbackError::Unreadable("outputs nested too deep".into()));
+    }
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|i| collect_outputs(i, out, depth + 1)),
+        Value::Object(o) => {
+            let id = o
+                .get("id")
+                .ok_or_else(|| CallbackError::Unreadable("an output without id".into()))?;
+            out.push(id);
+            Ok(())
+        }
+        _ => Err(CallbackError::Unreadable(
+            "an output that is not an object".into(),
+        )),
     }
 }
 
@@ -189,6 +217,10 @@ mod tests {
         assert_eq!(r.required_role(many).unwrap(), Some(1));
         let pattern = br#"{"outputs":[{"id":{"type":"admin-row","index":3},"property":"value"}]}"#;
         assert_eq!(r.required_role(pattern).unwrap(), Some(2));
+        let wildcard = br#"{"outputs":[[{"id":{"type":"admin-row","index":1},"property":"value"},{"id":{"type":"admin-row","index":2},"property":"value"}],{"id":"x","property":"children"}]}"#;
+        assert_eq!(r.required_role(wildcard).unwrap(), Some(2));
+        let empty_wildcard = br#"{"outputs":[[],{"id":"x","property":"children"}]}"#;
+        assert_eq!(r.required_role(empty_wildcard).unwrap(), None);
         let other = br#"{"outputs":{"id":"sales-chart","property":"figure"}}"#;
         assert_eq!(r.required_role(other).unwrap(), None);
         // An id that merely contains the rule's id does not match.

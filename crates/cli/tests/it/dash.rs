@@ -54,6 +54,18 @@ async fn write_callbacks_need_the_write_role() {
     let echo: serde_json::Value = r.json().await.unwrap();
     assert_eq!(echo["body_len"], body.len());
 
+    // Other spellings of the callback path are the same endpoint to the app's router.
+    for path in [
+        "/dash/_dash-update-c%6Fmponent",
+        "/dash/%5Fdash%2Dupdate-component",
+        "/dash/_DASH-update-component",
+        "/dash/_dash-update-component/",
+        "/dash/x/../_dash-update-component",
+    ] {
+        let r = post(&reader, path, callback("write-result")).await;
+        assert_eq!(r.status(), 403, "{path}");
+    }
+
     let writer = s.browser();
     writer.sign_in("writer", "/dash/").await;
     let body = callback("write-result");
