@@ -205,37 +205,33 @@ async fn dash_callback_check(
     let path = normalized.to_ascii_lowercase();
     let path = path.trim_end_matches('/');
     if dash::is_websocket_callback_path(path) {
-        tracing::info!(
-            path,
-            "refused Dash WebSocket callbacks: callback role rules cannot inspect them"
-        );
-        return Err((
+        return Err(refuse(
             StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({"error": "forbidden", "reason": "websocket_callbacks_disabled_by_callback_rules"})),
-        )
-            .into_response());
+            "forbidden",
+            "refused a Dash WebSocket callback: callback role rules cannot inspect them",
+        ));
     }
     if req.method() != Method::POST || !dash::is_callback_path(path) {
         return Ok(req);
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, rules.max_body_bytes).await else {
-        return Err((
+        return Err(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
-            axum::Json(serde_json::json!({"error": "callback_too_large", "max_bytes": rules.max_body_bytes})),
-        )
-            .into_response());
+            "callback_too_large",
+            &format!(
+                "refused a Dash callback over dash.max_body_bytes ({})",
+                rules.max_body_bytes
+            ),
+        ));
     };
     let req = Request::from_parts(parts, Body::from(bytes.clone()));
     match rules.required_role(&bytes) {
-        Err(e) => {
-            tracing::info!(error = %e, "refused an unreadable Dash callback");
-            Err((
-                StatusCode::BAD_REQUEST,
-                axum::Json(serde_json::json!({"error": "bad_callback"})),
-            )
-                .into_response())
-        }
+        Err(e) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_callback",
+            &format!("refused an unreadable Dash callback: {e}"),
+        )),
         Ok(None) => Ok(req),
         Ok(Some(idx)) => {
             let policy = &auth.inner.settings.policy;
@@ -256,9 +252,23 @@ async fn dash_callback_check(
     }
 }
 
+/// A refusal: the precise reason goes to the log, the client gets a fixed
+/// error code and the correlation id that finds the log line.
+fn refuse(status: StatusCode, error: &'static str, reason: &str) -> Response {
+    let cid = pages::correlation_id();
+    tracing::info!(correlation_id = %cid, %reason, "request refused");
+    (
+        status,
+        axum::Json(serde_json::json!({"error": error, "correlation_id": cid})),
+    )
+        .into_response()
+}
+
 fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
     let overage = user.session.identity.groups_overage;
+    let cid = pages::correlation_id();
     tracing::info!(
+        correlation_id = %cid,
         user = user.id(),
         path = req.uri().path(),
         overage,
@@ -272,7 +282,7 @@ fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
     if !is_navigation(req.method(), req.headers()) {
         return (
             StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({"error": "forbidden", "required": "group"})),
+            axum::Json(serde_json::json!({"error": "forbidden", "required": "group", "correlation_id": cid})),
         )
             .into_response();
     }
@@ -285,7 +295,7 @@ fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
         StatusCode::FORBIDDEN,
         "Access denied",
         &format!(
-            "<p>You are signed in as <strong>{}</strong>.</p><p>{}</p><a class=\"button\" href=\"/\">Home</a>",
+            "<p>You are signed in as <strong>{}</strong>.</p><p>{}</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a>",
             escape(user.name()),
             escape(why)
         ),
@@ -323,7 +333,9 @@ pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
 }
 
 pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Response {
+    let cid = pages::correlation_id();
     tracing::info!(
+        correlation_id = %cid,
         user = user.id(),
         path = req.uri().path(),
         required = role,
@@ -346,7 +358,7 @@ pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &st
     if !is_navigation(req.method(), req.headers()) {
         return (
             StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({"error": "forbidden", "required_role": role, "user": user.name()})),
+            axum::Json(serde_json::json!({"error": "forbidden", "required_role": role, "user": user.name(), "correlation_id": cid})),
         )
             .into_response();
     }
@@ -370,7 +382,7 @@ pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &st
         StatusCode::FORBIDDEN,
         "Access denied",
         &format!(
-            "{body}<a class=\"button\" href=\"/\">Home</a><a class=\"button secondary\" href=\"/auth/logout\">Sign out</a>"
+            "{body}<p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a><a class=\"button secondary\" href=\"/auth/logout\">Sign out</a>"
         ),
     )
 }
