@@ -135,7 +135,10 @@ impl Auth {
         let mut identity = None;
         if let Some(id_token) = &resp.id_token {
             match inner.provider.validate_id_token(id_token, None).await {
-                Ok(c) if c.sub == session.identity.sub && c.iss == session.identity.issuer => {
+                Ok(c)
+                    if c.identity.sub == session.identity.sub
+                        && c.identity.issuer == session.identity.issuer =>
+                {
                     identity = Some(c)
                 }
                 Ok(_) => {
@@ -152,7 +155,7 @@ impl Auth {
         }
         let now = now();
         let change = |s: &mut Session| {
-            if let Some(c) = identity {
+            if let Some(c) = identity.map(|c| c.identity) {
                 s.identity.roles = c.roles;
                 s.identity.groups = c.groups;
                 s.identity.groups_overage = c.groups_overage;

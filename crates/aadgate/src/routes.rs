@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aadgate_core::flow::{
     AuthorizationRequest, PENDING_TTL, PendingJar, PendingLogin, safe_return_path,
 };
-use aadgate_core::session::{Identity, Tokens};
+use aadgate_core::session::Tokens;
 use aadgate_core::{crypto, entra};
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -210,20 +210,7 @@ async fn complete_sign_in(
         .provider
         .validate_id_token(id_token, Some(&login.nonce))
         .await?;
-    let identity = Identity {
-        issuer: claims.iss,
-        sub: claims.sub,
-        oid: claims.oid,
-        tid: claims.tid,
-        name: claims.name,
-        preferred_username: claims.preferred_username,
-        email: claims.email,
-        roles: claims.roles,
-        groups: claims.groups,
-        groups_overage: claims.groups_overage,
-        sid: claims.sid,
-        login_hint: claims.login_hint,
-    };
+    let identity = claims.identity;
     let stored = Tokens {
         id_token: Some(id_token.to_owned()),
         access_token: Some(tokens.access_token.clone()),

@@ -6,6 +6,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use crate::error::TokenError;
+use crate::session::Identity;
 
 /// An asymmetric JWS algorithm aadgate can accept for ID tokens. Symmetric
 /// (`HS*`) algorithms and `none` are deliberately not representable.
@@ -403,59 +404,40 @@ pub fn check_claims(
             .is_some_and(|m| m.contains_key("groups"));
 
     Ok(IdClaims {
-        iss: claims
-            .get("iss")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        sub,
         aud,
         exp,
         iat,
-        tid,
-        oid: str_claim("oid"),
-        name: str_claim("name"),
-        preferred_username: str_claim("preferred_username"),
-        email: str_claim("email"),
-        roles: list("roles"),
-        groups: list("groups"),
-        groups_overage,
-        sid: str_claim("sid"),
-        login_hint: str_claim("login_hint"),
+        identity: Identity {
+            issuer: claims
+                .get("iss")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            sub,
+            oid: str_claim("oid"),
+            tid,
+            name: str_claim("name"),
+            preferred_username: str_claim("preferred_username"),
+            email: str_claim("email"),
+            roles: list("roles"),
+            groups: list("groups"),
+            groups_overage,
+            sid: str_claim("sid"),
+            login_hint: str_claim("login_hint"),
+        },
     })
 }
 
-/// The validated claims aadgate uses.
+/// The validated claims aadgate uses: who (as a session [`Identity`]) plus
+/// the token's own audience and times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdClaims {
-    /// Issuer.
-    pub iss: String,
-    /// Subject.
-    pub sub: String,
     /// Audiences.
     pub aud: Vec<String>,
     /// Expiry.
     pub exp: i64,
     /// Issued at.
     pub iat: i64,
-    /// Entra tenant id.
-    pub tid: Option<String>,
-    /// Entra object id.
-    pub oid: Option<String>,
-    /// Display name (never authorize on it).
-    pub name: Option<String>,
-    /// Preferred username (never authorize on it).
-    pub preferred_username: Option<String>,
-    /// Email (never authorize on it).
-    pub email: Option<String>,
-    /// App roles.
-    pub roles: Vec<String>,
-    /// Group ids.
-    pub groups: Vec<String>,
-    /// The token signals group overage (groups incomplete: fail closed on group rules).
-    pub groups_overage: bool,
-    /// Session id at the provider.
-    pub sid: Option<String>,
-    /// Entra login_hint optional claim.
-    pub login_hint: Option<String>,
+    /// Who signed in (issuer, subject, Entra ids, display values, roles, groups).
+    pub identity: Identity,
 }

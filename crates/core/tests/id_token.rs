@@ -113,8 +113,8 @@ fn a_valid_entra_token_is_accepted() {
     let keys = vec![VerifyingKey::from_jwk(&s.jwk()).unwrap()];
     let iss = issuer();
     let c = validate(&s.token(&claims()), &keys, &expect(&iss, &[])).unwrap();
-    assert_eq!(c.roles, ["App.Read"]);
-    assert_eq!(c.oid.as_deref(), Some("o-1"));
+    assert_eq!(c.identity.roles, ["App.Read"]);
+    assert_eq!(c.identity.oid.as_deref(), Some("o-1"));
 }
 
 #[test]

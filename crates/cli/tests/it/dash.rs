@@ -47,7 +47,11 @@ async fn write_callbacks_need_the_write_role() {
     assert_eq!(r.status(), 403);
     let j: serde_json::Value = r.json().await.unwrap();
     assert_eq!(j["required_role"], "App.Write");
-    assert_eq!(j["correlation_id"].as_str().map(str::len), Some(16), "refusals carry a correlation id");
+    assert_eq!(
+        j["correlation_id"].as_str().map(str::len),
+        Some(16),
+        "refusals carry a correlation id"
+    );
     // Other callbacks pass, body intact.
     let body = callback("sales-chart");
     let r = post(&reader, "/dash/_dash-update-component", body.clone()).await;
