@@ -105,8 +105,25 @@ fn value(text: &str) -> Option<HeaderValue> {
     }
 }
 
-/// The headers that tell the app who the user is.
+/// The headers that tell the app who the user is. Everything but the access
+/// token is computed once per cached session and reused.
 pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
+    let base = user
+        .session
+        .derived
+        .get_or_init(|| std::sync::Arc::new(build_identity_headers(user)))
+        .clone()
+        .downcast::<Vec<(HeaderName, HeaderValue)>>()
+        .map(|h| (*h).clone())
+        .unwrap_or_else(|_| build_identity_headers(user));
+    let mut out = base;
+    if let Some(hv) = access_token.and_then(value) {
+        out.push((HeaderName::from_static("x-forwarded-access-token"), hv));
+    }
+    out
+}
+
+fn build_identity_headers(user: &User) -> Vec<(HeaderName, HeaderValue)> {
     let id = user.identity();
     let mut out = Vec::new();
     let mut add = |name: &'static str, v: Option<&str>| {
@@ -123,7 +140,6 @@ pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderN
     add("x-forwarded-name", id.name.as_deref());
     add("x-forwarded-roles", Some(&user.roles().join(",")));
     add("x-forwarded-groups", Some(&id.groups.join(",")));
-    add("x-forwarded-access-token", access_token);
     let principal = json!({
         "auth_typ": "aad",
         "claims": principal_claims(user),

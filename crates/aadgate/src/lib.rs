@@ -200,7 +200,8 @@ impl Auth {
             &settings.secret,
             settings.idle_timeout,
             settings.lifetime,
-        )?;
+        )?
+        .keep_access_tokens_in_memory(settings.pass_access_token);
         let provider = Provider::new(&settings);
         let cookies = cookies::CookieNames::for_url(&settings.public_url);
         Ok(Self {

@@ -86,7 +86,7 @@ impl Auth {
     async fn refresh(&self, user: &User) -> Option<String> {
         let inner = &self.inner;
         // Another request may have refreshed while this one waited.
-        let session = inner.store.get(&user.cookie).await?;
+        let session = inner.store.get_full(&user.cookie).await?;
         if let Some(t) = fresh(&session.tokens) {
             return Some(t);
         }

@@ -288,7 +288,7 @@ async fn logout(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: Header
     let mut id_token = None;
     let mut login_hint = None;
     for value in cookies::cookie_values(&headers, inner.cookies.session) {
-        if let Some(s) = inner.store.get(value).await {
+        if let Some(s) = inner.store.get_full(value).await {
             id_token = s.tokens.id_token.clone();
             login_hint = s.identity.login_hint.clone();
             tracing::info!(user = %s.identity.user_id(), "signed out");
@@ -431,7 +431,8 @@ async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Respons
         "user_claims": headers::principal_claims(&user),
     });
     if auth.inner.settings.pass_access_token {
-        let tokens = &user.session.tokens;
+        let full = auth.inner.store.get_full(&user.cookie).await;
+        let tokens = full.as_ref().map_or(&user.session.tokens, |s| &s.tokens);
         entry["access_token"] = json!(tokens.access_token);
         entry["id_token"] = json!(tokens.id_token);
         if let Some(exp) = tokens.access_expires_at {

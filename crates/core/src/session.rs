@@ -41,8 +41,9 @@ use crate::crypto::{self, Sealer};
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions_v1");
 /// The idle clock of a session is persisted at most this often.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
-/// Most sessions kept decrypted in memory; the rest are read from disk on use.
-const MEMORY_CAP: usize = 200_000;
+/// Most sessions kept decrypted in memory with a file store; the rest are
+/// read from disk on use. (A memory store keeps every session: it has no disk.)
+const MEMORY_CAP: usize = 20_000;
 
 /// Who signed in. Display values (`name`, `email`, `preferred_username`) are
 /// for showing, never for authorizing.
@@ -136,6 +137,10 @@ pub struct Session {
     pub expires_at: i64,
     /// Last use, unix seconds (as persisted; the live value is in memory).
     pub last_seen: i64,
+    /// Values derived once per cached session by the layer above (such as the
+    /// identity headers), so they are not rebuilt on every request. Never stored.
+    #[serde(skip)]
+    pub derived: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Session store failures (disk or database).
@@ -164,6 +169,7 @@ pub struct SessionStore {
     lifetime: i64,
     cache: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
     disk_writes: std::sync::atomic::AtomicU64,
+    keep_access_tokens: bool,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -210,7 +216,32 @@ impl SessionStore {
             lifetime: lifetime.as_secs() as i64,
             cache: RwLock::new(HashMap::new()),
             disk_writes: std::sync::atomic::AtomicU64::new(0),
+            keep_access_tokens: true,
         })
+    }
+
+    /// Whether access tokens stay in the memory cache (for passing them on
+    /// every request). With a file store, ID and refresh tokens never do:
+    /// they are read from disk when needed ([`SessionStore::get_full`]), which
+    /// keeps the memory per cached session to about a kilobyte.
+    #[must_use]
+    pub fn keep_access_tokens_in_memory(mut self, keep: bool) -> Self {
+        self.keep_access_tokens = keep;
+        self
+    }
+
+    /// What the memory cache keeps of a session.
+    fn slim(&self, s: &Session) -> Session {
+        let mut s = s.clone();
+        s.derived = Default::default();
+        if self.db.is_some() {
+            s.tokens = Tokens {
+                access_token: s.tokens.access_token.filter(|_| self.keep_access_tokens),
+                access_expires_at: s.tokens.access_expires_at,
+                ..Tokens::default()
+            };
+        }
+        s
     }
 
     fn key_of(&self, cookie: &str) -> [u8; 32] {
@@ -230,11 +261,12 @@ impl SessionStore {
             created_at: t,
             expires_at: t + self.lifetime,
             last_seen: t,
+            derived: Default::default(),
         });
         let cookie = crypto::random_token();
         let key = self.key_of(&cookie);
         self.persist(key, &session).await?;
-        self.insert_cache(key, session.clone(), t);
+        self.insert_cache(key, Arc::new(self.slim(&session)), t);
         Ok((cookie, session))
     }
 
@@ -244,22 +276,22 @@ impl SessionStore {
         cookie: &str,
         change: impl FnOnce(&mut Session),
     ) -> Result<Option<Arc<Session>>, StoreError> {
-        let Some(current) = self.get(cookie).await else {
+        let Some(current) = self.get_full(cookie).await else {
             return Ok(None);
         };
         let key = self.key_of(cookie);
         let mut s = (*current).clone();
         change(&mut s);
         s.last_seen = now();
-        let s = Arc::new(s);
+        s.derived = Default::default();
         self.persist(key, &s).await?;
-        self.insert_cache(key, s.clone(), s.last_seen);
-        Ok(Some(s))
+        self.insert_cache(key, Arc::new(self.slim(&s)), s.last_seen);
+        Ok(Some(Arc::new(s)))
     }
 
     fn insert_cache(&self, key: [u8; 32], session: Arc<Session>, seen: i64) {
         let mut cache = self.cache.write().expect("session cache lock");
-        if cache.len() >= MEMORY_CAP {
+        if self.db.is_some() && cache.len() >= MEMORY_CAP {
             // Drop an arbitrary tenth; they are reloaded from disk on use.
             let victims: Vec<[u8; 32]> = cache.keys().take(MEMORY_CAP / 10).copied().collect();
             for v in victims {
@@ -295,7 +327,7 @@ impl SessionStore {
             None => {
                 let session = self.load(key).await?;
                 let seen = session.last_seen;
-                self.insert_cache(key, Arc::new(session), seen);
+                self.insert_cache(key, Arc::new(self.slim(&session)), seen);
                 self.cache
                     .read()
                     .expect("session cache lock")
@@ -313,13 +345,27 @@ impl SessionStore {
         let persisted = entry.persisted_seen.load(Ordering::Relaxed);
         if self.db.is_some() && t - persisted >= TOUCH_INTERVAL.as_secs() as i64 {
             entry.persisted_seen.store(t, Ordering::Relaxed);
-            let mut s = (*entry.session).clone();
-            s.last_seen = t;
-            if let Err(e) = self.persist(key, &s).await {
-                tracing::warn!(error = %e, "could not persist session idle clock");
+            // The cache holds no ID or refresh token: update the stored copy.
+            if let Some(mut s) = self.load(key).await {
+                s.last_seen = t;
+                if let Err(e) = self.persist(key, &s).await {
+                    tracing::warn!(error = %e, "could not persist session idle clock");
+                }
             }
         }
         Some(entry.session.clone())
+    }
+
+    /// Like [`SessionStore::get`], with every token (read from disk for a
+    /// file store). For token refresh, logout and `/.auth/me`, not per request.
+    pub async fn get_full(&self, cookie: &str) -> Option<Arc<Session>> {
+        let cached = self.get(cookie).await?;
+        if self.db.is_none() {
+            return Some(cached);
+        }
+        let mut s = self.load(self.key_of(cookie)).await?;
+        s.last_seen = cached.last_seen;
+        Some(Arc::new(s))
     }
 
     /// Deletes a session (logout).
@@ -539,6 +585,28 @@ mod tests {
         assert_eq!(s.disk_writes(), 1, "reads are served from memory");
         s.remove(&cookie).await;
         assert_eq!(s.disk_writes(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_no_id_or_refresh_tokens_but_get_full_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&StoreKind::File(dir.path().to_owned())).keep_access_tokens_in_memory(false);
+        let mut t = tokens();
+        t.id_token = Some("ID-secret".into());
+        let (cookie, _) = s.create(Identity::default(), t).await.unwrap();
+        let cached = s.get(&cookie).await.unwrap();
+        assert!(cached.tokens.id_token.is_none() && cached.tokens.refresh_token.is_none());
+        assert!(cached.tokens.access_token.is_none());
+        let full = s.get_full(&cookie).await.unwrap();
+        assert_eq!(full.tokens.id_token.as_deref(), Some("ID-secret"));
+        assert_eq!(full.tokens.refresh_token.as_deref(), Some("RT-secret"));
+        // update() keeps what it does not change.
+        s.update(&cookie, |x| x.tokens.access_token = Some("AT-2".into()))
+            .await
+            .unwrap();
+        let full = s.get_full(&cookie).await.unwrap();
+        assert_eq!(full.tokens.id_token.as_deref(), Some("ID-secret"));
+        assert_eq!(full.tokens.access_token.as_deref(), Some("AT-2"));
     }
 
     #[tokio::test]
