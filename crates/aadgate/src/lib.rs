@@ -157,6 +157,35 @@ pub use layer::{AuthLayer, AuthService};
 pub use role::{RequireRole, RequireRoleLayer};
 pub use user::{AccessToken, MaybeUser, NotSignedIn, User};
 
+/// `state` values already used, expired in arrival order (they share one
+/// lifetime), so each callback costs O(1) however many sign-ins happened.
+#[derive(Default)]
+pub(crate) struct UsedStates {
+    set: std::collections::HashSet<[u8; 32]>,
+    order: std::collections::VecDeque<(i64, [u8; 32])>,
+}
+
+impl UsedStates {
+    /// Most states remembered; beyond it new sign-ins are refused rather than memory grown.
+    const CAP: usize = 200_000;
+
+    /// Records a state; `false` if it was used already (or the set is full).
+    pub(crate) fn insert(&mut self, hash: [u8; 32], now: i64, expires: i64) -> bool {
+        while let Some((exp, h)) = self.order.front().copied() {
+            if exp > now {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&h);
+        }
+        if self.set.len() >= Self::CAP || !self.set.insert(hash) {
+            return false;
+        }
+        self.order.push_back((expires, hash));
+        true
+    }
+}
+
 /// Sign-in for an app: configuration, provider, sessions. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
@@ -179,7 +208,7 @@ pub(crate) struct Inner {
     pub(crate) cookies: cookies::CookieNames,
     /// Hashes of `state` values already used, with their expiry (single use
     /// even if a pending-login cookie is replayed).
-    pub(crate) used_states: Mutex<HashMap<[u8; 32], i64>>,
+    pub(crate) used_states: Mutex<UsedStates>,
     /// One refresh in flight per session.
     pub(crate) refreshing: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
     /// When a session's last refresh failed (bounded: cleared on success and sweep).
@@ -210,7 +239,7 @@ impl Auth {
                 provider,
                 store,
                 cookies,
-                used_states: Mutex::new(HashMap::new()),
+                used_states: Mutex::new(UsedStates::default()),
                 refreshing: Mutex::new(HashMap::new()),
                 refresh_failed: Mutex::new(HashMap::new()),
                 settings,

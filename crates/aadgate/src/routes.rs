@@ -177,11 +177,7 @@ async fn complete_sign_in(
     // Single use, even if the pending cookie is replayed.
     {
         let mut used = inner.used_states.lock().expect("used states lock");
-        used.retain(|_, exp| *exp > t);
-        if used
-            .insert(crypto::sha256(login.state.as_bytes()), t + PENDING_TTL)
-            .is_some()
-        {
+        if !used.insert(crypto::sha256(login.state.as_bytes()), t, t + PENDING_TTL) {
             return Err(SignInError::StateReused);
         }
     }

@@ -502,7 +502,11 @@ fn open_db(dir: &Path) -> Result<Database, StoreError> {
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
     let path = dir.join("sessions.redb");
-    let db = Database::create(&path)
+    // redb's default page cache is 1 GiB, which a big store fills with
+    // sessions nobody is using: memory is what the session cache is for.
+    let db = redb::Builder::new()
+        .set_cache_size(8 * 1024 * 1024)
+        .create(&path)
         .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
     #[cfg(unix)]
     {
