@@ -108,15 +108,11 @@ fn value(text: &str) -> Option<HeaderValue> {
 /// The headers that tell the app who the user is. Everything but the access
 /// token is computed once per cached session and reused.
 pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
-    let base = user
-        .session
+    let mut out = user
         .derived
-        .get_or_init(|| std::sync::Arc::new(build_identity_headers(user)))
-        .clone()
-        .downcast::<Vec<(HeaderName, HeaderValue)>>()
-        .map(|h| (*h).clone())
-        .unwrap_or_else(|_| build_identity_headers(user));
-    let mut out = base;
+        .headers
+        .get_or_init(|| build_identity_headers(user))
+        .clone();
     if let Some(hv) = access_token.and_then(value) {
         out.push((HeaderName::from_static("x-forwarded-access-token"), hv));
     }

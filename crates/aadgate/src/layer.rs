@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use aadgate_core::policy::Requirement;
@@ -115,21 +114,7 @@ where
                 return inner.call(req).await;
             }
             let inner_auth = &auth.inner;
-            let mut user = None;
-            for value in cookies::cookie_values(req.headers(), inner_auth.cookies.session) {
-                if let Some(session) = inner_auth.store.get(value).await {
-                    let roles = inner_auth
-                        .settings
-                        .policy
-                        .effective_roles(&session.identity.roles);
-                    user = Some(User {
-                        session,
-                        roles: Arc::from(roles),
-                        cookie: Arc::from(value),
-                    });
-                    break;
-                }
-            }
+            let user = auth.current_user(req.headers()).await;
             cookies::strip_own_cookies(req.headers_mut(), &auth.cookie_names());
             let policy = &inner_auth.settings.policy;
             let decision = policy.decide(&path);

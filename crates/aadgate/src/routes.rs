@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::error::SignInError;
 use crate::pages::{self, escape};
-use crate::{Auth, User, cookies, headers};
+use crate::{Auth, cookies, headers};
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> {
     Router::new()
@@ -364,24 +364,6 @@ async fn signed_out(RawQuery(q): RawQuery) -> Response {
     )
 }
 
-async fn current_user(auth: &Auth, headers: &HeaderMap) -> Option<User> {
-    let inner = &auth.inner;
-    for value in cookies::cookie_values(headers, inner.cookies.session) {
-        if let Some(session) = inner.store.get(value).await {
-            let roles = inner
-                .settings
-                .policy
-                .effective_roles(&session.identity.roles);
-            return Some(User {
-                session,
-                roles: roles.into(),
-                cookie: value.into(),
-            });
-        }
-    }
-    None
-}
-
 fn unauthorized(auth: &Auth) -> Response {
     let mut u = auth.inner.settings.public_url.clone();
     u.set_path("/auth/login");
@@ -396,7 +378,7 @@ fn unauthorized(auth: &Auth) -> Response {
 }
 
 async fn me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
-    let Some(user) = current_user(&auth, &headers).await else {
+    let Some(user) = auth.current_user(&headers).await else {
         return unauthorized(&auth);
     };
     let id = user.identity();
@@ -418,7 +400,7 @@ async fn me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
 }
 
 async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
-    let Some(user) = current_user(&auth, &headers).await else {
+    let Some(user) = auth.current_user(&headers).await else {
         return unauthorized(&auth);
     };
     let mut entry = json!({

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 #[derive(Clone)]
 pub struct User {
     pub(crate) session: Arc<Session>,
-    pub(crate) roles: Arc<[String]>,
+    pub(crate) derived: Arc<Derived>,
     pub(crate) cookie: Arc<str>,
 }
 
@@ -29,7 +29,7 @@ impl std::fmt::Debug for User {
         f.debug_struct("User")
             .field("id", &self.id())
             .field("name", &self.name())
-            .field("roles", &self.roles)
+            .field("roles", &self.derived.roles)
             .finish_non_exhaustive()
     }
 }
@@ -57,12 +57,12 @@ impl User {
 
     /// Effective roles: each held role and every configured role below it.
     pub fn roles(&self) -> &[String] {
-        &self.roles
+        &self.derived.roles
     }
 
     /// Whether the user holds `role` (directly or through a higher one).
     pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+        self.derived.roles.iter().any(|r| r == role)
     }
 
     /// When the session ends at the latest (unix seconds).
@@ -73,6 +73,47 @@ impl User {
     /// The access token stored at sign-in (it may have expired).
     pub fn stored_access_token(&self) -> Option<&str> {
         self.session.tokens.access_token.as_deref()
+    }
+}
+
+/// What the layer derives from a cached session once and reuses on every
+/// request of that session: effective roles and the identity headers.
+pub(crate) struct Derived {
+    pub(crate) roles: Arc<[String]>,
+    pub(crate) headers: std::sync::OnceLock<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
+}
+
+impl crate::Auth {
+    /// The signed-in user of a request (the first session cookie that names a
+    /// live session), or `None`.
+    pub(crate) async fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<User> {
+        let inner = &self.inner;
+        for value in crate::cookies::cookie_values(headers, inner.cookies.session) {
+            let Some(session) = inner.store.get(value).await else {
+                continue;
+            };
+            let derived = session
+                .derived
+                .get_or_init(|| {
+                    Arc::new(Derived {
+                        roles: inner
+                            .settings
+                            .policy
+                            .effective_roles(&session.identity.roles)
+                            .into(),
+                        headers: std::sync::OnceLock::new(),
+                    })
+                })
+                .clone()
+                .downcast::<Derived>()
+                .ok()?;
+            return Some(User {
+                session,
+                derived,
+                cookie: value.into(),
+            });
+        }
+        None
     }
 }
 

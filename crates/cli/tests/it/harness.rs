@@ -286,6 +286,14 @@ impl Setup {
     }
 }
 
+/// A client without cookies that does not follow redirects, for hand-made requests.
+pub(crate) fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 /// A browser: a cookie jar, no automatic redirects, navigation headers.
 pub(crate) struct Browser {
     pub(crate) client: reqwest::Client,

@@ -36,10 +36,7 @@ async fn slow_clients_are_disconnected() {
 #[tokio::test]
 async fn oversized_headers_cookies_and_parameters_get_4xx() {
     let s = Setup::new().await;
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let c = crate::harness::no_redirects();
     let huge = "a".repeat(512 * 1024);
     let r = c
         .get(s.proxy().url("/"))

@@ -360,10 +360,7 @@ async fn logout_ends_the_session_and_signs_out_at_the_provider() {
     assert_eq!(signed_out.status(), 200);
     assert!(signed_out.text().await.unwrap().contains("signed out"));
     // The old cookie is dead server-side, even if replayed.
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let r = crate::harness::no_redirects()
         .get(s.proxy().url("/"))
         .header("cookie", cookie)
         .header("accept", "application/json")
@@ -405,10 +402,7 @@ async fn a_session_survives_a_proxy_restart() {
 #[tokio::test]
 async fn forged_and_malformed_cookies_are_signed_out_never_500() {
     let s = Setup::new().await;
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let c = crate::harness::no_redirects();
     let long = "A".repeat(5000);
     let values = [
         "aadgate=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
@@ -535,10 +529,7 @@ async fn concurrent_sign_ins_in_several_tabs_all_succeed() {
 async fn session_fixation_a_planted_id_is_never_used() {
     let s = Setup::new().await;
     // A cookie-less client so the Cookie header is exactly what we plant.
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let c = crate::harness::no_redirects();
     let planted = "aadgate=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let r = c
         .get(s.proxy().url("/auth/login?rd=/"))
@@ -848,10 +839,7 @@ async fn thousands_of_forged_session_cookies_cost_nothing() {
     let before = s.proxy().auth.sessions().disk_writes();
     let many: Vec<String> = (0..2000).map(|i| format!("aadgate={:0>43}", i)).collect();
     let cookie = many.join("; ");
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let c = crate::harness::no_redirects();
     for path in ["/auth/logout", "/", "/auth/me"] {
         let r = c
             .get(s.proxy().url(path))
@@ -935,10 +923,7 @@ async fn access_tokens_are_refreshed_once_at_a_time_and_a_dead_grant_ends_the_se
 #[tokio::test]
 async fn identity_headers_are_stripped_on_every_path_and_method() {
     let s = Setup::new().await;
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let c = crate::harness::no_redirects();
     // A CORS preflight to a public path, with duplicated and underscore copies.
     let r = c
         .request(reqwest::Method::OPTIONS, s.proxy().url("/public/api"))
@@ -986,10 +971,7 @@ async fn identity_headers_are_stripped_on_every_path_and_method() {
 #[tokio::test]
 async fn untrusted_forwarded_headers_never_shape_the_redirect_uri() {
     let s = Setup::new().await;
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let c = crate::harness::no_redirects();
     let r = c
         .get(s.proxy().url("/auth/login?rd=/"))
         .header("x-forwarded-host", "evil.example")
