@@ -54,6 +54,7 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
         upstream: Some(upstream.to_owned()),
         trusted_proxies: vec![],
         pass_access_token: true,
+        workers: None,
         oidc: OidcConfig {
             tenant: Some(idp.config().tenant_id.clone()),
             issuer: Some(idp.issuer()),

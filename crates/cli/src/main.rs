@@ -64,6 +64,11 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Colour only on a terminal: no escape codes in files, pipes and journald.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .init();
 }
 
@@ -83,11 +88,24 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    match run(cli.command).await {
+    let result = match cli.command {
+        // The proxy runs one single-threaded runtime per worker (see
+        // `proxy::serve_workers`); this thread's runtime is worker 0.
+        Command::Proxy { config } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Into::into)
+            .and_then(|rt| rt.block_on(run_proxy(&config))),
+        command => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(Into::into)
+            .and_then(|rt| rt.block_on(run(command))),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aadgate: {e}");
@@ -96,27 +114,42 @@ async fn main() -> ExitCode {
     }
 }
 
+async fn run_proxy(
+    config: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let config = Config::load(config)?;
+    let auth = Auth::from_config(&config)?;
+    let settings = auth.settings().clone();
+    let upstream = settings.upstream.clone().ok_or_else(|| {
+        aadgate_core::ConfigError::new("upstream", "is missing").with_fix(
+            "set it to the app's URL, e.g. \"http://127.0.0.1:8050\" (env AADGATE_UPSTREAM)",
+        )
+    })?;
+    let listener = proxy::bind(settings.listen).map_err(|e| {
+        format!(
+            "cannot listen on {} ({e}). Fix: change `listen` or stop what uses that port",
+            settings.listen
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    tracing::info!(listen = %bound, public_url = %settings.public_url, upstream = %upstream, issuer = %settings.issuer, workers = settings.workers, "aadgate proxy started");
+    if let Err(e) = auth.provider().metadata().await {
+        tracing::warn!(error = %e, "identity provider not reachable yet; sign-ins fail until it is, existing sessions keep working");
+    }
+    spawn_session_sweeper(&auth);
+    proxy::serve_workers(
+        listener,
+        auth,
+        upstream,
+        settings.workers,
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
 async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match command {
-        Command::Proxy { config } => {
-            let config = Config::load(&config)?;
-            let auth = Auth::from_config(&config)?;
-            let settings = auth.settings().clone();
-            let upstream = settings.upstream.clone().ok_or_else(|| {
-                aadgate_core::ConfigError::new("upstream", "is missing")
-                    .with_fix("set it to the app's URL, e.g. \"http://127.0.0.1:8050\" (env AADGATE_UPSTREAM)")
-            })?;
-            let listener = tokio::net::TcpListener::bind(settings.listen)
-                .await
-                .map_err(|e| format!("cannot listen on {} ({e}). Fix: change `listen` or stop what uses that port", settings.listen))?;
-            tracing::info!(listen = %settings.listen, public_url = %settings.public_url, upstream = %upstream, issuer = %settings.issuer, "aadgate proxy started");
-            if let Err(e) = auth.provider().metadata().await {
-                tracing::warn!(error = %e, "identity provider not reachable yet; sign-ins fail until it is, existing sessions keep working");
-            }
-            spawn_session_sweeper(&auth);
-            proxy::serve(listener, proxy::app(auth, upstream), shutdown_signal()).await?;
-            Ok(())
-        }
         Command::DevIdp { listen, config } => {
             let cfg = match config {
                 Some(p) => {
@@ -172,6 +205,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             shutdown_signal().await;
             Ok(())
         }
+        Command::Proxy { config } => run_proxy(&config).await,
         Command::CheckConfig { config, online } => {
             let config = Config::load(&config)?;
             let settings = config.validate()?;

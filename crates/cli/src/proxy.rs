@@ -310,6 +310,77 @@ fn drop_own_set_cookies(headers: &mut HeaderMap, own: &[&str]) {
 /// connections ourselves.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Binds the proxy's listening socket (`SO_REUSEADDR`, a backlog of 1,024)
+/// for [`serve_workers`]. Must be called within a tokio runtime.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
+}
+
+/// Serves the proxy on `workers` threads until `shutdown` completes, then
+/// lets open requests finish and returns once every worker has stopped.
+///
+/// Each worker is a single-threaded tokio runtime with its own forwarder
+/// (so its own keep-alive connections to the upstream) that accepts from the
+/// shared listening socket, as nginx's worker processes do: a request never
+/// changes thread, so there is no cross-thread waking, work stealing or
+/// atomic reference counting on the forwarding path. The caller's runtime is
+/// worker 0; the others are threads started here.
+pub async fn serve_workers(
+    listener: std::net::TcpListener,
+    auth: Auth,
+    upstream: Url,
+    workers: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::new();
+    for i in 1..workers.max(1) {
+        let listener = listener.try_clone()?;
+        let (auth, upstream, mut stopped) = (auth.clone(), upstream.clone(), stopped.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("aadgate-worker-{i}"))
+            .spawn(move || -> std::io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    serve(listener, app(auth, upstream), shutdown).await
+                })
+            })?;
+        threads.push(thread);
+    }
+    drop(stopped);
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    let served = serve(listener, app(auth, upstream), shutdown).await;
+    let joined = tokio::task::spawn_blocking(move || {
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("worker panicked")))
+            })
+            .collect::<std::io::Result<Vec<()>>>()
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    served.and(joined.map(drop))
+}
+
 /// Serves the proxy until `shutdown` completes, then lets open requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,

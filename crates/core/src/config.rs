@@ -72,6 +72,12 @@ pub struct Config {
     /// Default `false`.
     #[serde(default)]
     pub pass_access_token: bool,
+    /// Threads serving proxy connections, each with its own event loop and
+    /// its own keep-alive connections to `upstream` (like nginx's
+    /// `worker_processes`). Default: the number of CPUs the process may use
+    /// (its CPU affinity and cgroup quota). Unused by the library.
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// The identity provider.
     #[serde(default)]
     pub oidc: OidcConfig,
@@ -229,6 +235,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// Whether to pass the access token upstream.
     pub pass_access_token: bool,
+    /// Proxy worker threads (at least 1).
+    pub workers: usize,
     /// Issuer URL used for discovery (for multi-tenant Entra: the `organizations`/`common` authority).
     pub issuer: Url,
     /// Provider flavour.
@@ -302,7 +310,10 @@ const INT_KEYS: &[&str] = &[
     "session.idle_timeout_secs",
     "session.lifetime_secs",
     "dash.max_body_bytes",
+    "workers",
 ];
+/// Upper bound of `workers`.
+const MAX_WORKERS: usize = 1024;
 const SECTIONS: &[&str] = &["oidc", "session", "authz", "dash"];
 
 impl Config {
@@ -378,6 +389,18 @@ impl Config {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+
+        let workers = match self.workers {
+            None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            Some(n @ 1..=MAX_WORKERS) => n,
+            Some(n) => {
+                return Err(
+                    ConfigError::new("workers", format!("{n} is out of range")).with_fix(format!(
+                        "use 1 to {MAX_WORKERS}, or leave it out to use one per CPU"
+                    )),
+                );
+            }
+        };
 
         let (issuer, provider) = self.resolve_provider()?;
 
@@ -529,6 +552,7 @@ impl Config {
             upstream,
             trusted_proxies,
             pass_access_token: self.pass_access_token,
+            workers,
             issuer,
             provider,
             client_id,
@@ -618,6 +642,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
         "upstream",
         "trusted_proxies",
         "pass_access_token",
+        "workers",
     ];
     if section.is_none() && !known_top.contains(&key.as_str()) {
         // Not ours (e.g. AADGATE_LOG): ignore.
@@ -656,8 +681,13 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
         })
     } else if INT_KEYS.contains(&dotted.as_str()) {
         toml::Value::Integer(value.parse().map_err(|_| {
-            ConfigError::new(name, format!("{value:?} is not a whole number"))
-                .with_fix("use a number of seconds")
+            ConfigError::new(name, format!("{value:?} is not a whole number")).with_fix(
+                if dotted.ends_with("_secs") {
+                    "use a number of seconds"
+                } else {
+                    "use a whole number, e.g. 2"
+                },
+            )
         })?)
     } else {
         toml::Value::String(value.to_owned())
@@ -852,6 +882,28 @@ store = "memory"
 
         let e = err(&base(), &[("AADGATE_OIDC_TENANT", "organizations")]);
         assert_eq!(e.key, "oidc.allowed_tenants");
+    }
+
+    #[test]
+    fn workers_default_to_the_cpus_and_are_bounded() {
+        let ok = |env: &[(&str, &str)]| {
+            Config::from_toml_and_env(&base(), env.iter().copied())
+                .unwrap()
+                .validate()
+                .unwrap()
+                .workers
+        };
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(ok(&[]), cpus);
+        assert_eq!(ok(&[("AADGATE_WORKERS", "3")]), 3);
+        for bad in ["0", "1025"] {
+            let e = err(&base(), &[("AADGATE_WORKERS", bad)]);
+            assert_eq!(e.key, "workers");
+            assert!(e.fix.contains("1 to 1024"), "{}", e.fix);
+        }
+        let e = err(&base(), &[("AADGATE_WORKERS", "two")]);
+        assert_eq!(e.key, "AADGATE_WORKERS");
+        assert!(e.fix.contains("whole number"), "{}", e.fix);
     }
 
     #[test]

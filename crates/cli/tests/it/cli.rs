@@ -150,3 +150,90 @@ fn proxy_refuses_to_start_without_upstream() {
     assert!(!out.status.success());
     assert!(stderr.contains("`upstream`"), "{stderr}");
 }
+
+/// `aadgate proxy` as deployed: several worker threads share the listening
+/// socket and the sessions; SIGTERM stops all of them and the process exits 0.
+#[tokio::test]
+async fn proxy_binary_serves_signed_in_users_on_every_worker_and_stops_on_sigterm() {
+    use crate::harness::{Browser, Idp, config_text, listener, seen, start_echo};
+    use std::io::BufRead;
+
+    let (l, addr) = listener().await;
+    drop(l); // the binary binds it again
+    let idp = Idp::start(aadgate_dev_idp::DevIdpConfig::default(), &[addr.port()]).await;
+    let echo = start_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(
+        addr.port(),
+        echo,
+        &idp.idp,
+        &dir.path().join("sessions"),
+        "workers = 3",
+    );
+    let mut child = aadgate()
+        .args(["proxy", "--config"])
+        .arg(write(&dir, &text))
+        .env(
+            "AADGATE_OIDC_CLIENT_SECRET",
+            &idp.idp.config().client_secret,
+        )
+        .env("AADGATE_SESSION_SECRET", crate::harness::SECRET)
+        .env("AADGATE_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let started = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("aadgate proxy started"))
+    });
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), started)
+        .await
+        .expect("the proxy starts within 30 s")
+        .unwrap()
+        .expect("a start-up line");
+    assert!(
+        line.contains(&format!("listen={addr}")) && line.contains("workers=3"),
+        "{line}"
+    );
+
+    let b = Browser::new(addr);
+    b.sign_in("admin", "/").await;
+    // Concurrent requests on separate connections land on different workers;
+    // every one of them knows the session.
+    let answers = futures_util::future::join_all((0..24).map(|i| {
+        let b = &b;
+        async move { b.echo(&format!("/admin/{i}")).await }
+    }))
+    .await;
+    for a in &answers {
+        assert_eq!(seen(a, "x-forwarded-user").len(), 1, "{a}");
+    }
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("every worker stops within 30 s of SIGTERM")
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .is_err(),
+        "port released"
+    );
+}

@@ -156,6 +156,7 @@ pub(crate) fn config_text(
 listen = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 upstream = "http://{echo}"
+{workers}
 {extra}
 
 [oidc]
@@ -185,6 +186,11 @@ public = true
         issuer = idp.issuer(),
         client_id = idp.config().client_id,
         store = store.display(),
+        workers = if extra.contains("workers") {
+            ""
+        } else {
+            "workers = 2"
+        },
     )
 }
 
@@ -202,11 +208,18 @@ impl Proxy {
         let config = Config::from_toml_and_env(config_text, env).unwrap();
         let auth = Auth::from_config(&config).unwrap();
         let upstream = auth.settings().upstream.clone().unwrap();
-        let app = aadgate_cli::proxy::app(auth.clone(), upstream);
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(aadgate_cli::proxy::serve(listener, app, async {
-            let _ = rx.await;
-        }));
+        // The binary's way of serving: several single-threaded workers
+        // sharing the listening socket and the `Auth` (2 unless the config says).
+        let handle = tokio::spawn(aadgate_cli::proxy::serve_workers(
+            listener.into_std().unwrap(),
+            auth.clone(),
+            upstream,
+            auth.settings().workers,
+            async {
+                let _ = rx.await;
+            },
+        ));
         Self {
             addr,
             auth,
