@@ -36,7 +36,8 @@ import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
-BIN = os.path.join(ROOT, "target", "release", "aadgate")
+# AADGATE_BENCH_BIN: another build to measure (A/B comparisons of two commits).
+BIN = os.environ.get("AADGATE_BENCH_BIN") or os.path.join(ROOT, "target", "release", "aadgate")
 LUA = os.path.join(BENCH, "wrk", "report.lua")
 DOC = os.path.join(ROOT, "docs", "benchmarks.md")
 SVG = os.path.join(ROOT, "docs", "benchmarks.svg")

@@ -67,7 +67,16 @@ pub(crate) const OWN_PATHS: &[&str] = &[
     "/healthz",
 ];
 
-fn is_own_path(path: &str) -> bool {
+/// Whether `path` is exactly one of the paths [`Auth::routes`](crate::Auth::routes)
+/// serves. The layer lets these through without a session; a service that
+/// wraps its own dispatch in the layer can use this to send them to the routes.
+///
+/// ```
+/// assert!(aadgate::is_own_path("/auth/callback"));
+/// assert!(!aadgate::is_own_path("/auth/callback/"));
+/// assert!(!aadgate::is_own_path("/auth/../admin"));
+/// ```
+pub fn is_own_path(path: &str) -> bool {
     OWN_PATHS.contains(&path)
 }
 

@@ -153,7 +153,7 @@ use aadgate_core::{Config, Provider, SessionStore};
 
 pub use aadgate_core;
 pub use error::{AuthError, SignInError};
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthLayer, AuthService, is_own_path};
 pub use role::{RequireRole, RequireRoleLayer};
 pub use user::{AccessToken, MaybeUser, NotSignedIn, User};
 

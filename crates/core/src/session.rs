@@ -160,14 +160,42 @@ struct Entry {
     persisted_seen: AtomicI64,
 }
 
+/// Hashing for the cache, whose keys are HMAC-SHA256 outputs: uniformly
+/// random and unknown to clients, so a few of their bytes already make a
+/// good hash and SipHash's protection against chosen keys buys nothing.
+/// (std has no pass-through hasher for byte arrays, hence these lines.)
+#[derive(Default, Clone, Copy)]
+struct KeyHash;
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut first = [0u8; 8];
+        let n = bytes.len().min(8);
+        first[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(first);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The session store: memory cache over an optional embedded database.
 pub struct SessionStore {
     db: Option<Arc<Database>>,
     sealer: Sealer,
-    lookup_key: [u8; 32],
+    lookup_key: crypto::MacKey,
     idle: i64,
     lifetime: i64,
-    cache: RwLock<HashMap<[u8; 32], Arc<Entry>>>,
+    cache: RwLock<HashMap<[u8; 32], Arc<Entry>, KeyHash>>,
     disk_writes: std::sync::atomic::AtomicU64,
     keep_access_tokens: bool,
 }
@@ -211,10 +239,10 @@ impl SessionStore {
         Ok(Self {
             db,
             sealer: Sealer::new(secret, "session store"),
-            lookup_key: crypto::derive_key(secret, "session lookup"),
+            lookup_key: crypto::MacKey::new(&crypto::derive_key(secret, "session lookup")),
             idle: idle.as_secs() as i64,
             lifetime: lifetime.as_secs() as i64,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(HashMap::default()),
             disk_writes: std::sync::atomic::AtomicU64::new(0),
             keep_access_tokens: true,
         })
@@ -245,7 +273,7 @@ impl SessionStore {
     }
 
     fn key_of(&self, cookie: &str) -> [u8; 32] {
-        crypto::hmac_sha256(&self.lookup_key, cookie.as_bytes())
+        self.lookup_key.sign(cookie.as_bytes())
     }
 
     /// Creates a session with a fresh id and returns the cookie value.
