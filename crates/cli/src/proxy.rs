@@ -119,7 +119,7 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Builds the proxy: sign-in routes, the layer, and forwarding for everything
 /// else, with its own pool of keep-alive connections to `upstream`.
-pub fn app(auth: Auth, upstream: Url) -> Proxy {
+pub fn app(auth: &Auth, upstream: Url) -> Proxy {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
@@ -443,7 +443,7 @@ pub async fn serve_workers(
                     let shutdown = async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     };
-                    serve(listener, app(auth, upstream), shutdown).await
+                    serve(listener, app(&auth, upstream), shutdown).await
                 })
             })?;
         threads.push(thread);
@@ -454,7 +454,7 @@ pub async fn serve_workers(
         shutdown.await;
         let _ = stop.send(true);
     };
-    let served = serve(listener, app(auth, upstream), shutdown).await;
+    let served = serve(listener, app(&auth, upstream), shutdown).await;
     let joined = tokio::task::spawn_blocking(move || {
         threads
             .into_iter()

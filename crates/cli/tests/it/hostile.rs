@@ -14,7 +14,7 @@ async fn slow_clients_are_disconnected() {
     // A proxy with a 1 s header timeout, same app.
     let (l, addr) = listener().await;
     let app = aadgate_cli::proxy::app(
-        s.proxy().auth.clone(),
+        &s.proxy().auth,
         url::Url::parse(&format!("http://{}", s.echo)).unwrap(),
     );
     tokio::spawn(aadgate_cli::proxy::serve_with(
