@@ -3,6 +3,7 @@
 pub mod dashboard;
 pub mod demo;
 pub mod proxy;
+pub mod upstream;
 
 use std::time::Duration;
 

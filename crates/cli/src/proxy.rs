@@ -12,11 +12,11 @@ use aadgate::{Auth, AuthService, User};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::upstream::Pool;
 use std::time::Duration;
 use url::Url;
 
@@ -60,56 +60,8 @@ impl tower::Service<Request> for Dispatch {
 
 /// Forwards requests to the app.
 struct Forwarder {
-    client: Client<HttpConnector, Body>,
-    upstream: Upstream,
+    pool: Arc<Pool>,
     auth: Auth,
-}
-
-/// The app behind the proxy.
-#[derive(Clone)]
-struct Upstream {
-    url: Url,
-    /// Scheme and authority of `url` when it has no path of its own:
-    /// then an upstream URI is the request's path put behind them.
-    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
-}
-
-impl Upstream {
-    fn new(url: Url) -> Self {
-        let origin = match (url.path(), url.query()) {
-            ("" | "/", None) => Uri::try_from(url.as_str())
-                .ok()
-                .and_then(|u| Some((u.scheme()?.clone(), u.authority()?.clone()))),
-            _ => None,
-        };
-        Self { url, origin }
-    }
-
-    /// The URI to ask the upstream for `uri` (the request's path and query);
-    /// `None` for a target that is not a path (`OPTIONS *`).
-    fn uri_for(&self, uri: &Uri) -> Option<Uri> {
-        let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        if !path_and_query.starts_with('/') {
-            return None;
-        }
-        if let Some((scheme, authority)) = &self.origin {
-            let mut parts = http::uri::Parts::default();
-            parts.scheme = Some(scheme.clone());
-            parts.authority = Some(authority.clone());
-            parts.path_and_query = Some(match uri.path_and_query() {
-                Some(pq) => pq.clone(),
-                None => http::uri::PathAndQuery::from_static("/"),
-            });
-            return Uri::from_parts(parts).ok();
-        }
-        format!(
-            "{}{}",
-            self.url.as_str().trim_end_matches('/'),
-            path_and_query
-        )
-        .parse()
-        .ok()
-    }
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -119,19 +71,15 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Builds the proxy: sign-in routes, the layer, and forwarding for everything
 /// else, with its own pool of keep-alive connections to `upstream`.
-pub fn app(auth: &Auth, upstream: Url) -> Proxy {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .build(connector);
+pub fn app(auth: &Auth, upstream: &Url) -> Proxy {
+    let pool = Pool::new(upstream).unwrap_or_else(|e| {
+        // The configuration was validated: an http URL with a host.
+        panic!("upstream {upstream}: {e}")
+    });
     let dispatch = Dispatch {
         routes: auth.routes(),
         forwarder: Arc::new(Forwarder {
-            client,
-            upstream: Upstream::new(upstream),
+            pool,
             auth: auth.clone(),
         }),
     };
@@ -241,7 +189,14 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
     let websocket = is_websocket(req.headers());
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
-    *req.uri_mut() = match fwd.upstream.uri_for(req.uri()) {
+    // HTTP/2 clients name the host in the URI; the app (HTTP/1.1) expects `Host`.
+    if !req.headers().contains_key(header::HOST) {
+        let host = req.uri().authority().unwrap_or(fwd.pool.authority());
+        if let Ok(v) = HeaderValue::from_str(host.as_str()) {
+            req.headers_mut().insert(header::HOST, v);
+        }
+    }
+    *req.uri_mut() = match Pool::target_for(req.uri()) {
         Some(u) => u,
         None => return (StatusCode::BAD_REQUEST, "bad request path").into_response(),
     };
@@ -293,7 +248,7 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
         }
     }
 
-    let mut resp = match fwd.client.request(req).await {
+    let mut resp = match fwd.pool.send(req).await {
         Ok(r) => r,
         Err(e) => return bad_gateway(&e.to_string()),
     };
@@ -443,7 +398,7 @@ pub async fn serve_workers(
                     let shutdown = async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     };
-                    serve(listener, app(&auth, upstream), shutdown).await
+                    serve(listener, app(&auth, &upstream), shutdown).await
                 })
             })?;
         threads.push(thread);
@@ -454,7 +409,7 @@ pub async fn serve_workers(
         shutdown.await;
         let _ = stop.send(true);
     };
-    let served = serve(listener, app(&auth, upstream), shutdown).await;
+    let served = serve(listener, app(&auth, &upstream), shutdown).await;
     let joined = tokio::task::spawn_blocking(move || {
         threads
             .into_iter()
@@ -540,36 +495,6 @@ pub async fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upstream_uris_keep_the_path_and_query_and_any_base_path() {
-        let uri = |base: &str, req: &str| {
-            Upstream::new(Url::parse(base).unwrap())
-                .uri_for(&req.parse().unwrap())
-                .unwrap()
-                .to_string()
-        };
-        assert_eq!(
-            uri("http://127.0.0.1:8050", "/a/b?c=d%20e"),
-            "http://127.0.0.1:8050/a/b?c=d%20e"
-        );
-        assert_eq!(uri("http://app:8080/", "/"), "http://app:8080/");
-        assert!(
-            Upstream::new(Url::parse("http://app/").unwrap())
-                .uri_for(&"*".parse().unwrap())
-                .is_none(),
-            "OPTIONS * is not forwarded"
-        );
-        assert_eq!(
-            uri("http://127.0.0.1:8050", "http://evil.example/x?y"),
-            "http://127.0.0.1:8050/x?y",
-            "an absolute-form request target keeps only its path"
-        );
-        assert_eq!(
-            uri("http://[::1]:9000/base/", "/_dash-update-component"),
-            "http://[::1]:9000/base/_dash-update-component"
-        );
-    }
 
     #[test]
     fn hop_by_hop_and_client_supplied_headers_are_stripped_in_one_pass() {

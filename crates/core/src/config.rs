@@ -60,8 +60,9 @@ pub struct Config {
     /// this plus `/auth/callback`. Required.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// The app the proxy forwards to, e.g. `http://127.0.0.1:8050`.
-    /// Required by `aadgate proxy`; unused by the library.
+    /// The app the proxy forwards to, e.g. `http://127.0.0.1:8050`: plain
+    /// http, scheme, host and port only. Required by `aadgate proxy`; unused
+    /// by the library.
     #[serde(default)]
     pub upstream: Option<String>,
     /// CIDRs of reverse proxies in front of aadgate whose `X-Forwarded-*`
@@ -374,7 +375,14 @@ impl Config {
 
         let upstream = match self.upstream.as_deref() {
             None => None,
-            Some(u) => Some(parse_base_url("upstream", u)?),
+            Some(u) => {
+                let url = parse_base_url("upstream", u)?;
+                if url.scheme() != "http" {
+                    return Err(ConfigError::new("upstream", format!("{u:?} is https"))
+                        .with_fix("give the app's plain http address, e.g. \"http://127.0.0.1:8050\": aadgate speaks plain HTTP/1.1 to the app, which should listen on the same host or a private network"));
+                }
+                Some(url)
+            }
         };
 
         let trusted_proxies = self
@@ -879,6 +887,13 @@ store = "memory"
 
         let e = err(&format!("{}\nbogus = 1\n", base()), &[]);
         assert!(e.to_string().contains("bogus"), "{e}");
+
+        let e = err(
+            &base(),
+            &[("AADGATE_UPSTREAM", "https://app.internal:8443")],
+        );
+        assert_eq!(e.key, "upstream");
+        assert!(e.fix.contains("plain http"), "{}", e.fix);
 
         let e = err(&base(), &[("AADGATE_OIDC_TENANT", "organizations")]);
         assert_eq!(e.key, "oidc.allowed_tenants");

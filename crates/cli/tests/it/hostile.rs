@@ -15,7 +15,7 @@ async fn slow_clients_are_disconnected() {
     let (l, addr) = listener().await;
     let app = aadgate_cli::proxy::app(
         &s.proxy().auth,
-        url::Url::parse(&format!("http://{}", s.echo)).unwrap(),
+        &url::Url::parse(&format!("http://{}", s.echo)).unwrap(),
     );
     tokio::spawn(aadgate_cli::proxy::serve_with(
         l,

@@ -991,3 +991,34 @@ async fn untrusted_forwarded_headers_never_shape_the_redirect_uri() {
         .into_owned();
     assert_eq!(redirect_uri, s.proxy().url("/auth/callback"));
 }
+
+/// HTTP/2 clients name the host in `:authority`, not in a `Host` header; the
+/// app (spoken to in HTTP/1.1) still gets `Host` and `X-Forwarded-Host`.
+#[tokio::test]
+async fn http2_clients_host_reaches_the_app_as_host_and_x_forwarded_host() {
+    let s = Setup::new().await;
+    let addr = s.proxy().addr;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{addr}/public/h2"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let host = addr.to_string();
+    assert_eq!(seen(&echo, "host"), [host.as_str()], "{echo}");
+    assert_eq!(seen(&echo, "x-forwarded-host"), [host.as_str()], "{echo}");
+    assert_eq!(echo["uri"], "/public/h2");
+}
