@@ -155,36 +155,38 @@ impl StoreError {
 }
 
 struct Entry {
+    /// The session's key on disk (HMAC of the cookie value).
+    key: [u8; 32],
     session: Arc<Session>,
     last_seen: AtomicI64,
     persisted_seen: AtomicI64,
 }
 
-/// Hashing for the cache, whose keys are HMAC-SHA256 outputs: uniformly
-/// random and unknown to clients, so a few of their bytes already make a
-/// good hash and SipHash's protection against chosen keys buys nothing.
-/// (std has no pass-through hasher for byte arrays, hence these lines.)
-#[derive(Default, Clone, Copy)]
-struct KeyHash;
+/// The memory cache's key: the cookie value itself, hashed with std's
+/// per-process random SipHash key (clients cannot aim at buckets) and
+/// compared in constant time. A lookup costs ~150 instructions; the HMAC that
+/// keys the disk store costs ~5,800, so it is computed only when a session
+/// goes to or comes from disk.
+#[derive(Clone, Eq)]
+struct CookieKey(Box<str>);
 
-impl std::hash::BuildHasher for KeyHash {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
+impl std::hash::Hash for CookieKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Equal keys have equal bytes, whatever `eq` takes to find out.
+        self.0.hash(state);
     }
 }
 
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut first = [0u8; 8];
-        let n = bytes.len().min(8);
-        first[..n].copy_from_slice(&bytes[..n]);
-        self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(first);
+impl PartialEq for CookieKey {
+    fn eq(&self, other: &Self) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(self.0.as_bytes(), other.0.as_bytes())
+            .is_ok()
     }
-    fn finish(&self) -> u64 {
-        self.0
+}
+
+impl From<&str> for CookieKey {
+    fn from(cookie: &str) -> Self {
+        Self(cookie.into())
     }
 }
 
@@ -195,7 +197,7 @@ pub struct SessionStore {
     lookup_key: crypto::MacKey,
     idle: i64,
     lifetime: i64,
-    cache: RwLock<HashMap<[u8; 32], Arc<Entry>, KeyHash>>,
+    cache: RwLock<HashMap<CookieKey, Arc<Entry>>>,
     disk_writes: std::sync::atomic::AtomicU64,
     keep_access_tokens: bool,
 }
@@ -242,7 +244,7 @@ impl SessionStore {
             lookup_key: crypto::MacKey::new(&crypto::derive_key(secret, "session lookup")),
             idle: idle.as_secs() as i64,
             lifetime: lifetime.as_secs() as i64,
-            cache: RwLock::new(HashMap::default()),
+            cache: RwLock::new(HashMap::new()),
             disk_writes: std::sync::atomic::AtomicU64::new(0),
             keep_access_tokens: true,
         })
@@ -294,7 +296,7 @@ impl SessionStore {
         let cookie = crypto::random_token();
         let key = self.key_of(&cookie);
         self.persist(key, &session).await?;
-        self.insert_cache(key, Arc::new(self.slim(&session)), t);
+        self.insert_cache(&cookie, key, Arc::new(self.slim(&session)), t);
         Ok((cookie, session))
     }
 
@@ -313,22 +315,23 @@ impl SessionStore {
         s.last_seen = now();
         s.derived = Default::default();
         self.persist(key, &s).await?;
-        self.insert_cache(key, Arc::new(self.slim(&s)), s.last_seen);
+        self.insert_cache(cookie, key, Arc::new(self.slim(&s)), s.last_seen);
         Ok(Some(Arc::new(s)))
     }
 
-    fn insert_cache(&self, key: [u8; 32], session: Arc<Session>, seen: i64) {
+    fn insert_cache(&self, cookie: &str, key: [u8; 32], session: Arc<Session>, seen: i64) {
         let mut cache = self.cache.write().expect("session cache lock");
         if self.db.is_some() && cache.len() >= MEMORY_CAP {
             // Drop an arbitrary tenth; they are reloaded from disk on use.
-            let victims: Vec<[u8; 32]> = cache.keys().take(MEMORY_CAP / 10).copied().collect();
+            let victims: Vec<CookieKey> = cache.keys().take(MEMORY_CAP / 10).cloned().collect();
             for v in victims {
                 cache.remove(&v);
             }
         }
         cache.insert(
-            key,
+            CookieKey::from(cookie),
             Arc::new(Entry {
+                key,
                 session,
                 last_seen: AtomicI64::new(seen),
                 persisted_seen: AtomicI64::new(seen),
@@ -343,30 +346,32 @@ impl SessionStore {
         if !well_formed(cookie) {
             return None;
         }
-        let key = self.key_of(cookie);
+        let cache_key = CookieKey::from(cookie);
         let cached = self
             .cache
             .read()
             .expect("session cache lock")
-            .get(&key)
+            .get(&cache_key)
             .cloned();
         let entry = match cached {
             Some(e) => e,
             None => {
+                let key = self.key_of(cookie);
                 let session = self.load(key).await?;
                 let seen = session.last_seen;
-                self.insert_cache(key, Arc::new(self.slim(&session)), seen);
+                self.insert_cache(cookie, key, Arc::new(self.slim(&session)), seen);
                 self.cache
                     .read()
                     .expect("session cache lock")
-                    .get(&key)
+                    .get(&cache_key)
                     .cloned()?
             }
         };
+        let key = entry.key;
         let t = now();
         let seen = entry.last_seen.load(Ordering::Relaxed);
         if t >= entry.session.expires_at || t - seen > self.idle {
-            self.remove_key(key).await;
+            self.remove_key(cookie, key).await;
             return None;
         }
         entry.last_seen.store(t, Ordering::Relaxed);
@@ -399,12 +404,15 @@ impl SessionStore {
     /// Deletes a session (logout).
     pub async fn remove(&self, cookie: &str) {
         if well_formed(cookie) {
-            self.remove_key(self.key_of(cookie)).await;
+            self.remove_key(cookie, self.key_of(cookie)).await;
         }
     }
 
-    async fn remove_key(&self, key: [u8; 32]) {
-        self.cache.write().expect("session cache lock").remove(&key);
+    async fn remove_key(&self, cookie: &str, key: [u8; 32]) {
+        self.cache
+            .write()
+            .expect("session cache lock")
+            .remove(&CookieKey::from(cookie));
         if let Some(db) = self.db.clone() {
             self.disk_writes.fetch_add(1, Ordering::Relaxed);
             let r = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
