@@ -42,8 +42,10 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions_v1")
 /// The idle clock of a session is persisted at most this often.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Most sessions kept decrypted in memory with a file store; the rest are
-/// read from disk on use. (A memory store keeps every session: it has no disk.)
-const MEMORY_CAP: usize = 20_000;
+/// read from disk on use (~2.3 KB of memory each, so 10,000 is ~23 MB; the
+/// same bound as mod_auth_openidc's default `OIDCCacheShmMax`). A memory
+/// store keeps every session: it has no disk.
+const MEMORY_CAP: usize = 10_000;
 
 /// Who signed in. Display values (`name`, `email`, `preferred_username`) are
 /// for showing, never for authorizing.
@@ -200,6 +202,7 @@ pub struct SessionStore {
     cache: RwLock<HashMap<CookieKey, Arc<Entry>>>,
     disk_writes: std::sync::atomic::AtomicU64,
     keep_access_tokens: bool,
+    memory_cap: usize,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -247,6 +250,7 @@ impl SessionStore {
             cache: RwLock::new(HashMap::new()),
             disk_writes: std::sync::atomic::AtomicU64::new(0),
             keep_access_tokens: true,
+            memory_cap: MEMORY_CAP,
         })
     }
 
@@ -321,9 +325,13 @@ impl SessionStore {
 
     fn insert_cache(&self, cookie: &str, key: [u8; 32], session: Arc<Session>, seen: i64) {
         let mut cache = self.cache.write().expect("session cache lock");
-        if self.db.is_some() && cache.len() >= MEMORY_CAP {
+        if self.db.is_some() && cache.len() >= self.memory_cap {
             // Drop an arbitrary tenth; they are reloaded from disk on use.
-            let victims: Vec<CookieKey> = cache.keys().take(MEMORY_CAP / 10).cloned().collect();
+            let victims: Vec<CookieKey> = cache
+                .keys()
+                .take(self.memory_cap.div_ceil(10))
+                .cloned()
+                .collect();
             for v in victims {
                 cache.remove(&v);
             }
@@ -541,7 +549,7 @@ fn open_db(dir: &Path) -> Result<Database, StoreError> {
     // redb's default page cache is 1 GiB, which a big store fills with
     // sessions nobody is using: memory is what the session cache is for.
     let db = redb::Builder::new()
-        .set_cache_size(8 * 1024 * 1024)
+        .set_cache_size(4 * 1024 * 1024)
         .create(&path)
         .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
     #[cfg(unix)]
@@ -688,5 +696,28 @@ mod tests {
             .unwrap();
         assert!(s.get(&a).await.is_none());
         assert_eq!(s.cached_len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_file_store_caches_at_most_its_cap_and_reloads_the_rest_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&StoreKind::File(dir.path().to_owned()));
+        s.memory_cap = 20;
+        let mut cookies = Vec::new();
+        for i in 0..45 {
+            let identity = Identity {
+                sub: format!("user-{i}"),
+                ..Identity::default()
+            };
+            cookies.push(s.create(identity, tokens()).await.unwrap().0);
+            assert!(s.cached_len() <= 20, "{}", s.cached_len());
+        }
+        for (i, c) in cookies.iter().enumerate() {
+            let got = s.get(c).await.expect("every session is still there");
+            assert_eq!(got.identity.sub, format!("user-{i}"));
+            assert!(s.cached_len() <= 20);
+        }
+        s.remove(&cookies[0]).await;
+        assert!(s.get(&cookies[0]).await.is_none());
     }
 }
