@@ -1,7 +1,9 @@
 //! `aadgate proxy`: the sign-in layer in front of a forwarding handler.
 //!
-//! Bodies stream both ways through a pooled keep-alive hyper client;
-//! WebSocket upgrades are spliced after the layer has admitted the request.
+//! Each worker ([`serve_workers`]) runs its own single-threaded runtime with
+//! its own [`Proxy`] and pool of keep-alive connections to the app
+//! ([`crate::upstream`]). Bodies stream both ways; WebSocket upgrades are
+//! spliced after the layer has admitted the request.
 
 use std::net::SocketAddr;
 
