@@ -102,7 +102,7 @@ impl Pool {
         mut req: Request<Body>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         loop {
-            let (mut sender, reused) = match self.checkout().await {
+            let (mut sender, reused) = match self.checkout() {
                 Some(s) => (s, true),
                 None => (self.connect().await?, false),
             };
@@ -121,15 +121,15 @@ impl Pool {
         }
     }
 
-    /// An idle connection that is still open, waiting until it has finished
-    /// with its previous response.
-    async fn checkout(&self) -> Option<SendRequest<Body>> {
-        loop {
-            let mut sender = self.idle.lock().ok()?.pop()?;
-            if !sender.is_closed() && sender.ready().await.is_ok() {
+    /// An idle connection that is still open and ready for a request.
+    fn checkout(&self) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(sender) = idle.pop() {
+            if sender.is_ready() {
                 return Some(sender);
             }
         }
+        None
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
@@ -160,10 +160,30 @@ impl Pool {
         Ok(sender)
     }
 
-    fn put_back(&self, sender: SendRequest<Body>) {
+    /// Returns a connection whose response has been read. It goes back to the
+    /// idle stack once it is ready for another request; until then (the
+    /// request body may still be streaming, e.g. when the app answered before
+    /// reading an upload) a task waits for it, so no request ever queues
+    /// behind another one's body.
+    fn put_back(self: Arc<Self>, mut sender: SendRequest<Body>) {
         if sender.is_closed() {
             return;
         }
+        if sender.is_ready() {
+            self.push_idle(sender);
+            return;
+        }
+        let pool = Arc::downgrade(&self);
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok()
+                && let Some(pool) = pool.upgrade()
+            {
+                pool.push_idle(sender);
+            }
+        });
+    }
+
+    fn push_idle(&self, sender: SendRequest<Body>) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE
         {
@@ -334,6 +354,29 @@ mod tests {
         let (_, len) = read(pool.send(get("/3")).await.unwrap()).await;
         assert_eq!(len, 3);
         assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_request_waits_behind_another_requests_unfinished_upload() {
+        use futures_util::StreamExt as _;
+        let pool = Pool::new(&app().await).unwrap();
+        // The app answers `/3` without reading the upload, which never ends.
+        let endless = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(Bytes::from_static(b"part"))
+        })
+        .chain(futures_util::stream::pending());
+        let upload = Request::post("/3")
+            .body(Body::from_stream(endless))
+            .unwrap();
+        let (_, len) = read(pool.send(upload).await.unwrap()).await;
+        assert_eq!(len, 3);
+        assert_eq!(pool.idle_count(), 0, "still sending the upload: not idle");
+        let (_, len) = tokio::time::timeout(Duration::from_secs(10), async {
+            read(pool.send(get("/4")).await.unwrap()).await
+        })
+        .await
+        .expect("the next request gets another connection");
+        assert_eq!(len, 4);
     }
 
     /// An app that closes every connection after one answer without saying
