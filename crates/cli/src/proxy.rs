@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::upstream::Pool;
+use crate::upstream::{Pool, UpstreamError};
 use std::time::Duration;
 use url::Url;
 
@@ -72,12 +72,10 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Builds the proxy: sign-in routes, the layer, and forwarding for everything
-/// else, with its own pool of keep-alive connections to `upstream`.
-pub fn app(auth: &Auth, upstream: &Url) -> Proxy {
-    let pool = Pool::new(upstream).unwrap_or_else(|e| {
-        // The configuration was validated: an http URL with a host.
-        panic!("upstream {upstream}: {e}")
-    });
+/// else, with its own pool of keep-alive connections to `upstream` (a plain
+/// `http://host:port` URL; anything else is an error).
+pub fn app(auth: &Auth, upstream: &Url) -> Result<Proxy, UpstreamError> {
+    let pool = Pool::new(upstream)?;
     let dispatch = Dispatch {
         routes: auth.routes(),
         forwarder: Arc::new(Forwarder {
@@ -85,7 +83,7 @@ pub fn app(auth: &Auth, upstream: &Url) -> Proxy {
             auth: auth.clone(),
         }),
     };
-    tower::Layer::layer(&auth.require_login(), dispatch)
+    Ok(tower::Layer::layer(&auth.require_login(), dispatch))
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1 and the legacy ones), never forwarded
@@ -384,6 +382,7 @@ pub async fn serve_workers(
     workers: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let first = app(&auth, &upstream).map_err(std::io::Error::other)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
     for i in 1..workers.max(1) {
@@ -400,7 +399,8 @@ pub async fn serve_workers(
                     let shutdown = async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     };
-                    serve(listener, app(&auth, &upstream), shutdown).await
+                    let proxy = app(&auth, &upstream).map_err(std::io::Error::other)?;
+                    serve(listener, proxy, shutdown).await
                 })
             })?;
         threads.push(thread);
@@ -411,7 +411,7 @@ pub async fn serve_workers(
         shutdown.await;
         let _ = stop.send(true);
     };
-    let served = serve(listener, app(&auth, &upstream), shutdown).await;
+    let served = serve(listener, first, shutdown).await;
     let joined = tokio::task::spawn_blocking(move || {
         threads
             .into_iter()

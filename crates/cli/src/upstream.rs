@@ -46,6 +46,14 @@ pub enum UpstreamError {
     /// HTTP failed on an established connection.
     #[error("{0}")]
     Http(#[from] hyper::Error),
+    /// The upstream URL cannot be used.
+    #[error("upstream {url:?}: {why}")]
+    Url {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
 }
 
 /// A pool of keep-alive connections to the app, for one worker.
@@ -56,20 +64,33 @@ pub struct Pool {
     idle: Mutex<Vec<SendRequest<Body>>>,
 }
 
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("authority", &self.authority)
+            .field("idle", &self.idle_count())
+            .finish()
+    }
+}
+
 impl Pool {
-    /// A pool for `upstream`, an `http://host:port/` URL as the configuration
-    /// validated it.
-    pub fn new(upstream: &Url) -> Result<Arc<Self>, String> {
-        let host = upstream
-            .host()
-            .ok_or("upstream URL has no host")?
-            .to_owned();
+    /// A pool for `upstream`, a plain `http://host:port` URL (as the
+    /// configuration's `upstream` is validated to be).
+    pub fn new(upstream: &Url) -> Result<Arc<Self>, UpstreamError> {
+        let bad = |why| UpstreamError::Url {
+            url: upstream.to_string(),
+            why,
+        };
+        if upstream.scheme() != "http" {
+            return Err(bad("only plain http is spoken to the app"));
+        }
+        let host = upstream.host().ok_or_else(|| bad("no host"))?.to_owned();
         let port = upstream
             .port_or_known_default()
-            .ok_or("upstream URL has no port")?;
+            .ok_or_else(|| bad("no port"))?;
         let authority: Authority = upstream[url::Position::BeforeHost..url::Position::AfterPort]
             .parse()
-            .map_err(|_| "upstream URL has no valid authority")?;
+            .map_err(|_| bad("no valid host:port"))?;
         Ok(Arc::new(Self {
             authority,
             host,
@@ -416,6 +437,18 @@ mod tests {
                 .unwrap()
                 .to_bytes();
             assert_eq!(&body[..], b"ok");
+        }
+    }
+
+    #[test]
+    fn only_plain_http_upstreams_make_a_pool() {
+        for bad in [
+            "https://app.internal/",
+            "unix:/run/app.sock",
+            "data:text/plain,x",
+        ] {
+            let e = Pool::new(&Url::parse(bad).unwrap()).unwrap_err();
+            assert!(matches!(e, UpstreamError::Url { .. }), "{bad}: {e}");
         }
     }
 

@@ -16,7 +16,8 @@ async fn slow_clients_are_disconnected() {
     let app = aadgate_cli::proxy::app(
         &s.proxy().auth,
         &url::Url::parse(&format!("http://{}", s.echo)).unwrap(),
-    );
+    )
+    .unwrap();
     tokio::spawn(aadgate_cli::proxy::serve_with(
         l,
         app,
