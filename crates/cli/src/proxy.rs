@@ -213,15 +213,15 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
     strip_headers(headers, Some(trusted));
     // X-Forwarded-*: believed only from trusted proxies (the others were removed above).
     let ip = peer.ip().to_string();
-    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if trusted => HeaderValue::from_str(&format!("{prev}, {ip}")),
-        _ => HeaderValue::from_str(&ip),
-    };
-    if let Ok(ip) = HeaderValue::from_str(&ip) {
-        headers.insert(X_REAL_IP, ip);
-    }
-    if let Ok(v) = xff {
-        headers.insert(X_FORWARDED_FOR, v);
+    if let Ok(ip_value) = HeaderValue::from_str(&ip) {
+        let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) if trusted => {
+                HeaderValue::from_str(&format!("{prev}, {ip}")).unwrap_or(ip_value.clone())
+            }
+            _ => ip_value.clone(),
+        };
+        headers.insert(X_FORWARDED_FOR, xff);
+        headers.insert(X_REAL_IP, ip_value);
     }
     if !headers.contains_key(X_FORWARDED_PROTO) {
         let proto = if settings.public_url.scheme() == "https" {
