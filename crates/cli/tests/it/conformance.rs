@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::adversary::{Adversary, CLIENT, Key, now, proxy_for, sign_in, sign_in_with};
-use crate::harness::{Proxy, seen};
+use crate::harness::{Proxy, api_get, seen};
 
 async fn generic() -> (Adversary, Proxy) {
     let adv = Adversary::start("", "").await;
@@ -40,15 +40,7 @@ async fn basic_rp_code_flow_with_rs256_and_profile_claims() {
         auth.starts_with("Basic "),
         "client_secret_basic at the token endpoint: {auth}"
     );
-    let echo: Value = c
-        .get(proxy.url("/x"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = api_get(&c, proxy.url("/x")).await.json().await.unwrap();
     assert_eq!(
         seen(&echo, "x-forwarded-user"),
         ["user-1"],
@@ -461,19 +453,9 @@ async fn refresh_changes(
     let (browser, status, _) = sign_in_with(&proxy).await;
     assert_eq!(status, 302);
     // The first access token lives 30 s: passing it upstream refreshes it.
-    let r = browser
-        .get(proxy.url("/a"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&browser, proxy.url("/a")).await;
     assert_eq!(r.status(), 200);
-    let r = browser
-        .get(proxy.url("/b"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&browser, proxy.url("/b")).await;
     assert_eq!(
         r.status(),
         401,
@@ -516,24 +498,15 @@ async fn refresh_with_a_valid_id_token_keeps_the_session_and_updates_roles() {
     });
     let (browser, status, _) = sign_in_with(&proxy).await;
     assert_eq!(status, 302);
-    let r = browser
-        .get(proxy.url("/a"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&browser, proxy.url("/a")).await;
     let echo: Value = r.json().await.unwrap();
     assert_eq!(
         seen(&echo, "x-forwarded-access-token"),
         ["access-2"],
         "refreshed token passed"
     );
-    let echo: Value = browser
-        .get(proxy.url("/b"))
-        .header("accept", "application/json")
-        .send()
+    let echo: Value = api_get(&browser, proxy.url("/b"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -566,12 +539,8 @@ async fn group_case(groups: Value, overage: bool) -> u16 {
     });
     let (browser, status, _) = sign_in_with(&proxy).await;
     assert_eq!(status, 302);
-    browser
-        .get(proxy.url("/finance/q3"))
-        .header("accept", "application/json")
-        .send()
+    api_get(&browser, proxy.url("/finance/q3"))
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

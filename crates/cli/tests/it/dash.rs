@@ -1,6 +1,6 @@
 //! Dash callback role rules, the session script and its injection.
 
-use crate::harness::{Setup, seen};
+use crate::harness::{Setup, api_get, seen};
 
 const DASH: &str = r#"
 [dash]
@@ -108,13 +108,7 @@ async fn unreadable_oversized_and_websocket_callbacks_fail_closed() {
             .status(),
         413
     );
-    let r = b
-        .client
-        .get(b.url("/dash/_dash-ws-callback"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&b.client, b.url("/dash/_dash-ws-callback")).await;
     assert_eq!(r.status(), 403);
     // Not signed in: the 401 JSON comes first, as for any callback.
     let anon = s.browser();

@@ -307,6 +307,20 @@ pub(crate) fn no_redirects() -> reqwest::Client {
         .unwrap()
 }
 
+/// GET as a script would (XHR/fetch, `Accept: application/json`), not as a
+/// navigation: without a session the proxy answers 401 JSON instead of a redirect.
+pub(crate) async fn api_get(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+) -> reqwest::Response {
+    client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A browser: a cookie jar, no automatic redirects, navigation headers.
 pub(crate) struct Browser {
     pub(crate) client: reqwest::Client,

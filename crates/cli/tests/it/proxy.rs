@@ -1,7 +1,7 @@
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 
-use crate::harness::{Browser, Setup, location, seen, urlenc};
+use crate::harness::{Browser, Setup, api_get, location, seen, urlenc};
 
 #[tokio::test]
 async fn each_default_user_signs_in_and_gets_role_decisions() {
@@ -882,14 +882,7 @@ async fn access_tokens_are_refreshed_once_at_a_time_and_a_dead_grant_ends_the_se
     let results = futures_util::future::join_all((0..8).map(|i| {
         let c = b.client.clone();
         let url = b.url(&format!("/c{i}"));
-        async move {
-            c.get(url)
-                .header("accept", "application/json")
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { api_get(&c, url).await.status() }
     }))
     .await;
     assert!(results.iter().all(|st| *st == 200), "{results:?}");
@@ -902,21 +895,9 @@ async fn access_tokens_are_refreshed_once_at_a_time_and_a_dead_grant_ends_the_se
 
     // The provider forgets every grant (a revoked user, say): the next refresh ends the session.
     s.idp.restart().await;
-    let r = b
-        .client
-        .get(b.url("/e"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&b.client, b.url("/e")).await;
     assert_eq!(r.status(), 200, "this request was already admitted");
-    let r = b
-        .client
-        .get(b.url("/f"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&b.client, b.url("/f")).await;
     assert_eq!(r.status(), 401, "session ended after invalid_grant");
 }
 
