@@ -377,27 +377,89 @@ mod tests {
         assert_eq!(pool.idle_count(), 1);
     }
 
+    /// An app that answers every request at once, before reading its body,
+    /// then reads the body to its end and keeps the connection for the next
+    /// request (as apps that reject or accept uploads early do). Answers say
+    /// which connection (its client port) they came on.
+    async fn early_answering_app() -> Url {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, peer) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; 4096];
+                    loop {
+                        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match s.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => got.extend_from_slice(&buf[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                        got.drain(..end + 4);
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nx-peer-port: {}\r\ncontent-length: 2\r\n\r\nok",
+                            peer.port()
+                        );
+                        if s.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        if head.contains("transfer-encoding: chunked") {
+                            // Read (and drop) the body up to its last chunk.
+                            while !got.windows(5).any(|w| w == b"0\r\n\r\n") {
+                                match s.read(&mut buf).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                                }
+                            }
+                            let at = got.windows(5).position(|w| w == b"0\r\n\r\n").unwrap();
+                            got.drain(..at + 5);
+                        }
+                    }
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}")).unwrap()
+    }
+
     #[tokio::test]
     async fn no_request_waits_behind_another_requests_unfinished_upload() {
-        use futures_util::StreamExt as _;
-        let pool = Pool::new(&app().await).unwrap();
-        // The app answers `/3` without reading the upload, which never ends.
-        let endless = futures_util::stream::once(async {
-            Ok::<_, std::io::Error>(Bytes::from_static(b"part"))
-        })
-        .chain(futures_util::stream::pending());
-        let upload = Request::post("/3")
-            .body(Body::from_stream(endless))
-            .unwrap();
-        let (_, len) = read(pool.send(upload).await.unwrap()).await;
-        assert_eq!(len, 3);
+        let pool = Pool::new(&early_answering_app().await).unwrap();
+        // Warm up: one connection, idle.
+        let (first, _) = read(pool.send(get("/")).await.unwrap()).await;
+        assert_eq!(pool.idle_count(), 1);
+        // An upload on it that has not ended when its answer has.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Bytes, std::io::Error>>();
+        tx.send(Ok(Bytes::from_static(b"part"))).unwrap();
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let upload = Request::post("/").body(Body::from_stream(body)).unwrap();
+        let (port, len) = read(pool.send(upload).await.unwrap()).await;
+        assert_eq!(
+            (port.as_str(), len),
+            (first.as_str(), 2),
+            "the idle connection was used"
+        );
         assert_eq!(pool.idle_count(), 0, "still sending the upload: not idle");
-        let (_, len) = tokio::time::timeout(Duration::from_secs(10), async {
-            read(pool.send(get("/4")).await.unwrap()).await
+        // The next request does not queue behind the upload: a new connection.
+        let (other, _) = tokio::time::timeout(Duration::from_secs(10), async {
+            read(pool.send(get("/")).await.unwrap()).await
         })
         .await
         .expect("the next request gets another connection");
-        assert_eq!(len, 4);
+        assert_ne!(other, first);
+        // Once the upload ends, its connection is ready again and returns.
+        tx.send(Ok(Bytes::from_static(b"end"))).unwrap();
+        drop(tx);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while pool.idle_count() < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the uploading connection comes back once it is ready");
     }
 
     /// An app that closes every connection after one answer without saying
