@@ -154,7 +154,7 @@ fn proxy_refuses_to_start_without_upstream() {
 /// `aadgate proxy` as deployed: several worker threads share the listening
 /// socket and the sessions; SIGTERM stops all of them and the process exits 0.
 #[tokio::test]
-async fn proxy_binary_serves_signed_in_users_on_every_worker_and_stops_on_sigterm() {
+async fn proxy_binary_with_three_workers_serves_signed_in_users_and_stops_on_sigterm() {
     use crate::harness::{Browser, Idp, config_text, listener, seen, start_echo};
     use std::io::BufRead;
 
@@ -202,8 +202,8 @@ async fn proxy_binary_serves_signed_in_users_on_every_worker_and_stops_on_sigter
 
     let b = Browser::new(addr);
     b.sign_in("admin", "/").await;
-    // Concurrent requests on separate connections land on different workers;
-    // every one of them knows the session.
+    // Concurrent requests on separate connections, accepted by whichever
+    // worker wakes first (the kernel decides): all of them know the session.
     let answers = futures_util::future::join_all((0..24).map(|i| {
         let b = &b;
         async move { b.echo(&format!("/admin/{i}")).await }
