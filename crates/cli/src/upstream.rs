@@ -212,7 +212,7 @@ impl Pool {
         }
     }
 
-    /// Idle connections held now (for tests).
+    /// Idle connections held now.
     pub fn idle_count(&self) -> usize {
         self.idle.lock().map_or(0, |i| i.len())
     }
