@@ -605,7 +605,8 @@ test('logout: RP-initiated logout at the provider, back to /auth/signed-out, the
   const oldSession = b.cookie(proxy, 'aadgate');
   assert.ok(oldSession);
 
-  const out = await b.fetch(`${proxy}/auth/logout`);
+  // The sign-out button's form: a same-origin POST (a cross-site GET only gets that page).
+  const out = await b.fetch(`${proxy}/auth/logout`, { method: 'POST', headers: { origin: proxy } });
   assert.equal(out.status, 302);
   const end = new URL(out.location);
   assert.equal(`${end.origin}${end.pathname}`, env.meta.end_session_endpoint, 'to the provider end_session_endpoint');

@@ -118,6 +118,11 @@ where
         let auth = self.auth.clone();
         Box::pin(async move {
             headers::strip_identity_headers(req.headers_mut());
+            // Werkzeug (and so Flask and Dash) upper-cases the method: decide
+            // on, and forward, the method the app will see.
+            if let Some(m) = canonical_method(req.method()) {
+                *req.method_mut() = m;
+            }
             let path = req.uri().path().to_owned();
             if is_own_path(&path) {
                 return inner.call(req).await;
@@ -128,7 +133,7 @@ where
             let policy = &inner_auth.settings.policy;
             let decision = policy.decide(&path);
             if decision.malformed {
-                return Ok((StatusCode::BAD_REQUEST, "bad request path").into_response());
+                return Ok(bad_path(&req));
             }
             let requirement = decision.requirement;
             match (requirement, user) {
@@ -198,15 +203,30 @@ async fn dash_callback_check(
     let normalized = aadgate_core::policy::normalize_path(req.uri().path()).unwrap_or_default();
     let path = normalized.to_ascii_lowercase();
     let path = path.trim_end_matches('/');
-    if dash::is_websocket_callback_path(path) {
+    if dash::is_uninspectable_callback_path(path) {
         return Err(refuse(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "refused a Dash WebSocket callback: callback role rules cannot inspect them",
+            "refused a Dash WebSocket or MCP callback request: callback role rules cannot inspect them",
         ));
     }
-    if req.method() != Method::POST || !dash::is_callback_path(path) {
+    // Any method but the three that never reach Dash's dispatch is inspected
+    // (the method was upper-cased as Werkzeug does; see `canonical_method`).
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || !dash::is_callback_path(path)
+    {
         return Ok(req);
+    }
+    if req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_callback",
+            "refused a Dash callback with a Content-Encoding: its body cannot be inspected",
+        ));
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, rules.max_body_bytes).await else {
@@ -244,6 +264,40 @@ async fn dash_callback_check(
             }
         }
     }
+}
+
+/// The method with ASCII letters upper-cased, when that changes it: `post`
+/// and `Post` are `POST` to Werkzeug, which upper-cases every method.
+pub(crate) fn canonical_method(m: &Method) -> Option<Method> {
+    let s = m.as_str();
+    if !s.bytes().any(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    Method::from_bytes(s.to_ascii_uppercase().as_bytes()).ok()
+}
+
+/// A path that is refused (dot segments, control characters, undecodable).
+fn bad_path(req: &Request<Body>) -> Response {
+    let cid = pages::correlation_id();
+    tracing::info!(
+        correlation_id = %cid,
+        path = req.uri().path(),
+        "request refused: the path has dot segments, control characters or undecodable escapes"
+    );
+    if is_navigation(req.method(), req.headers()) {
+        return pages::page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            &format!(
+                "<p>This address contains <code>.</code> or <code>..</code> segments, or characters that are not allowed in a path. Open the page from a link instead.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a>"
+            ),
+        );
+    }
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({"error": "bad_request_path", "correlation_id": cid})),
+    )
+        .into_response()
 }
 
 /// A refusal: the precise reason goes to the log, the client gets a fixed

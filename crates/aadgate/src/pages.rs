@@ -23,8 +23,8 @@ pub fn escape(text: &str) -> String {
 const STYLE: &str = "body{margin:0;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;background:#f3f4f6;color:#1f2937}\
 main{max-width:560px;margin:12vh auto;background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:32px 36px}\
 h1{font-size:1.35rem;margin:0 0 12px}p{line-height:1.55;margin:10px 0}.muted{color:#6b7280;font-size:.88rem}\
-code{background:#f3f4f6;padding:1px 5px;border-radius:4px}a.button{display:inline-block;margin-top:14px;margin-right:8px;padding:9px 16px;border-radius:8px;background:#2563eb;color:#fff;text-decoration:none}\
-a.secondary{background:#e5e7eb;color:#111827}.brand{font-size:.8rem;letter-spacing:.08em;text-transform:uppercase;color:#2563eb;margin-bottom:6px}";
+code{background:#f3f4f6;padding:1px 5px;border-radius:4px}.button{display:inline-block;margin-top:14px;margin-right:8px;padding:9px 16px;border-radius:8px;background:#2563eb;color:#fff;text-decoration:none;border:0;font:inherit;cursor:pointer}\
+.button.secondary{background:#e5e7eb;color:#111827}.brand{font-size:.8rem;letter-spacing:.08em;text-transform:uppercase;color:#2563eb;margin-bottom:6px}";
 
 /// A full page; `body` must already be escaped HTML.
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {

@@ -8,8 +8,10 @@ use aadgate_core::flow::{
 use aadgate_core::session::Tokens;
 use aadgate_core::{crypto, entra};
 use axum::Router;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -81,7 +83,45 @@ fn redirect(to: &str) -> Response {
     resp
 }
 
-async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+/// The client's connection, when the server recorded it (`ConnectInfo`).
+type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
+
+/// `limits.signin_per_minute` for this client: `Err` is the 429 page.
+fn throttle(auth: &Auth, peer: &Peer, headers: &HeaderMap) -> Result<(), Response> {
+    // Without the connection's address there is no client to limit (a
+    // library user serving without `ConnectInfo`); one shared bucket would
+    // let a single client lock everyone out.
+    let Some(axum::Extension(ConnectInfo(peer))) = peer else {
+        return Ok(());
+    };
+    let client = crate::client_address(headers, *peer, &auth.inner.settings.trusted_proxies);
+    match auth.inner.signin_throttle.take(client, std::time::Instant::now()) {
+        Ok(()) => Ok(()),
+        Err(wait) => {
+            let cid = pages::correlation_id();
+            tracing::warn!(correlation_id = %cid, %client, "sign-in refused: limits.signin_per_minute exceeded");
+            let mut resp = pages::page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-in attempts",
+                &format!(
+                    "<p>This browser or network started too many sign-ins in a short time. Wait {wait} seconds, then try again.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Try again</a>"
+                ),
+            );
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            Err(resp)
+        }
+    }
+}
+
+async fn login(
+    State(auth): State<Auth>,
+    peer: Peer,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(resp) = throttle(&auth, &peer, &headers) {
+        return resp;
+    }
     let Some(pairs) = query_pairs(q.as_deref(), &["rd", "login_hint"]) else {
         return pages::failure(
             StatusCode::BAD_REQUEST,
@@ -129,7 +169,15 @@ async fn login(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderM
     resp
 }
 
-async fn callback(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn callback(
+    State(auth): State<Auth>,
+    peer: Peer,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(resp) = throttle(&auth, &peer, &headers) {
+        return resp;
+    }
     let cid = pages::correlation_id();
     let Some(pairs) = query_pairs(
         q.as_deref(),
@@ -275,12 +323,59 @@ fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Re
     }
 }
 
-async fn logout(State(auth): State<Auth>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+/// Whether a sign-out request comes from aadgate's own site (or the user's
+/// own hand), so that another site cannot sign anyone out (logout CSRF).
+///
+/// A POST must carry an `Origin` (or, from older browsers, a `Referer`) of
+/// `public_url`'s origin. A GET counts only when the browser says it is
+/// same-origin or typed by the user (`Sec-Fetch-Site: same-origin | none`);
+/// any other GET gets a page with a sign-out button instead.
+fn same_site_logout(auth: &Auth, method: &Method, headers: &HeaderMap) -> bool {
+    let origin = auth.inner.settings.public_url.origin().ascii_serialization();
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let fetch_site = header("sec-fetch-site");
+    if *method == Method::POST {
+        return match header("origin") {
+            Some(o) => o == origin,
+            None => {
+                fetch_site.is_some_and(|s| s == "same-origin")
+                    || header("referer").and_then(|r| url::Url::parse(r).ok()).is_some_and(|r| r.origin().ascii_serialization() == origin)
+            }
+        };
+    }
+    matches!(fetch_site, Some("same-origin" | "none"))
+}
+
+async fn logout(
+    State(auth): State<Auth>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let inner = &auth.inner;
     let pairs = query_pairs(q.as_deref(), &["rd"]).unwrap_or_default();
     let rd = param(&pairs, "rd")
         .and_then(safe_return_path)
         .unwrap_or_else(|| "/".to_owned());
+    if !same_site_logout(&auth, &method, &headers) {
+        if method == Method::POST {
+            tracing::info!("sign-out refused: a POST from another origin");
+        }
+        let action: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("rd", &rd)
+            .finish();
+        return pages::page(
+            StatusCode::OK,
+            "Sign out?",
+            &format!(
+                "<p>Do you want to sign out of this app (and of your Microsoft account in this browser)?</p>\
+<form method=\"post\" action=\"/auth/logout?{}\"><button class=\"button\" type=\"submit\">Sign out</button>\
+<a class=\"button secondary\" href=\"{}\">Stay signed in</a></form>",
+                escape(&action),
+                escape(&rd)
+            ),
+        );
+    }
     let mut id_token = None;
     let mut login_hint = None;
     for value in cookies::cookie_values(&headers, inner.cookies.session) {

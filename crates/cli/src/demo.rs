@@ -89,6 +89,7 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
             },
         ],
         dash: Default::default(),
+        limits: Default::default(),
     }
 }
 

@@ -94,6 +94,9 @@ pub struct Config {
     /// Plotly Dash: per-callback role rules and the session script.
     #[serde(default)]
     pub dash: crate::dash::DashConfig,
+    /// Timeouts and caps on connections, request bodies and sign-ins.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 fn default_listen() -> String {
@@ -170,6 +173,19 @@ pub struct SessionConfig {
     /// Default 86400 (24 h).
     #[serde(default)]
     pub lifetime_secs: Option<u64>,
+    /// At most this long after sign-in or the last check, a session's roles
+    /// and groups are re-derived from a fresh ID token obtained with its
+    /// refresh token, so a role removed in Entra ID stops working within
+    /// this time. A refused refresh (`invalid_grant`: user disabled, consent
+    /// revoked, password reset) ends the session. In seconds; default 900;
+    /// 0 turns it off (roles then last as long as the session).
+    #[serde(default)]
+    pub revalidate_secs: Option<u64>,
+    /// While the provider cannot be reached, a session due for revalidation
+    /// is kept for at most this long past its due time (and the outage is
+    /// logged), then ended. In seconds; default 3600.
+    #[serde(default)]
+    pub revalidate_grace_secs: Option<u64>,
 }
 
 /// `[authz]`: the role hierarchy.
@@ -268,6 +284,13 @@ pub struct Settings {
     pub dash_callbacks: crate::dash::CallbackRules,
     /// Inject the session script into HTML responses.
     pub dash_session_script: bool,
+    /// Timeouts and caps.
+    pub limits: crate::limits::Limits,
+    /// How often a session's roles and groups are re-derived from the
+    /// provider (`None`: never).
+    pub revalidate: Option<Duration>,
+    /// How long a session outlives a provider that cannot be reached for revalidation.
+    pub revalidate_grace: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -312,10 +335,21 @@ const INT_KEYS: &[&str] = &[
     "session.lifetime_secs",
     "dash.max_body_bytes",
     "workers",
+    "session.revalidate_secs",
+    "session.revalidate_grace_secs",
+    "limits.first_byte_secs",
+    "limits.header_secs",
+    "limits.keepalive_secs",
+    "limits.body_idle_secs",
+    "limits.request_secs",
+    "limits.upstream_header_secs",
+    "limits.max_connections",
+    "limits.upstream_max_connections",
+    "limits.signin_per_minute",
 ];
 /// Upper bound of `workers`.
 const MAX_WORKERS: usize = 1024;
-const SECTIONS: &[&str] = &["oidc", "session", "authz", "dash"];
+const SECTIONS: &[&str] = &["oidc", "session", "authz", "dash", "limits"];
 
 impl Config {
     /// Parses TOML text and applies `AADGATE_*` overrides from `env`
@@ -576,6 +610,14 @@ impl Config {
             policy,
             dash_callbacks,
             dash_session_script: self.dash.session_script,
+            limits: self.limits.resolve()?,
+            revalidate: match self.session.revalidate_secs.unwrap_or(900) {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            revalidate_grace: Duration::from_secs(
+                self.session.revalidate_grace_secs.unwrap_or(3600),
+            ),
         })
     }
 

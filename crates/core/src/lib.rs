@@ -14,6 +14,7 @@ pub mod dash;
 pub mod entra;
 pub mod error;
 pub mod flow;
+pub mod limits;
 pub mod policy;
 pub mod provider;
 pub mod session;

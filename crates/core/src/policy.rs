@@ -11,7 +11,7 @@
 //! ];
 //! let policy = Policy::from_config(&authz, &routes).unwrap();
 //! assert_eq!(policy.requirement("/assets/app.css"), Requirement::Public);
-//! let admin = policy.requirement("/admin/../admin/users");
+//! let admin = policy.requirement("/admin/users");
 //! assert!(policy.allows(admin, &["App.Admin".to_string()]));
 //! assert!(!policy.allows(admin, &["App.Write".to_string()]));
 //! // Without a rule, the lowest role is needed; higher roles imply it.
@@ -50,8 +50,8 @@ pub struct Decision<'a> {
     pub requirement: Requirement,
     /// Membership of any of these groups is needed too (empty: none).
     pub groups: &'a [String],
-    /// The path cannot be a real resource (control characters, `..` above the
-    /// root, undecodable): refuse it.
+    /// The path is refused: control characters, undecodable, or a `.` or
+    /// `..` segment (see [`normalize_path`]).
     pub malformed: bool,
 }
 
@@ -279,9 +279,13 @@ fn stricter(a: Requirement, b: Requirement) -> Requirement {
 }
 
 /// Normalizes a request path for route decisions: percent-decoding (repeated,
-/// so double encoding cannot hide a segment), `\` treated as `/`, empty and `.`
-/// segments removed, `..` resolved. Returns `None` for paths that cannot be
-/// a real resource: control characters, invalid UTF-8, or `..` above the root.
+/// so double encoding cannot hide a segment), `\` treated as `/`, empty
+/// segments removed. Returns `None` for paths that are refused: control
+/// characters, invalid UTF-8, and any `.` or `..` segment (after decoding,
+/// and before a `;` parameter). Browsers resolve dot segments before sending
+/// a request, and apps disagree on them (Werkzeug and Flask route
+/// `/admin/../public` as it is, to `/admin/<path>`), so a decision made on
+/// the resolved path would not be about the request the app acts on.
 pub fn normalize_path(raw: &str) -> Option<String> {
     let mut decoded = raw.to_owned();
     for _ in 0..4 {
@@ -312,10 +316,8 @@ pub fn normalize_path(raw: &str) -> Option<String> {
         // Tomcat, Jetty and Spring before routing: decide as they will.
         let seg = seg.split(';').next().unwrap_or_default();
         match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop()?;
-            }
+            "" => {}
+            "." | ".." => return None,
             s => out.push(s),
         }
     }
@@ -401,6 +403,25 @@ mod tests {
                 Requirement::SignedIn(Some(2)),
                 "{path}"
             );
+        }
+        // Dot segments, however spelled, are refused outright.
+        for path in [
+            "/assets/../admin",
+            "/assets/%2e%2e/admin",
+            "/assets/%252e%252e/admin",
+            "/assets%2f..%2fadmin",
+            "/assets\\..\\admin",
+            "/./admin",
+            "/assets/..;/admin",
+            "/assets/.;x/admin",
+            "/assets/%2E/admin",
+            "/assets/.",
+            "/..",
+        ] {
+            assert!(p.decide(path).malformed, "{path}");
+        }
+        for path in ["/assets/.hidden", "/assets/..x", "/assets/x..", "/a/.../b"] {
+            assert!(!p.decide(path).malformed, "{path}");
         }
         // Unnormalizable paths get the strictest rule.
         assert_eq!(p.requirement("/assets/%00"), Requirement::SignedIn(Some(2)));

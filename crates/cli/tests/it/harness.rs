@@ -253,9 +253,19 @@ impl Setup {
     }
 
     pub(crate) async fn with_options(extra: &str, idp_config: DevIdpConfig) -> Self {
+        let echo = start_echo().await;
+        Self::in_front_of(echo, extra, idp_config).await
+    }
+
+    /// The proxy in front of `upstream` instead of the echo app.
+    pub(crate) async fn in_front_of(
+        upstream: SocketAddr,
+        extra: &str,
+        idp_config: DevIdpConfig,
+    ) -> Self {
+        let echo = upstream;
         let (pl, paddr) = listener().await;
         let idp = Idp::start(idp_config, &[paddr.port()]).await;
-        let echo = start_echo().await;
         let store_dir = tempfile::tempdir().unwrap();
         let text = config_text(
             paddr.port(),
@@ -337,16 +347,30 @@ impl Browser {
         Self { client, proxy }
     }
 
+    /// A browser whose requests a trusted proxy reports as coming from `ip`.
+    pub(crate) fn behind_proxy_as(proxy: SocketAddr, ip: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        Self { client, proxy }
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.proxy, path)
     }
 
-    /// A top-level navigation.
+    /// A top-level navigation the user started (a typed URL or a bookmark).
     pub(crate) async fn navigate(&self, url: &str) -> reqwest::Response {
         self.client
             .get(url)
             .header("accept", "text/html,application/xhtml+xml")
             .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-site", "none")
             .send()
             .await
             .unwrap()
@@ -419,4 +443,88 @@ pub(crate) fn seen<'a>(echo: &'a serde_json::Value, name: &str) -> Vec<&'a str> 
         .filter(|p| p[0].as_str().unwrap().eq_ignore_ascii_case(name))
         .map(|p| p[1].as_str().unwrap())
         .collect()
+}
+
+/// `crates/cli/tests/apps/targets.py` (Flask routes and a Dash app that
+/// count what ran) as a real process on a free loopback port; killed on drop.
+pub(crate) struct Targets {
+    child: std::process::Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Targets {
+    pub(crate) async fn start() -> Self {
+        use std::io::BufRead as _;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/targets.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 (with examples/dash-app/requirements.txt installed)");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+            }),
+        )
+        .await
+        .expect("targets.py did not start within 60 s")
+        .unwrap()
+        .unwrap();
+        let port: u16 = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("targets.py said {line:?}"));
+        Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// How often each callback and route has run so far.
+    pub(crate) async fn executed(&self) -> std::collections::HashMap<String, u64> {
+        reqwest::get(format!("http://{}/_executed", self.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Targets {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `raw` (a whole HTTP/1.1 request, as written) and returns the
+/// response's status, for requests an HTTP client library would normalize.
+pub(crate) async fn raw_status(addr: SocketAddr, raw: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(raw).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = std::time::Duration::from_secs(30);
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(deadline, s.read(&mut chunk))
+            .await
+            .expect("no response within 30 s")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"))
 }

@@ -750,11 +750,10 @@ async fn route_rules_cannot_be_talked_past() {
         "/public/..%3B/admin",
         "/admin;x/users",
     ] {
-        assert_eq!(
-            raw_get(addr, path, &cookie).await,
-            403,
-            "reader must not reach {path}"
-        );
+        // 400 for dot segments (refused outright), 403 for the rest.
+        let status = raw_get(addr, path, &cookie).await;
+        let dots = path.contains("..") || path.contains("2e") || path.contains("/./");
+        assert_eq!(status, if dots { 400 } else { 403 }, "reader must not reach {path}");
     }
     // Without a session, none of these reach the app either.
     for path in [
@@ -764,7 +763,8 @@ async fn route_rules_cannot_be_talked_past() {
         "/auth/unknown",
         "/.auth/../x",
     ] {
-        assert_eq!(raw_get(addr, path, "x=y").await, 401, "{path}");
+        let status = raw_get(addr, path, "x=y").await;
+        assert_eq!(status, if path.contains("..") { 400 } else { 401 }, "{path}");
     }
     // Client headers cannot change the decision.
     let r = b
@@ -844,6 +844,7 @@ async fn thousands_of_forged_session_cookies_cost_nothing() {
         let r = c
             .get(s.proxy().url(path))
             .header("cookie", cookie.as_str())
+            .header("sec-fetch-site", "same-origin")
             .send()
             .await
             .unwrap();
