@@ -229,15 +229,29 @@ async fn dash_callback_check(
         ));
     }
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, rules.max_body_bytes).await else {
-        return Err(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "callback_too_large",
-            &format!(
-                "refused a Dash callback over dash.max_body_bytes ({})",
-                rules.max_body_bytes
-            ),
-        ));
+    let bytes = match axum::body::to_bytes(body, rules.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e)
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
+        {
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "callback_too_large",
+                &format!(
+                    "refused a Dash callback over dash.max_body_bytes ({})",
+                    rules.max_body_bytes
+                ),
+            ));
+        }
+        Err(_) => {
+            // The client stopped sending, or sent too slowly for the server's limits.
+            return Err(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "a Dash callback body could not be read whole (too slow, or the client went away)",
+            ));
+        }
     };
     let req = Request::from_parts(parts, Body::from(bytes.clone()));
     match rules.required_role(&bytes) {

@@ -209,8 +209,14 @@ mod tests {
             assert!(u.insert_capped([i; 32], 0, 600, 4));
         }
         assert_eq!(u.set.len(), 4, "bounded");
-        assert!(!u.insert_capped([9; 32], 1, 600, 4), "a recent state is still single-use");
-        assert!(u.insert_capped([0; 32], 1, 600, 4), "the oldest was forgotten, not the newest");
+        assert!(
+            !u.insert_capped([9; 32], 1, 600, 4),
+            "a recent state is still single-use"
+        );
+        assert!(
+            u.insert_capped([0; 32], 1, 600, 4),
+            "the oldest was forgotten, not the newest"
+        );
         // Expired ones go first.
         assert!(u.insert_capped([42; 32], 601, 1200, 4));
         assert_eq!(u.set.len(), 1);

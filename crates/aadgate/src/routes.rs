@@ -86,17 +86,21 @@ fn redirect(to: &str) -> Response {
 /// The client's connection, when the server recorded it (`ConnectInfo`).
 type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
 
-/// `limits.signin_per_minute` for this client: `Err` is the 429 page.
-fn throttle(auth: &Auth, peer: &Peer, headers: &HeaderMap) -> Result<(), Response> {
+/// `limits.signin_per_minute` for this client: `Some` is the 429 page.
+fn throttle(auth: &Auth, peer: &Peer, headers: &HeaderMap) -> Option<Response> {
     // Without the connection's address there is no client to limit (a
     // library user serving without `ConnectInfo`); one shared bucket would
     // let a single client lock everyone out.
     let Some(axum::Extension(ConnectInfo(peer))) = peer else {
-        return Ok(());
+        return None;
     };
     let client = crate::client_address(headers, *peer, &auth.inner.settings.trusted_proxies);
-    match auth.inner.signin_throttle.take(client, std::time::Instant::now()) {
-        Ok(()) => Ok(()),
+    match auth
+        .inner
+        .signin_throttle
+        .take(client, std::time::Instant::now())
+    {
+        Ok(()) => None,
         Err(wait) => {
             let cid = pages::correlation_id();
             tracing::warn!(correlation_id = %cid, %client, "sign-in refused: limits.signin_per_minute exceeded");
@@ -107,8 +111,9 @@ fn throttle(auth: &Auth, peer: &Peer, headers: &HeaderMap) -> Result<(), Respons
                     "<p>This browser or network started too many sign-ins in a short time. Wait {wait} seconds, then try again.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Try again</a>"
                 ),
             );
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            Err(resp)
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            Some(resp)
         }
     }
 }
@@ -119,7 +124,7 @@ async fn login(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(resp) = throttle(&auth, &peer, &headers) {
+    if let Some(resp) = throttle(&auth, &peer, &headers) {
         return resp;
     }
     let Some(pairs) = query_pairs(q.as_deref(), &["rd", "login_hint"]) else {
@@ -175,7 +180,7 @@ async fn callback(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(resp) = throttle(&auth, &peer, &headers) {
+    if let Some(resp) = throttle(&auth, &peer, &headers) {
         return resp;
     }
     let cid = pages::correlation_id();
@@ -331,15 +336,26 @@ fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Re
 /// same-origin or typed by the user (`Sec-Fetch-Site: same-origin | none`);
 /// any other GET gets a page with a sign-out button instead.
 fn same_site_logout(auth: &Auth, method: &Method, headers: &HeaderMap) -> bool {
-    let origin = auth.inner.settings.public_url.origin().ascii_serialization();
-    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let origin = auth
+        .inner
+        .settings
+        .public_url
+        .origin()
+        .ascii_serialization();
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let fetch_site = header("sec-fetch-site");
     if *method == Method::POST {
         return match header("origin") {
             Some(o) => o == origin,
             None => {
                 fetch_site.is_some_and(|s| s == "same-origin")
-                    || header("referer").and_then(|r| url::Url::parse(r).ok()).is_some_and(|r| r.origin().ascii_serialization() == origin)
+                    || header("referer")
+                        .and_then(|r| url::Url::parse(r).ok())
+                        .is_some_and(|r| r.origin().ascii_serialization() == origin)
             }
         };
     }

@@ -48,7 +48,8 @@ impl SignInThrottle {
             return Ok(());
         };
         if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < capacity);
+            buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < capacity);
             if buckets.len() >= MAX_CLIENTS {
                 buckets.clear();
             }
@@ -118,7 +119,10 @@ mod tests {
         h.insert("x-forwarded-for", "203.0.113.9, 10.1.0.5".parse().unwrap());
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-        assert_eq!(client_address(&h, peer, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_address(&h, peer, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
         let outsider: SocketAddr = "198.51.100.1:5000".parse().unwrap();
         assert_eq!(client_address(&h, outsider, &trusted), outsider.ip());
     }

@@ -1,9 +1,13 @@
 //! The `aadgate` binary's pieces, as a library so tests can start them in-process.
 
+mod connections;
 pub mod dashboard;
 pub mod demo;
 pub mod proxy;
+mod request_body;
 pub mod upstream;
+
+pub use request_body::BodyTimedOut;
 
 use std::time::Duration;
 

@@ -16,14 +16,120 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use aadgate_core::limits::Limits;
+
+use crate::connections::{Backoff, LogLimit, Tracker, Watched};
+use crate::request_body::{Progress, TimedBody};
 use crate::upstream::{Pool, UpstreamError};
 use std::time::Duration;
 use url::Url;
 
-/// The proxy as one tower service: the sign-in layer around [`Dispatch`].
-pub type Proxy = AuthService<Dispatch>;
+/// The proxy as one tower service: the [`HostGuard`] around the sign-in
+/// layer around [`Dispatch`].
+pub type Proxy = HostGuard<AuthService<Dispatch>>;
+
+/// Answers `421 Misdirected Request` to an untrusted client whose `Host` (or
+/// HTTP/2 authority) is not `public_url`'s, before anything else happens, so
+/// the app only ever sees `public_url`'s authority as `Host` and
+/// `X-Forwarded-Host` (a forged host would otherwise reach links, redirects
+/// and cache keys the app builds from it). `/healthz` is answered on any host,
+/// for load balancers that probe by address.
+#[derive(Clone)]
+pub struct HostGuard<S> {
+    inner: S,
+    shared: Arc<GuardShared>,
+}
+
+struct GuardShared {
+    host: String,
+    port: u16,
+    public_url: Url,
+    trusted: Vec<ipnet::IpNet>,
+    limits: Limits,
+}
+
+impl<S> HostGuard<S> {
+    /// The limits the proxy was configured with.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+}
+
+impl GuardShared {
+    fn matches(&self, authority: &str) -> bool {
+        let Ok(a) = authority.parse::<http::uri::Authority>() else {
+            return false;
+        };
+        let default = if self.public_url.scheme() == "https" {
+            443
+        } else {
+            80
+        };
+        a.host().eq_ignore_ascii_case(&self.host) && a.port_u16().unwrap_or(default) == self.port
+    }
+
+    /// Whether every authority the request names is `public_url`'s.
+    fn allows(&self, req: &Request) -> bool {
+        let host = req.headers().get(header::HOST).map(|h| h.to_str());
+        match host {
+            Some(Ok(h)) if !self.matches(h) => return false,
+            Some(Err(_)) => return false,
+            _ => {}
+        }
+        match req.uri().authority() {
+            Some(a) => self.matches(a.as_str()),
+            None => host.is_some(),
+        }
+    }
+}
+
+impl<S> tower::Service<Request> for HostGuard<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future =
+        futures_util::future::Either<S::Future, std::future::Ready<Result<Response, Infallible>>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        use futures_util::future::Either;
+        let g = &self.shared;
+        let trusted = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|ConnectInfo(peer)| g.trusted.iter().any(|n| n.contains(&peer.ip())));
+        if trusted || req.uri().path() == "/healthz" || g.allows(&req) {
+            return Either::Left(self.inner.call(req));
+        }
+        let cid = aadgate::pages::correlation_id();
+        tracing::info!(
+            correlation_id = %cid,
+            host = ?req.headers().get(header::HOST),
+            "request refused: Host is not public_url's (421)"
+        );
+        let url = g.public_url.as_str();
+        Either::Right(std::future::ready(Ok(aadgate::pages::page(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Wrong address",
+            &format!(
+                "<p>This app is served at <a href=\"{url}\">{url}</a>. Open it there.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"{url}\">Open the app</a>",
+                url = aadgate::pages::escape(url),
+            ),
+        ))))
+    }
+}
 
 /// What the sign-in layer lets through goes to aadgate's own routes when the
 /// path is exactly one of them ([`aadgate::is_own_path`]), otherwise to the
@@ -75,7 +181,13 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// else, with its own pool of keep-alive connections to `upstream` (a plain
 /// `http://host:port` URL; anything else is an error).
 pub fn app(auth: &Auth, upstream: &Url) -> Result<Proxy, UpstreamError> {
-    let pool = Pool::new(upstream)?;
+    let settings = auth.settings();
+    let limits = settings.limits.clone();
+    let pool = Pool::with_max(
+        upstream,
+        limits.upstream_max_connections,
+        limits.upstream_header,
+    )?;
     let dispatch = Dispatch {
         routes: auth.routes(),
         forwarder: Arc::new(Forwarder {
@@ -83,7 +195,17 @@ pub fn app(auth: &Auth, upstream: &Url) -> Result<Proxy, UpstreamError> {
             auth: auth.clone(),
         }),
     };
-    Ok(tower::Layer::layer(&auth.require_login(), dispatch))
+    let public = &settings.public_url;
+    Ok(HostGuard {
+        inner: tower::Layer::layer(&auth.require_login(), dispatch),
+        shared: Arc::new(GuardShared {
+            host: public.host_str().unwrap_or_default().to_owned(),
+            port: public.port_or_known_default().unwrap_or(80),
+            public_url: public.clone(),
+            trusted: settings.trusted_proxies.clone(),
+            limits,
+        }),
+    })
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1 and the legacy ones), never forwarded
@@ -114,25 +236,49 @@ const CLIENT_OVERRIDES: &[&str] = &[
     "cf-connecting-ip",
 ];
 
-/// Forwarding headers believed only from `trusted_proxies`.
+/// Forwarding headers: believed only from `trusted_proxies` (in their
+/// hyphenated spelling), set or replaced by aadgate otherwise. Matched with
+/// `_` and `-` alike: WSGI and CGI servers map `X_Forwarded_For` and
+/// `X-Forwarded-For` to the same variable.
+const FORWARDING: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+];
+
 fn is_forwarding(name: &HeaderName) -> bool {
-    name == header::FORWARDED
-        || matches!(
-            name.as_str(),
-            "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port"
-        )
+    FORWARDING
+        .iter()
+        .any(|f| aadgate::headers::loose_eq(name.as_str(), f))
 }
 
-/// Removes, in one pass over the map, the hop-by-hop headers (with those
-/// `Connection` names) and, for a request (`request = Some(trusted)`), the
-/// client overrides and, from an untrusted client, the forwarding headers.
+/// Headers a `Connection` header may not name for removal: message framing,
+/// the host, and every header aadgate decides on or sets.
+fn connection_may_not_remove(name: &HeaderName) -> bool {
+    name == header::HOST
+        || name == header::CONTENT_LENGTH
+        || name == header::CONTENT_TYPE
+        || name == header::CONTENT_ENCODING
+        || is_forwarding(name)
+        || CLIENT_OVERRIDES
+            .iter()
+            .any(|o| aadgate::headers::loose_eq(name.as_str(), o))
+        || aadgate::headers::is_identity_header(name.as_str())
+}
+
+/// Removes, in one pass over the map, the hop-by-hop headers (with the
+/// headers `Connection` names, except those it may not) and, for a request
+/// (`request = Some(trusted)`), the client overrides, any forwarding header
+/// spelled with `_`, and, from an untrusted client, the forwarding headers.
 /// Most messages carry none of them, so usually nothing is allocated.
 fn strip_headers(headers: &mut HeaderMap, request: Option<bool>) {
     let mut remove: Vec<HeaderName> = Vec::new();
     for name in headers.keys() {
         let drop = is_hop_by_hop(name)
             || request.is_some_and(|trusted| {
-                (!trusted && is_forwarding(name))
+                (is_forwarding(name) && (!trusted || name.as_str().contains('_')))
                     || CLIENT_OVERRIDES
                         .iter()
                         .any(|o| aadgate::headers::loose_eq(name.as_str(), o))
@@ -151,7 +297,8 @@ fn strip_headers(headers: &mut HeaderMap, request: Option<bool>) {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+                .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+                .filter(|n| !connection_may_not_remove(n)),
         );
     }
     for n in remove {
@@ -172,6 +319,49 @@ fn bad_gateway(why: &str) -> Response {
         StatusCode::BAD_GATEWAY,
         "The app is not responding",
         "<p>aadgate signed you in, but the application behind it did not answer. Try again shortly; if it persists, the app's operators should check that it is running.</p>",
+    )
+}
+
+/// 408 for a request body that came too slowly; the connection is closed.
+fn request_timeout() -> Response {
+    let cid = aadgate::pages::correlation_id();
+    tracing::info!(correlation_id = %cid, "request refused: the body came too slowly (limits.body_idle_secs / limits.request_secs)");
+    let mut resp = aadgate::pages::page(
+        StatusCode::REQUEST_TIMEOUT,
+        "The upload was too slow",
+        &format!(
+            "<p>Your browser took too long to send the request, so it was stopped. Try again on a faster connection.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p>"
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// 504 when the app does not answer within `limits.upstream_header_secs`.
+fn gateway_timeout(after: Duration) -> Response {
+    let cid = aadgate::pages::correlation_id();
+    tracing::warn!(correlation_id = %cid, seconds = after.as_secs(), "the app did not answer within limits.upstream_header_secs");
+    aadgate::pages::page(
+        StatusCode::GATEWAY_TIMEOUT,
+        "The app took too long",
+        &format!(
+            "<p>The application behind aadgate did not answer in time. Try again shortly.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p>"
+        ),
+    )
+}
+
+/// 503 when every connection to the app (`limits.upstream_max_connections`)
+/// stayed busy for as long as a request may wait.
+fn app_busy(waited: Duration) -> Response {
+    let cid = aadgate::pages::correlation_id();
+    tracing::warn!(correlation_id = %cid, seconds = waited.as_secs(), "no connection to the app came free (limits.upstream_max_connections)");
+    aadgate::pages::page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The app is busy",
+        &format!(
+            "<p>The application behind aadgate is busy with other requests. Try again shortly.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p>"
+        ),
     )
 }
 
@@ -248,8 +438,24 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
         }
     }
 
-    let mut resp = match fwd.pool.send(req).await {
+    // The app's time to answer starts once the request body has been sent
+    // whole (a slow upload is the client's time, bounded by its own limits).
+    let progress = req.extensions().get::<Arc<Progress>>().cloned();
+    let answer_within = settings.limits.upstream_header;
+    let too_late = async {
+        if let Some(p) = &progress {
+            p.finished().await;
+        }
+        tokio::time::sleep(answer_within).await;
+    };
+    let sent = tokio::select! {
+        sent = fwd.pool.send(req) => sent,
+        () = too_late => return gateway_timeout(answer_within),
+    };
+    let mut resp = match sent {
         Ok(r) => r,
+        Err(_) if progress.as_ref().is_some_and(|p| p.timed_out()) => return request_timeout(),
+        Err(UpstreamError::Busy(waited)) => return app_busy(waited),
         Err(e) => return bad_gateway(&e.to_string()),
     };
 
@@ -347,12 +553,6 @@ fn drop_own_set_cookies(headers: &mut HeaderMap, own: &[&str]) {
     }
 }
 
-/// How long a client may take to send a request's headers before the
-/// connection is closed (slow-loris defence). axum's `serve` sets no timer,
-/// so hyper's header timeout would never fire: this loop is why we serve
-/// connections ourselves.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Binds the proxy's listening socket (`SO_REUSEADDR`, a backlog of 1,024)
 /// for [`serve_workers`]. Must be called within a tokio runtime.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -382,12 +582,18 @@ pub async fn serve_workers(
     workers: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut limits = auth.settings().limits.clone();
+    let workers = workers.max(1);
+    limits.max_connections = Some(limits.max_connections.unwrap_or_else(|| {
+        crate::connections::default_cap(workers, limits.upstream_max_connections)
+    }));
     let first = app(&auth, &upstream).map_err(std::io::Error::other)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
-    for i in 1..workers.max(1) {
+    for i in 1..workers {
         let listener = listener.try_clone()?;
         let (auth, upstream, mut stopped) = (auth.clone(), upstream.clone(), stopped.clone());
+        let limits = limits.clone();
         let thread = std::thread::Builder::new()
             .name(format!("aadgate-worker-{i}"))
             .spawn(move || -> std::io::Result<()> {
@@ -400,7 +606,7 @@ pub async fn serve_workers(
                         let _ = stopped.wait_for(|s| *s).await;
                     };
                     let proxy = app(&auth, &upstream).map_err(std::io::Error::other)?;
-                    serve(listener, proxy, shutdown).await
+                    serve_with(listener, proxy, shutdown, &limits).await
                 })
             })?;
         threads.push(thread);
@@ -411,7 +617,7 @@ pub async fn serve_workers(
         shutdown.await;
         let _ = stop.send(true);
     };
-    let served = serve(listener, first, shutdown).await;
+    let served = serve_with(listener, first, shutdown, &limits).await;
     let joined = tokio::task::spawn_blocking(move || {
         threads
             .into_iter()
@@ -426,21 +632,27 @@ pub async fn serve_workers(
     served.and(joined.map(drop))
 }
 
-/// Serves the proxy until `shutdown` completes, then lets open requests finish.
+/// Serves the proxy, as one worker, until `shutdown` completes, then lets
+/// open requests finish. Limits are the proxy's configured `[limits]`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Proxy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, app, shutdown, HEADER_READ_TIMEOUT).await
+    let limits = app.limits().clone();
+    serve_with(listener, app, shutdown, &limits).await
 }
 
-/// [`serve`] with an explicit header read timeout.
+/// [`serve`] with explicit limits (timeouts and the connection cap).
+///
+/// axum's `serve` sets no timer, so hyper's header timeout would never
+/// fire, and keeps idle connections forever: the accept loop and each
+/// connection's task are here for that (see [`crate::connections`]).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Proxy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    header_read_timeout: Duration,
+    limits: &Limits,
 ) -> std::io::Result<()> {
     use hyper_util::rt::TokioTimer;
     use hyper_util::server::conn::auto::Builder;
@@ -450,39 +662,88 @@ pub async fn serve_with(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(limits.header);
     builder
         .http2()
         .timer(TokioTimer::new())
         .enable_connect_protocol();
+    let cap = limits
+        .max_connections
+        .unwrap_or_else(|| crate::connections::default_cap(1, limits.upstream_max_connections));
+    let tracker = Tracker::new(cap, limits.first_byte, limits.keepalive);
+    let (body_idle, body_whole) = (limits.body_idle, limits.request);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Backoff::default();
+    let mut accept_log = LogLimit::new(Duration::from_secs(10));
+    let mut cap_log = LogLimit::new(Duration::from_secs(10));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff.reset();
+                    a
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: keep serving.
-                    tracing::warn!(error = %e, "accept failed");
+                    // Out of file descriptors and the like: make room, wait, retry.
+                    let exhausted = crate::connections::is_exhaustion(&e);
+                    let evicted = exhausted && tracker.evict_idlest();
+                    if let Some(left_out) = accept_log.admit(std::time::Instant::now()) {
+                        tracing::warn!(error = %e, open = tracker.len(), evicted, repeated = left_out, "accept failed; backing off");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next()) => {}
+                        () = &mut shutdown => break,
+                    }
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        if tracker.len() >= tracker.cap && !tracker.evict_idlest() {
+            // Every connection is busy: the newcomer waits for none of them.
+            if let Some(left_out) = cap_log.admit(std::time::Instant::now()) {
+                tracing::warn!(
+                    open = tracker.len(),
+                    cap = tracker.cap,
+                    repeated = left_out,
+                    "connection refused: limits.max_connections reached and none idle"
+                );
+            }
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
+        let (id, conn) = tracker.register();
         let proxy = app.clone();
+        let on_conn = conn.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let mut req = req.map(Body::new);
+            let in_flight = on_conn.request();
+            let mut req = if req.body().is_end_stream() {
+                req.map(Body::new)
+            } else {
+                let (parts, body) = req.into_parts();
+                let (body, progress) = TimedBody::new(body, body_idle, body_whole);
+                let mut req = Request::from_parts(parts, Body::new(body));
+                req.extensions_mut().insert(progress);
+                req
+            };
             req.extensions_mut().insert(ConnectInfo(peer));
-            proxy.clone().call(req)
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::trace!(error = %e, "connection ended with an error");
+            let answered = proxy.clone().call(req);
+            async move {
+                let resp = answered.await;
+                drop(in_flight);
+                resp
             }
         });
+        let io = TokioIo::new(Watched::new(stream, conn.clone(), tracker.clone()));
+        let served = builder.serve_connection_with_upgrades(io, svc);
+        // Boxed: the spawned future's `Send` cannot be proven through the
+        // generic `watch` otherwise (a higher-ranked lifetime in hyper's types).
+        let served: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+            Box::pin(graceful.watch(served.into_owned()));
+        let tracker = tracker.clone();
+        tokio::spawn(async move { tracker.watch(id, conn, served).await });
     }
     drop(listener);
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())

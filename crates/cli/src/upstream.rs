@@ -12,6 +12,7 @@
 //! `client::conn::http1` still does all of the HTTP.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -46,6 +47,9 @@ pub enum UpstreamError {
     /// HTTP failed on an established connection.
     #[error("{0}")]
     Http(#[from] hyper::Error),
+    /// Every connection the pool may open stayed busy for this long.
+    #[error("no connection to the app came free within {0:?} (limits.upstream_max_connections)")]
+    Busy(Duration),
     /// The upstream URL cannot be used.
     #[error("upstream {url:?}: {why}")]
     Url {
@@ -62,6 +66,14 @@ pub struct Pool {
     host: url::Host,
     port: u16,
     idle: Mutex<Vec<SendRequest<Body>>>,
+    /// Connections open now (idle, busy or being made).
+    open: AtomicUsize,
+    /// Most connections open at once.
+    max: usize,
+    /// How long a request waits for a connection when all `max` are busy.
+    wait: Duration,
+    /// Woken when a connection falls idle or closes.
+    freed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Pool {
@@ -75,8 +87,20 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     /// A pool for `upstream`, a plain `http://host:port` URL (as the
-    /// configuration's `upstream` is validated to be).
+    /// configuration's `upstream` is validated to be), with the default cap
+    /// of 256 connections and a 120 s wait for one.
     pub fn new(upstream: &Url) -> Result<Arc<Self>, UpstreamError> {
+        Self::with_max(upstream, 256, Duration::from_secs(120))
+    }
+
+    /// A pool that opens at most `max` connections; a request that finds
+    /// them all busy waits up to `wait` for one, then fails with
+    /// [`UpstreamError::Busy`].
+    pub fn with_max(
+        upstream: &Url,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Arc<Self>, UpstreamError> {
         let bad = |why| UpstreamError::Url {
             url: upstream.to_string(),
             why,
@@ -96,6 +120,10 @@ impl Pool {
             host,
             port,
             idle: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+            max: max.max(1),
+            wait,
+            freed: tokio::sync::Notify::new(),
         }))
     }
 
@@ -123,9 +151,9 @@ impl Pool {
         mut req: Request<Body>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         loop {
-            let (mut sender, reused) = match self.checkout() {
-                Some(s) => (s, true),
-                None => (self.connect().await?, false),
+            let (mut sender, reused) = match tokio::time::timeout(self.wait, self.obtain()).await {
+                Ok(got) => got?,
+                Err(_) => return Err(UpstreamError::Busy(self.wait)),
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -142,6 +170,46 @@ impl Pool {
         }
     }
 
+    /// An idle connection, or a new one while fewer than `max` are open, or
+    /// (waiting) the first of them to come free; `true` for a reused one.
+    async fn obtain(self: &Arc<Self>) -> Result<(SendRequest<Body>, bool), UpstreamError> {
+        loop {
+            let freed = self.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(s) = self.checkout() {
+                return Ok((s, true));
+            }
+            if self
+                .open
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < self.max).then_some(n + 1)
+                })
+                .is_ok()
+            {
+                return match self.connect().await {
+                    Ok(s) => Ok((s, false)),
+                    Err(e) => {
+                        self.closed();
+                        Err(e)
+                    }
+                };
+            }
+            freed.await;
+        }
+    }
+
+    /// A connection (or an attempt at one) has ended: its slot is free.
+    fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.freed.notify_one();
+    }
+
+    /// Connections open now.
+    pub fn open_count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// An idle connection that is still open and ready for a request.
     fn checkout(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().ok()?;
@@ -153,7 +221,9 @@ impl Pool {
         None
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, UpstreamError> {
+    /// Opens a connection; the caller has reserved its slot, which the
+    /// connection's task gives back when it ends.
+    async fn connect(self: &Arc<Self>) -> Result<SendRequest<Body>, UpstreamError> {
         let fail = |reason: String| UpstreamError::Connect {
             authority: self.authority.to_string(),
             reason,
@@ -173,9 +243,13 @@ impl Pool {
             .map_err(|e| fail(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let pool = Arc::downgrade(self);
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+            if let Some(pool) = pool.upgrade() {
+                pool.closed();
             }
         });
         Ok(sender)
@@ -209,6 +283,7 @@ impl Pool {
             && idle.len() < MAX_IDLE
         {
             idle.push(sender);
+            self.freed.notify_one();
         }
     }
 
@@ -525,5 +600,118 @@ mod tests {
             matches!(&e, UpstreamError::Connect { authority, .. } if url.as_str().contains(authority.as_str())),
             "{e}"
         );
+    }
+
+    /// An app that holds every request until `release` is notified, and
+    /// counts the connections it accepted and the requests it holds.
+    async fn gated_app() -> (
+        Url,
+        Arc<tokio::sync::Notify>,
+        Arc<AtomicUsize>,
+        Arc<AtomicUsize>,
+    ) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(AtomicUsize::new(0));
+        let (r, a, h) = (release.clone(), accepted.clone(), held.clone());
+        tokio::spawn(async move {
+            loop {
+                let (s, peer) = l.accept().await.unwrap();
+                a.fetch_add(1, Ordering::SeqCst);
+                let (r, h) = (r.clone(), h.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |_req| {
+                        let (r, h) = (r.clone(), h.clone());
+                        async move {
+                            let released = r.notified();
+                            h.fetch_add(1, Ordering::SeqCst);
+                            released.await;
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .header("x-peer-port", peer.port().to_string())
+                                    .body(http_body_util::Full::new(Bytes::from_static(b"ok")))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        (
+            Url::parse(&format!("http://{addr}")).unwrap(),
+            release,
+            accepted,
+            held,
+        )
+    }
+
+    #[tokio::test]
+    async fn connections_to_the_app_are_capped_and_waiters_get_the_next_free_one() {
+        let (url, release, accepted, held) = gated_app().await;
+        let pool = Pool::with_max(&url, 2, Duration::from_secs(30)).unwrap();
+        let requests: Vec<_> = (0..6)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(
+                    async move { read(pool.send(get(&format!("/{i}"))).await.unwrap()).await },
+                )
+            })
+            .collect();
+        // Wait (bounded) until the app holds two requests: the cap.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while held.load(Ordering::SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(pool.open_count(), 2);
+        // Let requests through one at a time until all six have answered.
+        let done = async {
+            for r in requests {
+                loop {
+                    release.notify_waiters();
+                    tokio::task::yield_now().await;
+                    if r.is_finished() {
+                        break;
+                    }
+                }
+                assert_eq!(r.await.unwrap().1, 2);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .unwrap();
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "never more than two connections"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_finds_every_connection_busy_too_long_is_refused() {
+        let (url, release, _, held) = gated_app().await;
+        let pool = Pool::with_max(&url, 1, Duration::from_millis(200)).unwrap();
+        let first = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.send(get("/1")).await.map(drop) })
+        };
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while held.load(Ordering::SeqCst) < 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        let second = pool.send(get("/2")).await;
+        assert!(matches!(second, Err(UpstreamError::Busy(_))), "{second:?}");
+        release.notify_waiters();
+        first.await.unwrap().unwrap();
     }
 }

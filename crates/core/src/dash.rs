@@ -300,8 +300,10 @@ fn wildcard(v: &Value) -> Option<&str> {
 }
 
 fn has_all_wildcard(id: &Value) -> bool {
-    id.as_object()
-        .is_some_and(|o| o.values().any(|v| matches!(wildcard(v), Some("ALL" | "ALLSMALLER"))))
+    id.as_object().is_some_and(|o| {
+        o.values()
+            .any(|v| matches!(wildcard(v), Some("ALL" | "ALLSMALLER")))
+    })
 }
 
 /// `DashDependency._id_matches` for a declared id against a requested one:
@@ -435,9 +437,7 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         while let Some(key) = map.next_key::<String>()? {
             let StrictValue(v) = map.next_value()?;
             if out.insert(key.clone(), v).is_some() {
-                return Err(serde::de::Error::custom(format!(
-                    "duplicate key {key:?}"
-                )));
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
             }
         }
         Ok(Value::Object(out))
@@ -497,7 +497,8 @@ mod tests {
         assert_eq!(role(pattern).unwrap(), Some(2));
         let wildcard = r#"{"output":"..{\"index\":[\"ALL\"],\"type\":\"admin-row\"}.value...x.children..","outputs":[[{"id":{"type":"admin-row","index":1},"property":"value"},{"id":{"type":"admin-row","index":2},"property":"value"}],{"id":"x","property":"children"}]}"#;
         assert_eq!(role(wildcard).unwrap(), Some(2));
-        let other = r#"{"output":"sales-chart.figure","outputs":{"id":"sales-chart","property":"figure"}}"#;
+        let other =
+            r#"{"output":"sales-chart.figure","outputs":{"id":"sales-chart","property":"figure"}}"#;
         assert_eq!(role(other).unwrap(), None);
         // An id that merely contains the rule's id does not match.
         let near = r#"{"output":"write-result-2.children","outputs":{"id":"write-result-2","property":"children"}}"#;
@@ -517,12 +518,14 @@ mod tests {
             let body = format!(r#"{{"output":"write-result.children","outputs":{outputs}}}"#);
             assert!(role(&body).is_err(), "{body}");
         }
-        let multi = r#"{"output":"..write-result.children...data-version.data..","outputs":[[],[]]}"#;
+        let multi =
+            r#"{"output":"..write-result.children...data-version.data..","outputs":[[],[]]}"#;
         assert!(role(multi).is_err());
         let missing = r#"{"output":"write-result.children"}"#;
         assert!(role(missing).is_err());
         // An empty list where the declaration has an ALL wildcard is legitimate, and still protected.
-        let all_empty = r#"{"output":"{\"index\":[\"ALL\"],\"type\":\"admin-row\"}.value","outputs":[]}"#;
+        let all_empty =
+            r#"{"output":"{\"index\":[\"ALL\"],\"type\":\"admin-row\"}.value","outputs":[]}"#;
         assert_eq!(role(all_empty).unwrap(), Some(2));
         // A declared ALL covers every index, including a pinned one.
         let all_rows = r#"{"output":"{\"index\":[\"ALL\"],\"type\":\"row\"}.value","outputs":[]}"#;
@@ -560,8 +563,14 @@ mod tests {
             );
             assert_eq!(role(&body).unwrap(), None, "{index}");
         }
-        assert!(py_eq(&Value::from(9_007_199_254_740_993_u64), &Value::from(9_007_199_254_740_993_i64)));
-        assert!(!py_eq(&Value::from(9_007_199_254_740_993_u64), &serde_json::json!(9_007_199_254_740_992.0)));
+        assert!(py_eq(
+            &Value::from(9_007_199_254_740_993_u64),
+            &Value::from(9_007_199_254_740_993_i64)
+        ));
+        assert!(!py_eq(
+            &Value::from(9_007_199_254_740_993_u64),
+            &serde_json::json!(9_007_199_254_740_992.0)
+        ));
     }
 
     #[test]

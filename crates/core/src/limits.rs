@@ -94,17 +94,28 @@ impl LimitsConfig {
     pub fn resolve(&self) -> Result<Limits, ConfigError> {
         let secs = |key: &str, v: Option<u64>, default: u64| -> Result<Duration, ConfigError> {
             match v.unwrap_or(default) {
-                0 => Err(ConfigError::new(format!("limits.{key}"), "is zero")
-                    .with_fix(format!("use a number of seconds greater than zero (default {default})"))),
-                n if n > 7 * 24 * 3600 => Err(ConfigError::new(format!("limits.{key}"), format!("{n} is more than a week"))
-                    .with_fix(format!("use a number of seconds up to 604800 (default {default})"))),
+                0 => Err(
+                    ConfigError::new(format!("limits.{key}"), "is zero").with_fix(format!(
+                        "use a number of seconds greater than zero (default {default})"
+                    )),
+                ),
+                n if n > 7 * 24 * 3600 => Err(ConfigError::new(
+                    format!("limits.{key}"),
+                    format!("{n} is more than a week"),
+                )
+                .with_fix(format!(
+                    "use a number of seconds up to 604800 (default {default})"
+                ))),
                 n => Ok(Duration::from_secs(n)),
             }
         };
         let count = |key: &str, v: Option<usize>| -> Result<Option<usize>, ConfigError> {
             match v {
-                Some(0) => Err(ConfigError::new(format!("limits.{key}"), "is zero")
-                    .with_fix("use a positive number of connections, or leave it out for the default")),
+                Some(0) => Err(
+                    ConfigError::new(format!("limits.{key}"), "is zero").with_fix(
+                        "use a positive number of connections, or leave it out for the default",
+                    ),
+                ),
                 other => Ok(other),
             }
         };

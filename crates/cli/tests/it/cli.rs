@@ -237,3 +237,94 @@ async fn proxy_binary_with_three_workers_serves_signed_in_users_and_stops_on_sig
         "port released"
     );
 }
+
+/// Out of file descriptors (`ulimit -n 64`) with a flood of idle
+/// connections: the accept loop backs off instead of spinning, closes the
+/// idlest connection to make room, logs the failure a few times rather than
+/// once per spin, and a new client still gets `/healthz` promptly.
+#[tokio::test]
+async fn out_of_descriptors_the_proxy_still_answers_and_the_log_stays_small() {
+    use crate::harness::{Idp, config_text, listener, start_echo};
+    use std::time::Duration;
+
+    let (l, addr) = listener().await;
+    drop(l); // the binary binds it again
+    let idp = Idp::start(aadgate_dev_idp::DevIdpConfig::default(), &[addr.port()]).await;
+    let echo = start_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A cap above the descriptor limit, so that accept itself fails.
+    let text = config_text(
+        addr.port(),
+        echo,
+        &idp.idp,
+        &dir.path().join("sessions"),
+        "workers = 1\n[limits]\nmax_connections = 5000",
+    );
+    let log_path = dir.path().join("proxy.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_aadgate"))
+        .args(["proxy", "--config"])
+        .arg(write(&dir, &text))
+        .env(
+            "AADGATE_OIDC_CLIENT_SECRET",
+            &idp.idp.config().client_secret,
+        )
+        .env("AADGATE_SESSION_SECRET", crate::harness::SECRET)
+        .env("AADGATE_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let healthz = || async {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            reqwest::Client::new()
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status().as_u16())
+        })
+        .await
+        .ok()
+        .flatten()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while healthz().await != Some(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+    }
+    // Three times the descriptor limit in idle connections.
+    let mut idle = Vec::new();
+    for _ in 0..192 {
+        if let Ok(c) = tokio::net::TcpStream::connect(addr).await {
+            idle.push(c);
+        }
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(
+        healthz().await,
+        Some(200),
+        "a new client is served while idle connections hold every descriptor"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Failing accepts were logged, but a few times, not once per try.
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    let lines = logged
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    assert!(lines >= 1, "the exhaustion was logged:\n{logged}");
+    assert!(
+        lines <= 5 && logged.len() < 20_000,
+        "{lines} lines, {} bytes of log",
+        logged.len()
+    );
+    drop(idle);
+    let _ = child.kill();
+    let _ = child.wait();
+}

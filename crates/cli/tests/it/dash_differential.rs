@@ -49,18 +49,20 @@ struct Callback {
 /// Fills in `output` strings from Dash's own `_dash-dependencies` (the
 /// `allow_duplicate` one carries a hash of the inputs).
 async fn callbacks(targets: &Targets) -> Vec<Callback> {
-    let deps: Vec<Value> = reqwest::get(format!(
-        "http://{}/dash/_dash-dependencies",
-        targets.addr
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let deps: Vec<Value> = reqwest::get(format!("http://{}/dash/_dash-dependencies", targets.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let output_of = |input: &str| -> String {
         deps.iter()
-            .find(|d| d["inputs"][0]["id"].as_str() == Some(input) || d["inputs"][0]["id"].as_str().is_some_and(|i| i.contains(input)))
+            .find(|d| {
+                d["inputs"][0]["id"].as_str() == Some(input)
+                    || d["inputs"][0]["id"]
+                        .as_str()
+                        .is_some_and(|i| i.contains(input))
+            })
             .and_then(|d| d["output"].as_str())
             .unwrap_or_else(|| panic!("no callback with input {input}"))
             .to_owned()
@@ -168,9 +170,21 @@ fn corpus(cbs: &[Callback]) -> Vec<(usize, Entry)> {
                 },
             ));
         };
-        push(Class::Canonical, "canonical".into(), "POST", "application/json", std(&outputs));
+        push(
+            Class::Canonical,
+            "canonical".into(),
+            "POST",
+            "application/json",
+            std(&outputs),
+        );
         for m in ["post", "Post", "pOsT", "PUT", "PATCH", "DELETE", "put"] {
-            push(Class::Method, format!("method {m}"), m, "application/json", std(&outputs));
+            push(
+                Class::Method,
+                format!("method {m}"),
+                m,
+                "application/json",
+                std(&outputs),
+            );
         }
         let multi = cb.output.starts_with("..");
         let mut empties = vec!["[]", "[[]]", "[[],[]]", "[[[]]]", "{}", "null"];
@@ -179,17 +193,39 @@ fn corpus(cbs: &[Callback]) -> Vec<(usize, Entry)> {
         }
         for e in empties {
             for m in ["POST", "post"] {
-                push(Class::EmptyOutputs, format!("outputs {e}, method {m}"), m, "application/json", std(e));
+                push(
+                    Class::EmptyOutputs,
+                    format!("outputs {e}, method {m}"),
+                    m,
+                    "application/json",
+                    std(e),
+                );
             }
         }
         if multi {
             let first = cb.outputs[0].to_string();
             let second = cb.outputs[1].to_string();
-            for mix in [format!("[[],{second}]"), format!("[{first},[]]"), format!("[[{first}],[]]")] {
-                push(Class::EmptyOutputs, format!("outputs {mix}"), "post", "application/json", std(&mix));
+            for mix in [
+                format!("[[],{second}]"),
+                format!("[{first},[]]"),
+                format!("[[{first}],[]]"),
+            ] {
+                push(
+                    Class::EmptyOutputs,
+                    format!("outputs {mix}"),
+                    "post",
+                    "application/json",
+                    std(&mix),
+                );
             }
         } else {
-            push(Class::EmptyOutputs, "outputs [[]] + wildcard mix".into(), "POST", "application/json", std(&format!("[[],{outputs}]")));
+            push(
+                Class::EmptyOutputs,
+                "outputs [[]] + wildcard mix".into(),
+                "POST",
+                "application/json",
+                std(&format!("[[],{outputs}]")),
+            );
         }
         push(
             Class::EmptyOutputs,
@@ -200,15 +236,56 @@ fn corpus(cbs: &[Callback]) -> Vec<(usize, Entry)> {
         );
         if cb.name != "open" {
             let theirs = open.outputs.to_string();
-            push(Class::Disagreement, "outputs of another callback".into(), "POST", "application/json", std(&theirs));
-            push(Class::DuplicateKey, "outputs twice, theirs last".into(), "POST", "application/json",
-                body(&[("output", output.clone()), ("outputs", outputs.clone()), ("outputs", theirs.clone()), ("inputs", inputs.clone())]));
-            push(Class::DuplicateKey, "outputs twice, [] last".into(), "post", "application/json",
-                body(&[("output", output.clone()), ("outputs", theirs.clone()), ("outputs", "[]".into()), ("inputs", inputs.clone())]));
-            push(Class::DuplicateKey, "output twice, ours last".into(), "POST", "application/json",
-                body(&[("output", json!(open.output).to_string()), ("outputs", theirs.clone()), ("output", output.clone()), ("inputs", inputs.clone())]));
-            push(Class::DuplicateKey, "id twice".into(), "POST", "application/json",
-                std(&outputs.replacen("\"id\":", "\"id\":\"open-result\",\"id\":", 1)));
+            push(
+                Class::Disagreement,
+                "outputs of another callback".into(),
+                "POST",
+                "application/json",
+                std(&theirs),
+            );
+            push(
+                Class::DuplicateKey,
+                "outputs twice, theirs last".into(),
+                "POST",
+                "application/json",
+                body(&[
+                    ("output", output.clone()),
+                    ("outputs", outputs.clone()),
+                    ("outputs", theirs.clone()),
+                    ("inputs", inputs.clone()),
+                ]),
+            );
+            push(
+                Class::DuplicateKey,
+                "outputs twice, [] last".into(),
+                "post",
+                "application/json",
+                body(&[
+                    ("output", output.clone()),
+                    ("outputs", theirs.clone()),
+                    ("outputs", "[]".into()),
+                    ("inputs", inputs.clone()),
+                ]),
+            );
+            push(
+                Class::DuplicateKey,
+                "output twice, ours last".into(),
+                "POST",
+                "application/json",
+                body(&[
+                    ("output", json!(open.output).to_string()),
+                    ("outputs", theirs.clone()),
+                    ("output", output.clone()),
+                    ("inputs", inputs.clone()),
+                ]),
+            );
+            push(
+                Class::DuplicateKey,
+                "id twice".into(),
+                "POST",
+                "application/json",
+                std(&outputs.replacen("\"id\":", "\"id\":\"open-result\",\"id\":", 1)),
+            );
         }
         // Numeric forms of pattern ids: Python compares 1 == 1.0 == True.
         let numbers: &[(&str, &str)] = match cb.name {
@@ -219,34 +296,91 @@ fn corpus(cbs: &[Callback]) -> Vec<(usize, Entry)> {
         };
         for (key, n) in numbers {
             let forms: Vec<String> = match *n {
-                "1" => vec!["1.0".into(), "true".into(), "1e0".into(), "10e-1".into(), "1.00000000000000001".into(), "0.1e1".into()],
+                "1" => vec![
+                    "1.0".into(),
+                    "true".into(),
+                    "1e0".into(),
+                    "10e-1".into(),
+                    "1.00000000000000001".into(),
+                    "0.1e1".into(),
+                ],
                 "0" => vec!["0.0".into(), "false".into(), "-0".into(), "0e5".into()],
-                _ => vec![format!("{n}.0"), format!("{n}e0"), format!("{n}0e-1"), format!("{n}.000")],
+                _ => vec![
+                    format!("{n}.0"),
+                    format!("{n}e0"),
+                    format!("{n}0e-1"),
+                    format!("{n}.000"),
+                ],
             };
             for form in forms {
                 let o = outputs.replace(&format!("\"{key}\":{n}"), &format!("\"{key}\":{form}"));
-                push(Class::Number, format!("{key} = {form}"), "POST", "application/json", std(&o));
-                push(Class::Number, format!("{key} = {form}, method post"), "post", "application/json", std(&o));
+                push(
+                    Class::Number,
+                    format!("{key} = {form}"),
+                    "POST",
+                    "application/json",
+                    std(&o),
+                );
+                push(
+                    Class::Number,
+                    format!("{key} = {form}, method post"),
+                    "post",
+                    "application/json",
+                    std(&o),
+                );
             }
         }
         // Escapes and encodings Python reads the same way.
         let escaped_output = output.replace('-', "\\u002d").replace('.', "\\u002e");
         let escaped_outputs = outputs.replace('-', "\\u002d");
-        push(Class::Encoding, "unicode escapes".into(), "POST", "application/json",
-            body(&[("output", escaped_output), ("outputs", escaped_outputs), ("inputs", inputs.clone())]));
+        push(
+            Class::Encoding,
+            "unicode escapes".into(),
+            "POST",
+            "application/json",
+            body(&[
+                ("output", escaped_output),
+                ("outputs", escaped_outputs),
+                ("inputs", inputs.clone()),
+            ]),
+        );
         let mut bom = b"\xef\xbb\xbf".to_vec();
         bom.extend(std(&outputs));
-        push(Class::Encoding, "byte-order mark".into(), "POST", "application/json", bom);
-        let pretty = serde_json::to_vec_pretty(&json!({"inputs": cb.inputs, "outputs": cb.outputs, "output": cb.output})).unwrap();
-        push(Class::Encoding, "pretty, reordered".into(), "POST", "application/json; charset=utf-8", pretty);
-        push(Class::Encoding, "text/plain".into(), "POST", "text/plain", std(&outputs));
+        push(
+            Class::Encoding,
+            "byte-order mark".into(),
+            "POST",
+            "application/json",
+            bom,
+        );
+        let pretty = serde_json::to_vec_pretty(
+            &json!({"inputs": cb.inputs, "outputs": cb.outputs, "output": cb.output}),
+        )
+        .unwrap();
+        push(
+            Class::Encoding,
+            "pretty, reordered".into(),
+            "POST",
+            "application/json; charset=utf-8",
+            pretty,
+        );
+        push(
+            Class::Encoding,
+            "text/plain".into(),
+            "POST",
+            "text/plain",
+            std(&outputs),
+        );
     }
     out
 }
 
 async fn send(client: &reqwest::Client, url: &str, e: &Entry) -> u16 {
     client
-        .request(reqwest::Method::from_bytes(e.method.as_bytes()).unwrap(), url)
+        .request(
+            reqwest::Method::from_bytes(e.method.as_bytes()).unwrap(),
+            url,
+        )
         .header("content-type", e.content_type)
         .header("accept", "application/json")
         .body(e.body.clone())
@@ -258,7 +392,12 @@ async fn send(client: &reqwest::Client, url: &str, e: &Entry) -> u16 {
 }
 
 /// Runs `e` and returns which counters moved.
-async fn ran(targets: &Targets, client: &reqwest::Client, url: &str, e: &Entry) -> (u16, Vec<String>) {
+async fn ran(
+    targets: &Targets,
+    client: &reqwest::Client,
+    url: &str,
+    e: &Entry,
+) -> (u16, Vec<String>) {
     let before = targets.executed().await;
     let status = send(client, url, e).await;
     let after = targets.executed().await;
@@ -291,7 +430,9 @@ async fn no_request_runs_a_protected_callback_for_a_user_without_its_role() {
         let cb = &cbs[*i];
         // Straight at Dash: does this request run a protected callback?
         let (_, moved) = ran(&targets, &direct, &direct_url, e).await;
-        let protected_ran = moved.iter().any(|m| cbs.iter().any(|c| &c.name == m && c.role > 0));
+        let protected_ran = moved
+            .iter()
+            .any(|m| cbs.iter().any(|c| c.name == m && c.role > 0));
         if protected_ran {
             *dash_ran.entry(e.class).or_default() += 1;
         }
@@ -301,7 +442,10 @@ async fn no_request_runs_a_protected_callback_for_a_user_without_its_role() {
             for m in moved {
                 let role = cbs.iter().find(|c| c.name == m).map_or(0, |c| c.role);
                 if role > rank {
-                    bypasses.push(format!("{user} ran {m} with [{}] (status {status})", e.label));
+                    bypasses.push(format!(
+                        "{user} ran {m} with [{}] (status {status})",
+                        e.label
+                    ));
                 }
             }
             if status >= 500 && cb.role > rank {
@@ -312,8 +456,17 @@ async fn no_request_runs_a_protected_callback_for_a_user_without_its_role() {
     assert!(bypasses.is_empty(), "bypasses:\n{}", bypasses.join("\n"));
     // The corpus is worth something: Dash itself runs protected callbacks
     // for every class of trick, which aadgate refused above.
-    for class in [Class::Canonical, Class::Method, Class::EmptyOutputs, Class::Number, Class::Encoding] {
-        assert!(dash_ran.get(&class).copied().unwrap_or(0) > 0, "Dash ran no protected callback for {class:?}: {dash_ran:?}");
+    for class in [
+        Class::Canonical,
+        Class::Method,
+        Class::EmptyOutputs,
+        Class::Number,
+        Class::Encoding,
+    ] {
+        assert!(
+            dash_ran.get(&class).copied().unwrap_or(0) > 0,
+            "Dash ran no protected callback for {class:?}: {dash_ran:?}"
+        );
     }
 
     // Nothing legitimate is refused: each callback runs, through aadgate,

@@ -467,7 +467,9 @@ impl Targets {
             std::time::Duration::from_secs(60),
             tokio::task::spawn_blocking(move || {
                 let mut line = String::new();
-                std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+                std::io::BufReader::new(stdout)
+                    .read_line(&mut line)
+                    .map(|_| line)
             }),
         )
         .await

@@ -18,12 +18,13 @@ async fn slow_clients_are_disconnected() {
         &url::Url::parse(&format!("http://{}", s.echo)).unwrap(),
     )
     .unwrap();
-    tokio::spawn(aadgate_cli::proxy::serve_with(
-        l,
-        app,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let limits = aadgate_core::limits::Limits {
+        header: Duration::from_secs(1),
+        ..Default::default()
+    };
+    tokio::spawn(async move {
+        aadgate_cli::proxy::serve_with(l, app, std::future::pending(), &limits).await
+    });
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
