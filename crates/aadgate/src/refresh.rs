@@ -1,4 +1,8 @@
-//! Access tokens for downstream calls, refreshed when near expiry.
+//! The refresh token, redeemed for two reasons: a fresh access token for
+//! downstream calls ([`Auth::access_token`]), and a fresh ID token whose
+//! roles and groups replace the session's (`session.revalidate_secs`), so a
+//! role removed in Entra ID, or a disabled user, stops working within that
+//! time instead of at the end of the session.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,7 +15,7 @@ use crate::{Auth, User};
 /// A token this close to expiry is refreshed first.
 const MARGIN_SECS: i64 = 60;
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -37,6 +41,28 @@ fn unexpired(t: &Tokens) -> Option<String> {
 /// After a failed refresh, the session is not retried for this long.
 const RETRY_AFTER_SECS: i64 = 30;
 
+/// What redeeming a session's refresh token came to.
+enum Redeemed {
+    /// New tokens (and, with an ID token, new roles and groups) are stored.
+    Renewed(String),
+    /// The provider refused the grant, or its new ID token was not
+    /// acceptable: the session has been ended.
+    Ended,
+    /// The session has no refresh token (`offline_access` not granted).
+    NoRefreshToken,
+    /// The provider could not be asked (outage, timeout, a 5xx).
+    Unavailable,
+}
+
+/// Token endpoint errors that mean the grant is gone for good, so the user
+/// must sign in again: `invalid_grant` (user disabled or deleted, consent
+/// or the token revoked, password changed) and `interaction_required`
+/// (a policy now wants MFA or consent).
+fn grant_is_gone(e: &ProviderError) -> bool {
+    matches!(e, ProviderError::TokenEndpoint { error, .. }
+        if error == "invalid_grant" || error == "interaction_required")
+}
+
 impl Auth {
     /// A valid access token for the user's session: the stored one, or, when it
     /// expires within a minute, a new one from the refresh token. Concurrent
@@ -50,49 +76,109 @@ impl Auth {
         if let Some(t) = fresh(&user.session.tokens) {
             return Some(t);
         }
+        self.single_flight(&user.cookie, async {
+            if self.failed_recently(&user.cookie) {
+                return unexpired(&user.session.tokens);
+            }
+            // Another request may have refreshed while this one waited.
+            let session = self.inner.store.get_full(&user.cookie).await?;
+            if let Some(t) = fresh(&session.tokens) {
+                return Some(t);
+            }
+            match self.redeem(&user.cookie, &session).await {
+                Redeemed::Renewed(t) => Some(t),
+                Redeemed::Ended => None,
+                Redeemed::NoRefreshToken | Redeemed::Unavailable => unexpired(&session.tokens),
+            }
+        })
+        .await
+    }
+
+    /// Re-derives the roles and groups of a session that is due
+    /// (`session.revalidate_secs` after sign-in or the last check). Returns
+    /// the session to use, or `None` when it has ended: the provider refused
+    /// the refresh, the session has no refresh token to ask with, or the
+    /// provider has been unreachable for longer than
+    /// `session.revalidate_grace_secs` past the due time.
+    pub(crate) async fn revalidate(&self, cookie: &Arc<str>, every: i64) -> Option<Arc<Session>> {
+        self.single_flight(cookie, async {
+            let inner = &self.inner;
+            let session = inner.store.get_full(cookie).await?;
+            let t = now();
+            if t - session.checked_at < every {
+                // Another request revalidated it while this one waited.
+                return inner.store.get(cookie).await;
+            }
+            let grace = inner.settings.revalidate_grace.as_secs() as i64;
+            let outcome = if self.failed_recently(cookie) {
+                Redeemed::Unavailable
+            } else {
+                self.redeem(cookie, &session).await
+            };
+            match outcome {
+                Redeemed::Renewed(_) => inner.store.get(cookie).await,
+                Redeemed::Ended => None,
+                Redeemed::NoRefreshToken => {
+                    tracing::info!(user = %session.identity.user_id(), "session ended for revalidation: it has no refresh token (grant the offline_access scope, or set session.revalidate_secs = 0)");
+                    inner.store.remove(cookie).await;
+                    None
+                }
+                Redeemed::Unavailable if t - session.checked_at >= every + grace => {
+                    tracing::warn!(user = %session.identity.user_id(), "session ended: its roles could not be revalidated within session.revalidate_grace_secs (provider unreachable)");
+                    inner.store.remove(cookie).await;
+                    None
+                }
+                Redeemed::Unavailable => {
+                    tracing::warn!(user = %session.identity.user_id(), overdue_secs = t - session.checked_at - every, "roles not revalidated (provider unreachable); session kept within session.revalidate_grace_secs");
+                    inner.store.get(cookie).await
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `work` with the session's refresh lock held, so concurrent
+    /// requests of one session redeem its refresh token once.
+    async fn single_flight<T>(&self, cookie: &Arc<str>, work: impl Future<Output = T>) -> T {
         let lock = self
             .inner
             .refreshing
             .lock()
             .expect("refresh map lock")
-            .entry(user.cookie.clone())
+            .entry(cookie.clone())
             .or_default()
             .clone();
         let result = {
             let _single_flight = lock.lock().await;
-            let failed_recently = self
-                .inner
-                .refresh_failed
-                .lock()
-                .expect("refresh failures lock")
-                .get(&user.cookie)
-                .is_some_and(|t| now() - t < RETRY_AFTER_SECS);
-            if failed_recently {
-                unexpired(&user.session.tokens)
-            } else {
-                self.refresh(user).await
-            }
+            work.await
         };
         // Forget the lock unless another request is already waiting on it.
         let mut map = self.inner.refreshing.lock().expect("refresh map lock");
-        if map.get(&user.cookie).is_some_and(|l| Arc::ptr_eq(l, &lock))
-            && Arc::strong_count(&lock) <= 2
-        {
-            map.remove(&user.cookie);
+        if map.get(cookie).is_some_and(|l| Arc::ptr_eq(l, &lock)) && Arc::strong_count(&lock) <= 2 {
+            map.remove(cookie);
         }
         result
     }
 
-    async fn refresh(&self, user: &User) -> Option<String> {
+    fn failed_recently(&self, cookie: &Arc<str>) -> bool {
+        self.inner
+            .refresh_failed
+            .lock()
+            .expect("refresh failures lock")
+            .get(cookie)
+            .is_some_and(|t| now() - t < RETRY_AFTER_SECS)
+    }
+
+    /// Redeems the session's refresh token and stores what comes back: new
+    /// tokens, and from a new ID token (validated fully, and required to
+    /// name the same user) the roles, groups and names. The session's
+    /// `checked_at` moves to now.
+    async fn redeem(&self, cookie: &Arc<str>, session: &Session) -> Redeemed {
         let inner = &self.inner;
-        // Another request may have refreshed while this one waited.
-        let session = inner.store.get_full(&user.cookie).await?;
-        if let Some(t) = fresh(&session.tokens) {
-            return Some(t);
-        }
+        let user = session.identity.user_id();
         let Some(rt) = session.tokens.refresh_token.as_deref() else {
-            tracing::debug!(user = %user.id(), "access token near expiry and no refresh token (add the offline_access scope)");
-            return unexpired(&session.tokens);
+            tracing::debug!(%user, "no refresh token (add the offline_access scope)");
+            return Redeemed::NoRefreshToken;
         };
         // Entra ID wants the scopes on refresh; elsewhere send what was granted,
         // or nothing (= the original grant, RFC 6749 section 6).
@@ -103,59 +189,57 @@ impl Auth {
         };
         let resp = match inner.provider.refresh(rt, scope.as_deref()).await {
             Ok(r) => r,
-            Err(ProviderError::TokenEndpoint {
-                error, description, ..
-            }) if error == "invalid_grant" => {
-                tracing::info!(user = %user.id(), %description, "refresh token no longer valid; session ended");
-                inner.store.remove(&user.cookie).await;
-                return None;
+            Err(e) if grant_is_gone(&e) => {
+                tracing::info!(%user, error = %e, "the provider refused the refresh token; session ended");
+                inner.store.remove(cookie).await;
+                return Redeemed::Ended;
             }
             Err(e) => {
-                tracing::warn!(user = %user.id(), error = %e, "token refresh failed; retrying in {RETRY_AFTER_SECS} s");
-                let mut failed = self
-                    .inner
-                    .refresh_failed
-                    .lock()
-                    .expect("refresh failures lock");
+                tracing::warn!(%user, error = %e, "token refresh failed; retrying in {RETRY_AFTER_SECS} s");
+                let mut failed = inner.refresh_failed.lock().expect("refresh failures lock");
                 if failed.len() >= 10_000 {
                     failed.retain(|_, t| now() - *t < RETRY_AFTER_SECS);
                 }
-                failed.insert(user.cookie.clone(), now());
-                return unexpired(&session.tokens);
+                failed.insert(cookie.clone(), now());
+                return Redeemed::Unavailable;
             }
         };
-        self.inner
+        inner
             .refresh_failed
             .lock()
             .expect("refresh failures lock")
-            .remove(&user.cookie);
-        // A refreshed ID token is optional; if present it is validated fully
-        // and must name the same user. Its roles and groups replace the old ones,
-        // so a role removed at the provider stops working at the next refresh.
+            .remove(cookie);
         let mut identity = None;
-        if let Some(id_token) = &resp.id_token {
-            match inner.provider.validate_id_token(id_token, None).await {
+        match &resp.id_token {
+            Some(id_token) => match inner.provider.validate_id_token(id_token, None).await {
                 Ok(c)
                     if c.identity.sub == session.identity.sub
                         && c.identity.issuer == session.identity.issuer =>
                 {
-                    identity = Some(c)
+                    identity = Some(c.identity);
                 }
                 Ok(_) => {
-                    tracing::warn!(user = %user.id(), "refreshed ID token names another user; session ended");
-                    inner.store.remove(&user.cookie).await;
-                    return None;
+                    tracing::warn!(%user, "refreshed ID token names another user; session ended");
+                    inner.store.remove(cookie).await;
+                    return Redeemed::Ended;
                 }
                 Err(e) => {
-                    tracing::warn!(user = %user.id(), error = %e, "refreshed ID token rejected; session ended");
-                    inner.store.remove(&user.cookie).await;
-                    return None;
+                    tracing::warn!(%user, error = %e, "refreshed ID token rejected; session ended");
+                    inner.store.remove(cookie).await;
+                    return Redeemed::Ended;
                 }
+            },
+            // Entra ID always returns one (the openid scope is always asked for).
+            None => {
+                tracing::debug!(%user, "the provider sent no ID token with the refreshed tokens; roles kept")
             }
         }
-        let now = now();
+        let t = now();
         let change = |s: &mut Session| {
-            if let Some(c) = identity.map(|c| c.identity) {
+            if let Some(c) = identity {
+                if c.roles != s.identity.roles || c.groups != s.identity.groups {
+                    tracing::info!(user = %s.identity.user_id(), roles = ?c.roles, "roles or groups changed at the provider");
+                }
                 s.identity.roles = c.roles;
                 s.identity.groups = c.groups;
                 s.identity.groups_overage = c.groups_overage;
@@ -165,17 +249,18 @@ impl Auth {
                     .preferred_username
                     .or(s.identity.preferred_username.take());
             }
+            s.checked_at = t;
             s.tokens = Tokens {
                 id_token: resp.id_token.clone().or(s.tokens.id_token.take()),
                 access_token: Some(resp.access_token.clone()),
-                access_expires_at: resp.expires_in.map(|secs| now + secs as i64),
+                access_expires_at: resp.expires_in.map(|secs| t + secs as i64),
                 refresh_token: resp.refresh_token.clone().or(s.tokens.refresh_token.take()),
                 scope: resp.scope.clone().or(s.tokens.scope.take()),
             };
         };
-        if let Err(e) = inner.store.update(&user.cookie, change).await {
+        if let Err(e) = inner.store.update(cookie, change).await {
             tracing::warn!(error = %e, "could not store refreshed tokens");
         }
-        Some(resp.access_token)
+        Redeemed::Renewed(resp.access_token)
     }
 }

@@ -89,9 +89,21 @@ impl crate::Auth {
     pub(crate) async fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<User> {
         let inner = &self.inner;
         for value in crate::cookies::cookie_values(headers, inner.cookies.session) {
-            let Some(session) = inner.store.get(value).await else {
+            let Some(mut session) = inner.store.get(value).await else {
                 continue;
             };
+            let mut cookie: Option<Arc<str>> = None;
+            if let Some(every) = inner.settings.revalidate {
+                let every = every.as_secs() as i64;
+                if crate::refresh::now() - session.checked_at >= every {
+                    let c: Arc<str> = value.into();
+                    match self.revalidate(&c, every).await {
+                        Some(s) => session = s,
+                        None => continue,
+                    }
+                    cookie = Some(c);
+                }
+            }
             let derived = session
                 .derived
                 .get_or_init(|| {
@@ -110,7 +122,7 @@ impl crate::Auth {
             return Some(User {
                 session,
                 derived,
-                cookie: value.into(),
+                cookie: cookie.unwrap_or_else(|| value.into()),
             });
         }
         None

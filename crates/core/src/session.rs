@@ -139,6 +139,11 @@ pub struct Session {
     pub expires_at: i64,
     /// Last use, unix seconds (as persisted; the live value is in memory).
     pub last_seen: i64,
+    /// When roles and groups were last derived from the provider (sign-in or
+    /// revalidation), unix seconds. Records stored before it existed read 0,
+    /// so they are revalidated at their next use.
+    #[serde(default)]
+    pub checked_at: i64,
     /// Values derived once per cached session by the layer above (such as the
     /// identity headers), so they are not rebuilt on every request. Never stored.
     #[serde(skip)]
@@ -295,6 +300,7 @@ impl SessionStore {
             created_at: t,
             expires_at: t + self.lifetime,
             last_seen: t,
+            checked_at: t,
             derived: Default::default(),
         });
         let cookie = crypto::random_token();

@@ -94,6 +94,15 @@ struct Inner {
     base: String,
     keys: KeySet,
     store: Mutex<Store>,
+    /// Changes made to users since start-up (by oid), as an administrator
+    /// makes them in Entra ID: role assignments and blocked sign-in.
+    directory: Mutex<std::collections::HashMap<String, UserChange>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct UserChange {
+    roles: Option<Vec<String>>,
+    disabled: bool,
 }
 
 impl std::fmt::Debug for DevIdp {
@@ -144,6 +153,7 @@ impl DevIdp {
                 config,
                 keys,
                 store: Mutex::new(Store::default()),
+                directory: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -221,6 +231,71 @@ impl DevIdp {
                 self.inner.keys.current().kid().to_owned()
             }
         }
+    }
+
+    /// Replaces a user's app-role assignments, as an administrator does under
+    /// *Enterprise applications → Users and groups*. Tokens issued from now
+    /// on (sign-ins and refreshes) carry the new roles; tokens already
+    /// issued keep theirs. Returns `false` for an unknown user.
+    pub fn assign_roles(&self, username: &str, roles: &[&str]) -> bool {
+        self.change_user(username, |c| {
+            c.roles = Some(roles.iter().map(|r| (*r).to_owned()).collect());
+        })
+    }
+
+    /// Blocks a user's sign-in (*Users → Edit properties → Account enabled:
+    /// off*): the token endpoint then refuses their codes and refresh tokens
+    /// with `invalid_grant` AADSTS50057, as Entra ID does. Returns `false`
+    /// for an unknown user.
+    pub fn disable_user(&self, username: &str) -> bool {
+        self.change_user(username, |c| c.disabled = true)
+    }
+
+    fn change_user(&self, username: &str, change: impl FnOnce(&mut UserChange)) -> bool {
+        let Some(user) = self.inner.config.find_user(username) else {
+            return false;
+        };
+        let mut dir = self
+            .inner
+            .directory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        change(dir.entry(user.oid.clone()).or_default());
+        true
+    }
+
+    /// The user with this oid as the directory has them now, for the token
+    /// endpoint: `Err` when deleted or disabled.
+    pub(crate) fn current_user(&self, oid: &str) -> Result<config::DevUser, AadError> {
+        let Some(user) = self.inner.config.find_user_by_oid(oid) else {
+            return Err(AadError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                50_034,
+                "The user account does not exist in the directory.",
+            ));
+        };
+        let mut user = user.clone();
+        let change = self
+            .inner
+            .directory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(oid)
+            .cloned()
+            .unwrap_or_default();
+        if change.disabled {
+            return Err(AadError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                50_057,
+                "The user account is disabled.",
+            ));
+        }
+        if let Some(roles) = change.roles {
+            user.roles = roles;
+        }
+        Ok(user)
     }
 
     /// `{base}/{tenant_id}/{path}`.

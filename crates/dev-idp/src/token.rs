@@ -315,10 +315,7 @@ fn authorization_code(
             ));
         }
     };
-    let user = idp
-        .config()
-        .find_user_by_oid(&grant.oid)
-        .ok_or_else(user_gone)?;
+    let user = &idp.current_user(&grant.oid)?;
     let response = tokens::issue(
         idp,
         &SignIn {
@@ -402,10 +399,7 @@ fn refresh_token(
     if !scopes.iter().any(|s| s == "offline_access") {
         scopes.push("offline_access".to_owned());
     }
-    let user = idp
-        .config()
-        .find_user_by_oid(&grant.oid)
-        .ok_or_else(user_gone)?;
+    let user = &idp.current_user(&grant.oid)?;
     let response = tokens::issue(
         idp,
         &SignIn {
@@ -433,10 +427,6 @@ fn is_valid_verifier(verifier: &str) -> bool {
 
 fn invalid_grant(code: u32, message: impl Into<String>) -> AadError {
     AadError::new(StatusCode::BAD_REQUEST, "invalid_grant", code, message)
-}
-
-fn user_gone() -> AadError {
-    invalid_grant(50_034, "The user account does not exist in the directory.")
 }
 
 fn server_error() -> AadError {

@@ -508,3 +508,106 @@ async fn at_the_connection_cap_the_idlest_connection_makes_room() {
             .is_ok()
     );
 }
+
+/// Polls `status` until it answers `want`, for at most `within`.
+async fn eventually<F, Fut>(within: std::time::Duration, want: u16, mut status: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if status().await == want {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await; // poll interval
+    }
+}
+
+/// A role removed in Entra ID stops working within `session.revalidate_secs`
+/// (the session's roles are re-derived from a refreshed ID token), and a
+/// disabled user's session ends.
+#[tokio::test]
+async fn roles_removed_at_the_provider_stop_working_within_revalidate_secs() {
+    use crate::harness::api_get;
+    use std::time::Duration;
+    let s = Setup::with_extra("[session]\nrevalidate_secs = 1\n").await;
+    let writer = s.browser();
+    writer.sign_in("writer", "/").await;
+    assert_eq!(
+        api_get(&writer.client, writer.url("/write/x"))
+            .await
+            .status(),
+        200
+    );
+
+    assert!(s.idp.idp.assign_roles("writer", &["App.Read"]));
+    let write_status = || async {
+        api_get(&writer.client, writer.url("/write/x"))
+            .await
+            .status()
+            .as_u16()
+    };
+    assert!(
+        eventually(Duration::from_secs(15), 403, write_status).await,
+        "the removed role kept working"
+    );
+    let me: serde_json::Value = api_get(&writer.client, writer.url("/auth/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["roles"], serde_json::json!(["App.Read"]));
+    assert_eq!(
+        api_get(&writer.client, writer.url("/")).await.status(),
+        200,
+        "the session goes on with the roles left"
+    );
+
+    let reader = s.browser();
+    reader.sign_in("reader", "/").await;
+    assert!(s.idp.idp.disable_user("reader"));
+    let home = || async {
+        api_get(&reader.client, reader.url("/"))
+            .await
+            .status()
+            .as_u16()
+    };
+    assert!(
+        eventually(Duration::from_secs(15), 401, home).await,
+        "a disabled user's session went on"
+    );
+}
+
+/// While the provider is down, a session due for revalidation is kept for
+/// `session.revalidate_grace_secs`, then ended.
+#[tokio::test]
+async fn a_provider_outage_keeps_sessions_for_the_grace_period_only() {
+    use crate::harness::api_get;
+    use std::time::Duration;
+    let mut s =
+        Setup::with_extra("[session]\nrevalidate_secs = 1\nrevalidate_grace_secs = 6\n").await;
+    let b = s.browser();
+    b.sign_in("reader", "/").await;
+    let signed_in = tokio::time::Instant::now();
+    s.idp.stop().await;
+    // Past the due time, inside the grace period: still signed in.
+    tokio::time::sleep_until(signed_in + Duration::from_millis(2100)).await; // the clock is the subject
+    assert_eq!(
+        api_get(&b.client, b.url("/")).await.status(),
+        200,
+        "kept during the outage"
+    );
+    let home = || async { api_get(&b.client, b.url("/")).await.status().as_u16() };
+    assert!(
+        eventually(Duration::from_secs(20), 401, home).await,
+        "ended after the grace period"
+    );
+    assert!(
+        signed_in.elapsed() >= Duration::from_secs(6),
+        "not before the grace period ran out"
+    );
+}

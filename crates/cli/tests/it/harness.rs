@@ -151,6 +151,8 @@ pub(crate) fn config_text(
     store: &std::path::Path,
     extra: &str,
 ) -> String {
+    // Keys for `[session]` come after a `[session]` line in `extra`.
+    let (extra, session) = extra.split_once("[session]\n").unwrap_or((extra, ""));
     format!(
         r#"
 listen = "127.0.0.1:{port}"
@@ -166,6 +168,7 @@ client_id = "{client_id}"
 
 [session]
 store = "file:{store}"
+{session}
 
 [authz]
 roles = ["App.Read", "App.Write", "App.Admin"]
