@@ -299,12 +299,11 @@ fn bad_path(req: &Request<Body>) -> Response {
         "request refused: the path has dot segments, control characters or undecodable escapes"
     );
     if is_navigation(req.method(), req.headers()) {
-        return pages::page(
+        return pages::refusal(
             StatusCode::BAD_REQUEST,
             "Bad request",
-            &format!(
-                "<p>This address contains <code>.</code> or <code>..</code> segments, or characters that are not allowed in a path. Open the page from a link instead.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a>"
-            ),
+            "This address contains \".\" or \"..\" segments, or characters that are not allowed in a path. Open the page from a link instead.",
+            &cid,
         );
     }
     (

@@ -104,12 +104,13 @@ fn throttle(auth: &Auth, peer: &Peer, headers: &HeaderMap) -> Option<Response> {
         Err(wait) => {
             let cid = pages::correlation_id();
             tracing::warn!(correlation_id = %cid, %client, "sign-in refused: limits.signin_per_minute exceeded");
-            let mut resp = pages::page(
+            let mut resp = pages::refusal(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many sign-in attempts",
                 &format!(
-                    "<p>This browser or network started too many sign-ins in a short time. Wait {wait} seconds, then try again.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Try again</a>"
+                    "This browser or network started too many sign-ins in a short time. Wait {wait} seconds, then try again."
                 ),
+                &cid,
             );
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));

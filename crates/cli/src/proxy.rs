@@ -44,8 +44,10 @@ pub struct HostGuard<S> {
 }
 
 struct GuardShared {
-    host: String,
-    port: u16,
+    /// `public_url`'s authority as a client may write it: `host:port`, and
+    /// plain `host` when the port is the scheme's default (compared
+    /// case-insensitively, without allocating).
+    authorities: Vec<String>,
     public_url: Url,
     trusted: Vec<ipnet::IpNet>,
     limits: Limits,
@@ -59,28 +61,36 @@ impl<S> HostGuard<S> {
 }
 
 impl GuardShared {
-    fn matches(&self, authority: &str) -> bool {
-        let Ok(a) = authority.parse::<http::uri::Authority>() else {
-            return false;
-        };
-        let default = if self.public_url.scheme() == "https" {
-            443
-        } else {
-            80
-        };
-        a.host().eq_ignore_ascii_case(&self.host) && a.port_u16().unwrap_or(default) == self.port
+    fn new(public: &Url, trusted: Vec<ipnet::IpNet>, limits: Limits) -> Self {
+        let host = public.host_str().unwrap_or_default();
+        let port = public.port_or_known_default().unwrap_or(80);
+        let default = if public.scheme() == "https" { 443 } else { 80 };
+        let mut authorities = vec![format!("{host}:{port}")];
+        if port == default {
+            authorities.push(host.to_owned());
+        }
+        Self {
+            authorities,
+            public_url: public.clone(),
+            trusted,
+            limits,
+        }
+    }
+
+    fn matches(&self, authority: &[u8]) -> bool {
+        self.authorities
+            .iter()
+            .any(|a| a.as_bytes().eq_ignore_ascii_case(authority))
     }
 
     /// Whether every authority the request names is `public_url`'s.
     fn allows(&self, req: &Request) -> bool {
-        let host = req.headers().get(header::HOST).map(|h| h.to_str());
-        match host {
-            Some(Ok(h)) if !self.matches(h) => return false,
-            Some(Err(_)) => return false,
-            _ => {}
+        let host = req.headers().get(header::HOST);
+        if host.is_some_and(|h| !self.matches(h.as_bytes())) {
+            return false;
         }
         match req.uri().authority() {
-            Some(a) => self.matches(a.as_str()),
+            Some(a) => self.matches(a.as_str().as_bytes()),
             None => host.is_some(),
         }
     }
@@ -198,13 +208,11 @@ pub fn app(auth: &Auth, upstream: &Url) -> Result<Proxy, UpstreamError> {
     let public = &settings.public_url;
     Ok(HostGuard {
         inner: tower::Layer::layer(&auth.require_login(), dispatch),
-        shared: Arc::new(GuardShared {
-            host: public.host_str().unwrap_or_default().to_owned(),
-            port: public.port_or_known_default().unwrap_or(80),
-            public_url: public.clone(),
-            trusted: settings.trusted_proxies.clone(),
+        shared: Arc::new(GuardShared::new(
+            public,
+            settings.trusted_proxies.clone(),
             limits,
-        }),
+        )),
     })
 }
 
@@ -326,12 +334,11 @@ fn bad_gateway(why: &str) -> Response {
 fn request_timeout() -> Response {
     let cid = aadgate::pages::correlation_id();
     tracing::info!(correlation_id = %cid, "request refused: the body came too slowly (limits.body_idle_secs / limits.request_secs)");
-    let mut resp = aadgate::pages::page(
+    let mut resp = aadgate::pages::refusal(
         StatusCode::REQUEST_TIMEOUT,
         "The upload was too slow",
-        &format!(
-            "<p>Your browser took too long to send the request, so it was stopped. Try again on a faster connection.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p>"
-        ),
+        "Your browser took too long to send the request, so it was stopped. Try again on a faster connection.",
+        &cid,
     );
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -342,12 +349,11 @@ fn request_timeout() -> Response {
 fn gateway_timeout(after: Duration) -> Response {
     let cid = aadgate::pages::correlation_id();
     tracing::warn!(correlation_id = %cid, seconds = after.as_secs(), "the app did not answer within limits.upstream_header_secs");
-    aadgate::pages::page(
+    aadgate::pages::refusal(
         StatusCode::GATEWAY_TIMEOUT,
         "The app took too long",
-        &format!(
-            "<p>The application behind aadgate did not answer in time. Try again shortly.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p>"
-        ),
+        "The application behind aadgate did not answer in time. Try again shortly.",
+        &cid,
     )
 }
 
@@ -356,12 +362,11 @@ fn gateway_timeout(after: Duration) -> Response {
 fn app_busy(waited: Duration) -> Response {
     let cid = aadgate::pages::correlation_id();
     tracing::warn!(correlation_id = %cid, seconds = waited.as_secs(), "no connection to the app came free (limits.upstream_max_connections)");
-    aadgate::pages::page(
+    aadgate::pages::refusal(
         StatusCode::SERVICE_UNAVAILABLE,
         "The app is busy",
-        &format!(
-            "<p>The application behind aadgate is busy with other requests. Try again shortly.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p>"
-        ),
+        "The application behind aadgate is busy with other requests. Try again shortly.",
+        &cid,
     )
 }
 

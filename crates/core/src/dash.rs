@@ -237,8 +237,50 @@ impl CallbackRequest {
                 concrete.push(id);
             }
         }
+        concrete.extend(match_instances(&declared, &body));
         Ok(Self { declared, concrete })
     }
+}
+
+/// For outputs declared with `MATCH`, the instances the inputs and state
+/// name. Dash does not check that a request's `MATCH` values agree between
+/// `outputs` and `inputs` (its renderer always sends them alike), and the
+/// callback may act on either (`ctx.triggered_id`), so each input or state
+/// id carrying a `MATCH` key yields the output id with that value too.
+fn match_instances(declared: &[Declared], body: &Map<String, Value>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for d in declared {
+        let Value::Object(id) = &d.id else { continue };
+        let keys: Vec<&String> = id
+            .iter()
+            .filter(|(_, v)| wildcard(v) == Some("MATCH"))
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let entries = ["inputs", "state"]
+            .into_iter()
+            .filter_map(|section| body.get(section).and_then(Value::as_array))
+            .flatten();
+        for entry in entries {
+            let Some(Value::Object(given)) = entry.get("id") else {
+                continue;
+            };
+            let mut instance = id.clone();
+            let mut named = false;
+            for k in &keys {
+                if let Some(v) = given.get(*k) {
+                    instance.insert((*k).clone(), v.clone());
+                    named = true;
+                }
+            }
+            if named {
+                out.push(Value::Object(instance));
+            }
+        }
+    }
+    out
 }
 
 /// Dash's `clean_property_name`: `allow_duplicate` adds `@<hash>`.
@@ -547,6 +589,15 @@ mod tests {
         ] {
             assert!(role(body).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn a_match_callback_is_judged_on_the_instance_its_inputs_name_too() {
+        // Outputs name row 2, the triggering input row 1: the callback may act on row 1.
+        let body = r#"{"output":"{\"index\":[\"MATCH\"],\"type\":\"row\"}.value","outputs":{"id":{"type":"row","index":2},"property":"value"},"inputs":[{"id":{"type":"row-button","index":1},"property":"n_clicks","value":1}]}"#;
+        assert_eq!(role(body).unwrap(), Some(1));
+        let consistent = body.replace("\"index\":1}", "\"index\":2}");
+        assert_eq!(role(&consistent).unwrap(), None);
     }
 
     #[test]

@@ -151,13 +151,24 @@ fn proxy_refuses_to_start_without_upstream() {
     assert!(stderr.contains("`upstream`"), "{stderr}");
 }
 
-/// `aadgate proxy` as deployed: several worker threads share the listening
-/// socket and the sessions; SIGTERM stops all of them and the process exits 0.
-#[tokio::test]
-async fn proxy_binary_with_three_workers_serves_signed_in_users_and_stops_on_sigterm() {
-    use crate::harness::{Browser, Idp, config_text, listener, seen, start_echo};
-    use std::io::BufRead;
+/// The real `aadgate proxy` process, on a free port in front of the echo
+/// app with the dev IdP, configured with the harness configuration plus
+/// `extra`. `shell` (a `sh -c` prefix such as `ulimit -n 64 &&`) runs it
+/// under a changed environment.
+struct Binary {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+    _idp: crate::harness::Idp,
+}
 
+async fn start_binary(
+    extra: &str,
+    shell: &str,
+    out: std::process::Stdio,
+    err: std::process::Stdio,
+) -> Binary {
+    use crate::harness::{Idp, config_text, listener, start_echo};
     let (l, addr) = listener().await;
     drop(l); // the binary binds it again
     let idp = Idp::start(aadgate_dev_idp::DevIdpConfig::default(), &[addr.port()]).await;
@@ -168,9 +179,11 @@ async fn proxy_binary_with_three_workers_serves_signed_in_users_and_stops_on_sig
         echo,
         &idp.idp,
         &dir.path().join("sessions"),
-        "workers = 3",
+        extra,
     );
-    let mut child = aadgate()
+    let child = Command::new("sh")
+        .args(["-c", &format!("{shell} exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_aadgate"))
         .args(["proxy", "--config"])
         .arg(write(&dir, &text))
         .env(
@@ -179,10 +192,29 @@ async fn proxy_binary_with_three_workers_serves_signed_in_users_and_stops_on_sig
         )
         .env("AADGATE_SESSION_SECRET", crate::harness::SECRET)
         .env("AADGATE_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(out)
+        .stderr(err)
         .spawn()
         .unwrap();
+    Binary {
+        child,
+        addr,
+        _dir: dir,
+        _idp: idp,
+    }
+}
+
+/// `aadgate proxy` as deployed: several worker threads share the listening
+/// socket and the sessions; SIGTERM stops all of them and the process exits 0.
+#[tokio::test]
+async fn proxy_binary_with_three_workers_serves_signed_in_users_and_stops_on_sigterm() {
+    use crate::harness::{Browser, seen};
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    // Fields not moved out (the IdP, the directory) live to the end of the test.
+    let bin = start_binary("workers = 3", "", Stdio::piped(), Stdio::piped()).await;
+    let (mut child, addr) = (bin.child, bin.addr);
     let stdout = child.stdout.take().unwrap();
     let started = tokio::task::spawn_blocking(move || {
         std::io::BufReader::new(stdout)
@@ -244,39 +276,20 @@ async fn proxy_binary_with_three_workers_serves_signed_in_users_and_stops_on_sig
 /// once per spin, and a new client still gets `/healthz` promptly.
 #[tokio::test]
 async fn out_of_descriptors_the_proxy_still_answers_and_the_log_stays_small() {
-    use crate::harness::{Idp, config_text, listener, start_echo};
     use std::time::Duration;
 
-    let (l, addr) = listener().await;
-    drop(l); // the binary binds it again
-    let idp = Idp::start(aadgate_dev_idp::DevIdpConfig::default(), &[addr.port()]).await;
-    let echo = start_echo().await;
-    let dir = tempfile::tempdir().unwrap();
-    // A cap above the descriptor limit, so that accept itself fails.
-    let text = config_text(
-        addr.port(),
-        echo,
-        &idp.idp,
-        &dir.path().join("sessions"),
-        "workers = 1\n[limits]\nmax_connections = 5000",
-    );
-    let log_path = dir.path().join("proxy.log");
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("proxy.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new("sh")
-        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_aadgate"))
-        .args(["proxy", "--config"])
-        .arg(write(&dir, &text))
-        .env(
-            "AADGATE_OIDC_CLIENT_SECRET",
-            &idp.idp.config().client_secret,
-        )
-        .env("AADGATE_SESSION_SECRET", crate::harness::SECRET)
-        .env("AADGATE_LOG", "info")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    // A cap above the descriptor limit, so that accept itself fails.
+    let bin = start_binary(
+        "workers = 1\n[limits]\nmax_connections = 5000",
+        "ulimit -n 64 &&",
+        log.try_clone().unwrap().into(),
+        log.into(),
+    )
+    .await;
+    let (mut child, addr) = (bin.child, bin.addr);
     let healthz = || async {
         tokio::time::timeout(Duration::from_secs(5), async {
             reqwest::Client::new()

@@ -110,6 +110,27 @@ async fn unreadable_oversized_and_websocket_callbacks_fail_closed() {
     );
     let r = api_get(&b.client, b.url("/dash/_dash-ws-callback")).await;
     assert_eq!(r.status(), 403);
+    // A compressed body cannot be read as Dash would read it.
+    let r = b
+        .client
+        .post(b.url("/dash/_dash-update-component"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(callback("write-result"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // Dash's MCP server runs callbacks as tools, with no callback body to inspect.
+    for path in ["/dash/_mcp", "/dash/_MCP/"] {
+        let r = post(
+            &b,
+            path,
+            "{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"id\":1}".into(),
+        )
+        .await;
+        assert_eq!(r.status(), 403, "{path}");
+    }
     // Not signed in: the 401 JSON comes first, as for any callback.
     let anon = s.browser();
     assert_eq!(
@@ -175,4 +196,37 @@ async fn without_rules_callbacks_stream_untouched() {
         !r.text().await.unwrap().contains("session.js"),
         "no injection unless asked"
     );
+}
+
+/// A callback body that stalls is ended with 408, not held (and not passed on).
+#[tokio::test]
+async fn a_stalled_callback_body_gets_408() {
+    use tokio::io::AsyncWriteExt as _;
+    let s = Setup::with_extra(&format!("{DASH}\n[limits]\nbody_idle_secs = 1")).await;
+    let b = s.browser();
+    let session = crate::proxy::session_cookie(&b).await;
+    let addr = s.proxy().addr;
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        format!(
+            "POST /dash/_dash-update-component HTTP/1.1\r\nHost: {addr}\r\nCookie: {session}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 500\r\n\r\n{{\"output\":"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tokio::io::AsyncReadExt::read(&mut c, &mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the stalled callback was held");
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
 }

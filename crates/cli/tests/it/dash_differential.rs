@@ -330,6 +330,17 @@ fn corpus(cbs: &[Callback]) -> Vec<(usize, Entry)> {
                 );
             }
         }
+        if cb.name == "row" {
+            // Outputs name an unprotected row, the triggering input the protected one.
+            let o = outputs.replace("\"index\":1", "\"index\":2");
+            push(
+                Class::Disagreement,
+                "outputs row 2, input row 1".into(),
+                "POST",
+                "application/json",
+                std(&o),
+            );
+        }
         // Escapes and encodings Python reads the same way.
         let escaped_output = output.replace('-', "\\u002d").replace('.', "\\u002e");
         let escaped_outputs = outputs.replace('-', "\\u002d");

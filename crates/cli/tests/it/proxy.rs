@@ -314,7 +314,7 @@ async fn websocket_upgrades_pass_for_signed_in_users_only() {
 }
 
 /// The session cookie a signed-in browser holds (read back via a fresh sign-in flow's Set-Cookie).
-async fn session_cookie(b: &Browser) -> String {
+pub(crate) async fn session_cookie(b: &Browser) -> String {
     // reqwest's jar is not readable; sign in again manually and capture the Set-Cookie.
     let authorize = b.start_login("/").await;
     let callback = b.pick_user(&authorize, "reader").await;
