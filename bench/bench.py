@@ -1214,7 +1214,10 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
     up_port, up_status, idp_port = free_port(), free_port(), free_port()
     ag_port, ngx_port, ap_port = free_port(), free_port(), free_port()
     session_secret = secrets.token_hex(32)
-    ag_env = {"AADGATE_OIDC_CLIENT_SECRET": CLIENT_SECRET, "AADGATE_SESSION_SECRET": session_secret}
+    # Every scripted sign-in comes from 127.0.0.1: lift the per-client sign-in
+    # rate (an environment key, which builds without [limits] ignore).
+    ag_env = {"AADGATE_OIDC_CLIENT_SECRET": CLIENT_SECRET, "AADGATE_SESSION_SECRET": session_secret,
+              "AADGATE_LIMITS_SIGNIN_PER_MINUTE": "0"}
     if args.preload:
         ag_env["LD_PRELOAD"] = args.preload
     store = os.path.join(tmp, "sessions")

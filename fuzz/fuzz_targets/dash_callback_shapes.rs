@@ -58,7 +58,8 @@ static RULES: LazyLock<CallbackRules> = LazyLock::new(|| {
 fn dash_runs(body: &str) -> Option<usize> {
     // Python's json keeps the last of duplicate keys; so does serde_json's Value.
     let v: Value = serde_json::from_str(body).ok()?;
-    let cb = CALLBACKS.iter().find(|c| Some(c.key) == v.get("output")?.as_str())?;
+    let output = v.get("output")?.as_str()?;
+    let cb = CALLBACKS.iter().find(|c| c.key == output)?;
     let outputs = v.get("outputs").cloned().unwrap_or(json!([]));
     let (declared, specs): (Vec<&(Value, &str)>, Vec<Value>) = if cb.multi {
         let Value::Array(items) = outputs else { return None };

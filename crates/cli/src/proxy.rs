@@ -127,7 +127,7 @@ where
         tracing::info!(
             correlation_id = %cid,
             host = ?req.headers().get(header::HOST),
-            "request refused: Host is not public_url's (421)"
+            "request refused with 421: the Host is not public_url's (a proxy in front that rewrites Host must be listed in trusted_proxies, or pass the Host through)"
         );
         let url = g.public_url.as_str();
         Either::Right(std::future::ready(Ok(aadgate::pages::page(
