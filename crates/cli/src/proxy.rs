@@ -53,6 +53,14 @@ struct GuardShared {
     limits: Limits,
 }
 
+impl<S> std::fmt::Debug for HostGuard<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostGuard")
+            .field("authorities", &self.shared.authorities)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S> HostGuard<S> {
     /// The limits the proxy was configured with.
     pub fn limits(&self) -> &Limits {
@@ -150,6 +158,14 @@ where
 pub struct Dispatch {
     routes: Router,
     forwarder: Arc<Forwarder>,
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("upstream", self.forwarder.pool.authority())
+            .finish_non_exhaustive()
+    }
 }
 
 impl tower::Service<Request> for Dispatch {
@@ -652,7 +668,7 @@ pub async fn serve(
 ///
 /// axum's `serve` sets no timer, so hyper's header timeout would never
 /// fire, and keeps idle connections forever: the accept loop and each
-/// connection's task are here for that (see [`crate::connections`]).
+/// connection's task are here for that (see the `connections` module).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Proxy,

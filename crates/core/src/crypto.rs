@@ -74,6 +74,12 @@ pub fn derive_key(secret: &[u8], purpose: &str) -> [u8; 32] {
 /// Used for keyed lookup ids, so stored keys are not usable cookie values.
 pub struct MacKey(hmac::Key);
 
+impl std::fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacKey(<redacted>)")
+    }
+}
+
 impl MacKey {
     /// Prepares `key`.
     pub fn new(key: &[u8; 32]) -> Self {

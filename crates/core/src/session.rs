@@ -38,7 +38,7 @@ use thiserror::Error;
 use crate::config::StoreKind;
 use crate::crypto::{self, Sealer};
 
-const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions_v1");
+const TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v1");
 /// The idle clock of a session is persisted at most this often.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// Most sessions kept decrypted in memory with a file store; the rest are
