@@ -51,25 +51,10 @@ impl<S> std::fmt::Debug for AuthService<S> {
     }
 }
 
-/// The exact paths [`crate::routes`] serves; they stay reachable without a
-/// session. Matched exactly on the raw path: `/auth/../admin` is not one of
-/// them and goes through the policy like any other path.
-pub(crate) const OWN_PATHS: &[&str] = &[
-    "/auth/login",
-    "/auth/callback",
-    "/auth/logout",
-    "/auth/signed-out",
-    "/auth/me",
-    "/auth/session.js",
-    "/.auth/me",
-    "/.auth/login/aad",
-    "/.auth/logout",
-    "/healthz",
-];
-
 /// Whether `path` is exactly one of the paths [`Auth::routes`](crate::Auth::routes)
-/// serves. The layer lets these through without a session; a service that
-/// wraps its own dispatch in the layer can use this to send them to the routes.
+/// serves (the table is [`aadgate_core::paths::OWN_PATHS`]). The layer lets
+/// these through without a session; a service that wraps its own dispatch
+/// in the layer can use this to send them to the routes.
 ///
 /// ```
 /// assert!(aadgate::is_own_path("/auth/callback"));
@@ -77,7 +62,7 @@ pub(crate) const OWN_PATHS: &[&str] = &[
 /// assert!(!aadgate::is_own_path("/auth/../admin"));
 /// ```
 pub fn is_own_path(path: &str) -> bool {
-    OWN_PATHS.contains(&path)
+    aadgate_core::paths::is_own_path(path)
 }
 
 /// A browser navigation (gets a redirect) as opposed to XHR/fetch/API (gets 401 JSON).
@@ -174,14 +159,6 @@ where
             }
         })
     }
-}
-
-fn login_url(auth: &Auth, req: &Request<Body>) -> String {
-    let rd = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let mut u = auth.inner.settings.public_url.clone();
-    u.set_path("/auth/login");
-    u.query_pairs_mut().append_pair("rd", rd);
-    u.to_string()
 }
 
 /// Applies `[[dash.callback]]` rules to a Dash callback request: the body is
@@ -364,33 +341,11 @@ fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
 }
 
 pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
-    let url = login_url(auth, req);
-    if is_navigation(req.method(), req.headers()) {
-        let rd = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        let local: String = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("rd", rd)
-            .finish();
-        let mut resp = StatusCode::FOUND.into_response();
-        if let Ok(v) = header::HeaderValue::from_str(&format!("/auth/login?{local}")) {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
-        resp.headers_mut().insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
-        resp
-    } else {
-        let mut resp = (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": "login_required", "login_url": url})),
-        )
-            .into_response();
-        resp.headers_mut().insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
-        resp
-    }
+    crate::answers::login_required(
+        Some(&auth.inner.settings.public_url),
+        Some(req.uri().path_and_query().map_or("/", |pq| pq.as_str())),
+        is_navigation(req.method(), req.headers()),
+    )
 }
 
 pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Response {
@@ -443,7 +398,8 @@ pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &st
         StatusCode::FORBIDDEN,
         "Access denied",
         &format!(
-            "{body}<p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a><a class=\"button secondary\" href=\"/auth/logout\">Sign out</a>"
+            "{body}<p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a><a class=\"button secondary\" href=\"{logout}\">Sign out</a>",
+            logout = aadgate_core::paths::LOGOUT,
         ),
     )
 }

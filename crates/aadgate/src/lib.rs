@@ -132,6 +132,7 @@
 
 #![deny(missing_docs)]
 
+mod answers;
 mod cookies;
 mod error;
 #[cfg(feature = "graph")]
@@ -344,9 +345,10 @@ impl Auth {
         }
     }
 
-    /// The sign-in routes: `/auth/login`, `/auth/callback`, `/auth/logout`,
-    /// `/auth/signed-out`, `/auth/me`, App Service's `/.auth/me`,
-    /// `/.auth/login/aad`, `/.auth/logout`, and `/healthz`.
+    /// The sign-in routes: every path of [`aadgate_core::paths::OWN_PATHS`]
+    /// (`/auth/login`, `/auth/callback`, `/auth/logout`, `/auth/signed-out`,
+    /// `/auth/me`, `/auth/session.js`, App Service's `/.auth/me`,
+    /// `/.auth/login/aad` and `/.auth/logout`, and `/healthz`).
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
         routes::router(self.clone())
     }

@@ -16,22 +16,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use aadgate_core::paths;
+
+use crate::answers::{local_url, redirect};
 use crate::error::SignInError;
 use crate::pages::{self, escape};
 use crate::{Auth, cookies, headers};
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> {
+    use aadgate_core::paths::*;
     Router::new()
-        .route("/auth/login", get(login))
-        .route("/auth/callback", get(callback))
-        .route("/auth/logout", get(logout).post(logout))
-        .route("/auth/signed-out", get(signed_out))
-        .route("/auth/me", get(me))
-        .route("/auth/session.js", get(session_js))
-        .route("/.auth/me", get(app_service_me))
-        .route("/.auth/login/aad", get(app_service_login))
-        .route("/.auth/logout", get(app_service_logout))
-        .route("/healthz", get(|| async { "ok" }))
+        .route(LOGIN, get(login))
+        .route(CALLBACK, get(callback))
+        .route(LOGOUT, get(logout).post(logout))
+        .route(SIGNED_OUT, get(signed_out))
+        .route(ME, get(me))
+        .route(SESSION_JS, get(session_js))
+        .route(APP_SERVICE_ME, get(app_service_me))
+        .route(APP_SERVICE_LOGIN, get(app_service_login))
+        .route(APP_SERVICE_LOGOUT, get(app_service_logout))
+        .route(HEALTHZ, get(|| async { "ok" }))
         .with_state(auth)
 }
 
@@ -65,22 +69,6 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
-}
-
-fn redirect(to: &str) -> Response {
-    let mut resp = StatusCode::FOUND.into_response();
-    match HeaderValue::from_str(to) {
-        Ok(v) => {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
-        Err(_) => {
-            resp.headers_mut()
-                .insert(header::LOCATION, HeaderValue::from_static("/"));
-        }
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
 /// The client's connection, when the server recorded it (`ConnectInfo`).
@@ -378,17 +366,14 @@ async fn logout(
         if method == Method::POST {
             tracing::info!("sign-out refused: a POST from another origin");
         }
-        let action: String = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("rd", &rd)
-            .finish();
         return pages::page(
             StatusCode::OK,
             "Sign out?",
             &format!(
                 "<p>Do you want to sign out of this app (and of your Microsoft account in this browser)?</p>\
-<form method=\"post\" action=\"/auth/logout?{}\"><button class=\"button\" type=\"submit\">Sign out</button>\
+<form method=\"post\" action=\"{}\"><button class=\"button\" type=\"submit\">Sign out</button>\
 <a class=\"button secondary\" href=\"{}\">Stay signed in</a></form>",
-                escape(&action),
+                escape(&local_url(paths::LOGOUT, "rd", &rd)),
                 escape(&rd)
             ),
         );
@@ -428,12 +413,7 @@ async fn logout(
             }
             u.to_string()
         }
-        None => {
-            let local: String = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("state", &rd)
-                .finish();
-            format!("/auth/signed-out?{local}")
-        }
+        None => local_url(paths::SIGNED_OUT, "state", &rd),
     };
     let mut resp = redirect(&target);
     let c = &inner.cookies;
@@ -463,30 +443,18 @@ async fn signed_out(RawQuery(q): RawQuery) -> Response {
     let rd = param(&pairs, "state")
         .and_then(safe_return_path)
         .unwrap_or_else(|| "/".to_owned());
-    let login: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("rd", &rd)
-        .finish();
     pages::page(
         StatusCode::OK,
         "You have signed out",
         &format!(
-            "<p>Your session has ended. Close this window, or sign in again.</p><a class=\"button\" href=\"/auth/login?{}\">Sign in again</a>",
-            escape(&login)
+            "<p>Your session has ended. Close this window, or sign in again.</p><a class=\"button\" href=\"{}\">Sign in again</a>",
+            escape(&local_url(paths::LOGIN, "rd", &rd))
         ),
     )
 }
 
 fn unauthorized(auth: &Auth) -> Response {
-    let mut u = auth.inner.settings.public_url.clone();
-    u.set_path("/auth/login");
-    let mut resp = (
-        StatusCode::UNAUTHORIZED,
-        axum::Json(json!({"error": "login_required", "login_url": u.to_string()})),
-    )
-        .into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    crate::answers::login_required(Some(&auth.inner.settings.public_url), None, false)
 }
 
 async fn me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
@@ -562,10 +530,7 @@ async fn app_service_login(RawQuery(q): RawQuery) -> Response {
     let rd = param(&pairs, "post_login_redirect_uri")
         .and_then(safe_return_path)
         .unwrap_or_else(|| "/".to_owned());
-    let local: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("rd", &rd)
-        .finish();
-    redirect(&format!("/auth/login?{local}"))
+    redirect(&local_url(paths::LOGIN, "rd", &rd))
 }
 
 async fn app_service_logout(RawQuery(q): RawQuery) -> Response {
@@ -573,10 +538,7 @@ async fn app_service_logout(RawQuery(q): RawQuery) -> Response {
     let rd = param(&pairs, "post_logout_redirect_uri")
         .and_then(safe_return_path)
         .unwrap_or_else(|| "/".to_owned());
-    let local: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("rd", &rd)
-        .finish();
-    redirect(&format!("/auth/logout?{local}"))
+    redirect(&local_url(paths::LOGOUT, "rd", &rd))
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use aadgate_core::session::{Identity, Session};
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
@@ -135,11 +134,7 @@ pub struct NotSignedIn;
 
 impl IntoResponse for NotSignedIn {
     fn into_response(self) -> Response {
-        (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": "login_required", "login_url": "/auth/login"})),
-        )
-            .into_response()
+        crate::answers::login_required(None, None, false)
     }
 }
 

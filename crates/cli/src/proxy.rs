@@ -128,7 +128,7 @@ where
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .is_some_and(|ConnectInfo(peer)| g.trusted.iter().any(|n| n.contains(&peer.ip())));
-        if trusted || req.uri().path() == "/healthz" || g.allows(&req) {
+        if trusted || req.uri().path() == aadgate_core::paths::HEALTHZ || g.allows(&req) {
             return Either::Left(self.inner.call(req));
         }
         let cid = aadgate::pages::correlation_id();

@@ -405,7 +405,7 @@ impl Config {
             )
             .with_fix("serve users over https (terminate TLS in front of aadgate and list that proxy in trusted_proxies), or use a loopback address for local work"));
         }
-        let redirect_uri = join(&public_url, "/auth/callback");
+        let redirect_uri = join(&public_url, crate::paths::CALLBACK);
 
         let upstream = match self.upstream.as_deref() {
             None => None,
@@ -530,7 +530,7 @@ impl Config {
         }
 
         let post_logout_redirect_uri = match self.oidc.post_logout_redirect_uri.as_deref() {
-            None => join(&public_url, "/auth/signed-out"),
+            None => join(&public_url, crate::paths::SIGNED_OUT),
             Some(u) => Url::parse(u).map_err(|_| {
                 ConfigError::new(
                     "oidc.post_logout_redirect_uri",

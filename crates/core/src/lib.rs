@@ -15,6 +15,7 @@ pub mod entra;
 pub mod error;
 pub mod flow;
 pub mod limits;
+pub mod paths;
 pub mod policy;
 pub mod provider;
 pub mod session;

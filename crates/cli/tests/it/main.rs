@@ -10,5 +10,6 @@ mod demo;
 mod hardening;
 mod harness;
 mod hostile;
+mod paths;
 mod proxy;
 mod redirects;

@@ -1,0 +1,65 @@
+//! aadgate's own paths: the one table that the sign-in routes, the layer's
+//! "is this ours?" test, the configuration's derived URLs and the docs are
+//! built from.
+//!
+//! ```
+//! use aadgate_core::paths::{self, OWN_PATHS};
+//! assert!(paths::is_own_path(paths::CALLBACK));
+//! assert!(!paths::is_own_path("/auth/callback/"));
+//! assert!(!paths::is_own_path("/auth/../admin"));
+//! assert_eq!(OWN_PATHS.len(), 10);
+//! ```
+
+/// Starts sign-in (`?rd=` a local return path).
+pub const LOGIN: &str = "/auth/login";
+/// The redirect URI (`public_url` + this), where the provider returns.
+pub const CALLBACK: &str = "/auth/callback";
+/// Ends the session here and at the provider.
+pub const LOGOUT: &str = "/auth/logout";
+/// Where the provider returns after sign-out.
+pub const SIGNED_OUT: &str = "/auth/signed-out";
+/// The signed-in user as JSON.
+pub const ME: &str = "/auth/me";
+/// The page script that turns a `401 login_required` into a sign-in.
+pub const SESSION_JS: &str = "/auth/session.js";
+/// Azure App Service's `/.auth/me`.
+pub const APP_SERVICE_ME: &str = "/.auth/me";
+/// Azure App Service's sign-in URL.
+pub const APP_SERVICE_LOGIN: &str = "/.auth/login/aad";
+/// Azure App Service's sign-out URL.
+pub const APP_SERVICE_LOGOUT: &str = "/.auth/logout";
+/// Liveness: `ok`, on any `Host`.
+pub const HEALTHZ: &str = "/healthz";
+
+/// Every path aadgate answers itself (matched exactly on the raw path), with
+/// what it is for. They are reachable without a session.
+pub const OWN_PATHS: &[(&str, &str)] = &[
+    (
+        LOGIN,
+        "start sign-in; `rd` must be a local path (anything else becomes `/`)",
+    ),
+    (CALLBACK, "the redirect URI"),
+    (
+        LOGOUT,
+        "ends the session here and at the provider (RP-initiated logout)",
+    ),
+    (
+        SIGNED_OUT,
+        "the page the provider returns to after sign-out",
+    ),
+    (ME, "the signed-in user as JSON; 401 when signed out"),
+    (
+        SESSION_JS,
+        "the page script that turns a `401 login_required` on a background request into a sign-in",
+    ),
+    (APP_SERVICE_ME, "Azure App Service compatible `/.auth/me`"),
+    (APP_SERVICE_LOGIN, "Azure App Service compatible sign-in"),
+    (APP_SERVICE_LOGOUT, "Azure App Service compatible sign-out"),
+    (HEALTHZ, "`ok`, answered whatever the `Host`"),
+];
+
+/// Whether `path` is exactly one of [`OWN_PATHS`]: `/auth/../admin` is not,
+/// and goes through the route rules like any other path.
+pub fn is_own_path(path: &str) -> bool {
+    OWN_PATHS.iter().any(|(p, _)| *p == path)
+}
