@@ -270,7 +270,8 @@ impl Auth {
             settings.idle_timeout,
             settings.lifetime,
         )?
-        .keep_access_tokens_in_memory(settings.pass_access_token);
+        .keep_access_tokens_in_memory(settings.pass_access_token)
+        .with_clock(aadgate_core::clock::Clock::system());
         let provider = Provider::new(&settings);
         let cookies = cookies::CookieNames::for_url(&settings.public_url);
         Ok(Self {
@@ -296,6 +297,12 @@ impl Auth {
     /// The session store (for maintenance such as purging).
     pub fn sessions(&self) -> &SessionStore {
         &self.inner.store
+    }
+
+    /// The clock sessions, sign-ins and revalidation are timed with (the
+    /// session store's). Tests move it forward to see expiry without waiting.
+    pub fn clock(&self) -> &aadgate_core::clock::Clock {
+        self.inner.store.clock()
     }
 
     /// The provider.

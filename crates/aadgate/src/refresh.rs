@@ -5,7 +5,6 @@
 //! time instead of at the end of the session.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aadgate_core::error::ProviderError;
 use aadgate_core::{Session, Tokens};
@@ -15,24 +14,15 @@ use crate::{Auth, User};
 /// A token this close to expiry is refreshed first.
 const MARGIN_SECS: i64 = 60;
 
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// The stored token if it is good for more than [`MARGIN_SECS`].
-fn fresh(t: &Tokens) -> Option<String> {
-    let now = now();
+fn fresh(t: &Tokens, now: i64) -> Option<String> {
     t.access_token
         .clone()
         .filter(|_| t.access_expires_at.is_none_or(|e| e > now + MARGIN_SECS))
 }
 
 /// The stored token if it has not expired yet (used when a refresh is not possible).
-fn unexpired(t: &Tokens) -> Option<String> {
-    let now = now();
+fn unexpired(t: &Tokens, now: i64) -> Option<String> {
     t.access_token
         .clone()
         .filter(|_| t.access_expires_at.is_none_or(|e| e > now))
@@ -73,22 +63,24 @@ impl Auth {
     /// is gone (`invalid_grant`: user disabled, consent revoked, token expired)
     /// the session is ended, so the next request signs in again.
     pub async fn access_token(&self, user: &User) -> Option<String> {
-        if let Some(t) = fresh(&user.session.tokens) {
+        if let Some(t) = fresh(&user.session.tokens, self.clock().now()) {
             return Some(t);
         }
         self.single_flight(&user.cookie, async {
             if self.failed_recently(&user.cookie) {
-                return unexpired(&user.session.tokens);
+                return unexpired(&user.session.tokens, self.clock().now());
             }
             // Another request may have refreshed while this one waited.
             let session = self.inner.store.get_full(&user.cookie).await?;
-            if let Some(t) = fresh(&session.tokens) {
+            if let Some(t) = fresh(&session.tokens, self.clock().now()) {
                 return Some(t);
             }
             match self.redeem(&user.cookie, &session).await {
                 Redeemed::Renewed(t) => Some(t),
                 Redeemed::Ended => None,
-                Redeemed::NoRefreshToken | Redeemed::Unavailable => unexpired(&session.tokens),
+                Redeemed::NoRefreshToken | Redeemed::Unavailable => {
+                    unexpired(&session.tokens, self.clock().now())
+                }
             }
         })
         .await
@@ -104,7 +96,7 @@ impl Auth {
         self.single_flight(cookie, async {
             let inner = &self.inner;
             let session = inner.store.get_full(cookie).await?;
-            let t = now();
+            let t = self.clock().now();
             if t - session.checked_at < every {
                 // Another request revalidated it while this one waited.
                 return inner.store.get(cookie).await;
@@ -166,7 +158,7 @@ impl Auth {
             .lock()
             .expect("refresh failures lock")
             .get(cookie)
-            .is_some_and(|t| now() - t < RETRY_AFTER_SECS)
+            .is_some_and(|t| self.clock().now() - t < RETRY_AFTER_SECS)
     }
 
     /// Redeems the session's refresh token and stores what comes back: new
@@ -196,11 +188,12 @@ impl Auth {
             }
             Err(e) => {
                 tracing::warn!(%user, error = %e, "token refresh failed; retrying in {RETRY_AFTER_SECS} s");
+                let now = self.clock().now();
                 let mut failed = inner.refresh_failed.lock().expect("refresh failures lock");
                 if failed.len() >= 10_000 {
-                    failed.retain(|_, t| now() - *t < RETRY_AFTER_SECS);
+                    failed.retain(|_, t| now - *t < RETRY_AFTER_SECS);
                 }
-                failed.insert(cookie.clone(), now());
+                failed.insert(cookie.clone(), now);
                 return Redeemed::Unavailable;
             }
         };
@@ -234,7 +227,7 @@ impl Auth {
                 tracing::debug!(%user, "the provider sent no ID token with the refreshed tokens; roles kept")
             }
         }
-        let t = now();
+        let t = self.clock().now();
         let change = |s: &mut Session| {
             if let Some(c) = identity {
                 if c.roles != s.identity.roles || c.groups != s.identity.groups {

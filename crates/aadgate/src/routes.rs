@@ -1,7 +1,5 @@
 //! Sign-in routes: login, callback, logout, me, and App Service aliases.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aadgate_core::flow::{
     AuthorizationRequest, PENDING_TTL, PendingJar, PendingLogin, safe_return_path,
 };
@@ -37,13 +35,6 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
         .route(APP_SERVICE_LOGOUT, get(app_service_logout))
         .route(HEALTHZ, get(|| async { "ok" }))
         .with_state(auth)
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Query pairs; `None` when a parameter we read appears twice (duplicate
@@ -134,7 +125,7 @@ async fn login(
         Ok(m) => m,
         Err(e) => return SignInError::from(e).into_response(),
     };
-    let t = now();
+    let t = auth.clock().now();
     let login = PendingLogin::new(rd, meta.issuer.clone(), t);
     let mut jar = PendingJar::from_cookie(
         cookies::cookie_values(&headers, inner.cookies.pending).next(),
@@ -209,7 +200,7 @@ async fn complete_sign_in(
     if code.len() > 4096 || state.len() > 256 {
         return Err(SignInError::MalformedCallback);
     }
-    let t = now();
+    let t = auth.clock().now();
     let mut jar = PendingJar::from_cookie(
         cookies::cookie_values(headers, inner.cookies.pending).next(),
         &inner.pending_sealer,

@@ -94,7 +94,7 @@ impl crate::Auth {
             let mut cookie: Option<Arc<str>> = None;
             if let Some(every) = inner.settings.revalidate {
                 let every = every.as_secs() as i64;
-                if crate::refresh::now() - session.checked_at >= every {
+                if self.clock().now() - session.checked_at >= every {
                     let c: Arc<str> = value.into();
                     match self.revalidate(&c, every).await {
                         Some(s) => session = s,

@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod dash;

@@ -4,7 +4,7 @@
 //! start-up does not stop aadgate from serving existing sessions.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -102,11 +102,10 @@ impl std::fmt::Debug for Provider {
     }
 }
 
+/// ID tokens are checked against the system time: they were minted by the
+/// provider's clock, not by a test's [`Clock`](crate::clock::Clock).
 fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::clock::Clock::system().now()
 }
 
 impl Provider {

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -208,6 +208,7 @@ pub struct SessionStore {
     disk_writes: std::sync::atomic::AtomicU64,
     keep_access_tokens: bool,
     memory_cap: usize,
+    clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -216,13 +217,6 @@ impl std::fmt::Debug for SessionStore {
             .field("persistent", &self.db.is_some())
             .finish_non_exhaustive()
     }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A cookie value is exactly 43 URL-safe base64 characters; anything else is
@@ -256,7 +250,21 @@ impl SessionStore {
             disk_writes: std::sync::atomic::AtomicU64::new(0),
             keep_access_tokens: true,
             memory_cap: MEMORY_CAP,
+            clock: crate::clock::Clock::system(),
         })
+    }
+
+    /// Measures idle timeouts and lifetimes with `clock` (shared with the
+    /// layer above, so a test can move time forward).
+    #[must_use]
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock idle timeouts and lifetimes are measured with.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     /// Whether access tokens stay in the memory cache (for passing them on
@@ -293,7 +301,7 @@ impl SessionStore {
         identity: Identity,
         tokens: Tokens,
     ) -> Result<(String, Arc<Session>), StoreError> {
-        let t = now();
+        let t = self.clock.now();
         let session = Arc::new(Session {
             identity,
             tokens,
@@ -322,7 +330,7 @@ impl SessionStore {
         let key = self.key_of(cookie);
         let mut s = (*current).clone();
         change(&mut s);
-        s.last_seen = now();
+        s.last_seen = self.clock.now();
         s.derived = Default::default();
         self.persist(key, &s).await?;
         self.insert_cache(cookie, key, Arc::new(self.slim(&s)), s.last_seen);
@@ -382,7 +390,7 @@ impl SessionStore {
             }
         };
         let key = entry.key;
-        let t = now();
+        let t = self.clock.now();
         let seen = entry.last_seen.load(Ordering::Relaxed);
         if t >= entry.session.expires_at || t - seen > self.idle {
             self.remove_key(cookie, key).await;
@@ -482,7 +490,7 @@ impl SessionStore {
 
     /// Removes expired sessions from memory and disk; returns how many.
     pub async fn purge_expired(&self) -> usize {
-        let t = now();
+        let t = self.clock.now();
         let idle = self.idle;
         let mut n = 0;
         {
