@@ -1,4 +1,7 @@
-//! aadgate's two cookies: the session id and the pending sign-ins.
+//! aadgate's two cookies, the session id and the pending sign-ins, in both
+//! directions: set by aadgate, read from requests, and kept away from the
+//! app (removed from the `Cookie` header it receives, and from the
+//! `Set-Cookie` headers it sends, so it can neither read nor plant them).
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use url::Url;
@@ -55,8 +58,8 @@ pub(crate) fn cookie_values<'a>(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v.trim_matches('"'))
+            let (_, v) = pair.split_once('=')?;
+            (cookie_name(pair) == name).then_some(v.trim().trim_matches('"'))
         })
         .take(MAX_VALUES)
 }
@@ -77,10 +80,7 @@ pub(crate) fn strip_own_cookies(headers: &mut HeaderMap, names: &[&str]) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| {
-            let k = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            !pair.is_empty() && !names.contains(&k)
-        })
+        .filter(|pair| !pair.is_empty() && !names.contains(&cookie_name(pair)))
         .map(str::to_owned)
         .collect();
     headers.remove(header::COOKIE);
@@ -88,5 +88,72 @@ pub(crate) fn strip_own_cookies(headers: &mut HeaderMap, names: &[&str]) {
         && let Ok(v) = HeaderValue::from_str(&all.join("; "))
     {
         headers.insert(header::COOKIE, v);
+    }
+}
+
+/// The name in a `Cookie` pair (`name=value`) or at the start of a
+/// `Set-Cookie` value (`name=value; Path=/`), without surrounding spaces.
+fn cookie_name(pair: &str) -> &str {
+    pair.split_once('=').map_or(pair, |(k, _)| k).trim()
+}
+
+/// Removes the `Set-Cookie` headers that would set (overwrite, fixate) one
+/// of aadgate's cookies, keeping the app's others.
+pub(crate) fn strip_own_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    if !headers.contains_key(header::SET_COOKIE) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|c| {
+            c.to_str().map_or(true, |c| {
+                !names.contains(&cookie_name(c.split(';').next().unwrap_or("")))
+            })
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for c in kept {
+        headers.append(header::SET_COOKIE, c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cookies_are_kept_from_the_app_both_ways() {
+        let names = ["aadgate", "aadgate_login"];
+        let mut req = HeaderMap::new();
+        req.append(header::COOKIE, "a=1; aadgate=s3cret;b=2".parse().unwrap());
+        req.append(header::COOKIE, " aadgate_login = x ".parse().unwrap());
+        assert_eq!(
+            cookie_values(&req, "aadgate").collect::<Vec<_>>(),
+            ["s3cret"]
+        );
+        strip_own_cookies(&mut req, &names);
+        assert_eq!(
+            req.get_all(header::COOKIE).iter().collect::<Vec<_>>(),
+            ["a=1; b=2"]
+        );
+
+        let mut resp = HeaderMap::new();
+        for c in [
+            "aadgate=planted; Path=/",
+            "app=1; Path=/",
+            " aadgate_login=x",
+            "aadgate2=ok",
+        ] {
+            resp.append(header::SET_COOKIE, c.parse().unwrap());
+        }
+        strip_own_set_cookies(&mut resp, &names);
+        let left: Vec<_> = resp
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["app=1; Path=/", "aadgate2=ok"]);
     }
 }

@@ -310,6 +310,12 @@ impl Auth {
         &self.inner.provider
     }
 
+    /// Removes from an app's response the `Set-Cookie` headers that would set
+    /// one of aadgate's cookies (the request side is done by the layer).
+    pub fn strip_own_set_cookies(&self, headers: &mut axum::http::HeaderMap) {
+        cookies::strip_own_set_cookies(headers, &self.cookie_names());
+    }
+
     /// Names of aadgate's own cookies (never forwarded to an app).
     pub fn cookie_names(&self) -> [&'static str; 2] {
         [self.inner.cookies.session, self.inner.cookies.pending]

@@ -495,15 +495,13 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
             });
         }
         let (mut parts, _) = resp.into_parts();
-        drop_own_set_cookies(&mut parts.headers, &fwd.auth.cookie_names());
+        fwd.auth.strip_own_set_cookies(&mut parts.headers);
         return Response::from_parts(parts, Body::empty());
     }
 
     let (mut parts, body) = resp.into_parts();
     strip_headers(&mut parts.headers, None);
-    if parts.headers.contains_key(header::SET_COOKIE) {
-        drop_own_set_cookies(&mut parts.headers, &fwd.auth.cookie_names());
-    }
+    fwd.auth.strip_own_set_cookies(&mut parts.headers);
     if settings.dash_session_script && injectable(&parts.headers) {
         if let Ok(bytes) = axum::body::to_bytes(Body::new(body), MAX_INJECT).await {
             let page = inject_session_script(&bytes);
@@ -551,27 +549,6 @@ fn inject_session_script(page: &[u8]) -> Vec<u8> {
     out.extend_from_slice(SESSION_SCRIPT_TAG);
     out.extend_from_slice(&page[at..]);
     out
-}
-
-/// The app may not set (overwrite, fixate) aadgate's own cookies.
-fn drop_own_set_cookies(headers: &mut HeaderMap, own: &[&str]) {
-    let cookies: Vec<HeaderValue> = headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .cloned()
-        .collect();
-    headers.remove(header::SET_COOKIE);
-    for c in cookies {
-        let name = c
-            .to_str()
-            .ok()
-            .and_then(|s| s.split('=').next())
-            .map(str::trim)
-            .unwrap_or("");
-        if !own.contains(&name) {
-            headers.append(header::SET_COOKIE, c);
-        }
-    }
 }
 
 /// Binds the proxy's listening socket (`SO_REUSEADDR`, a backlog of 1,024)
