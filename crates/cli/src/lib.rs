@@ -1,7 +1,9 @@
 //! The `aadgate` binary's pieces, as a library so tests can start them in-process.
 
 mod connections;
+#[cfg(feature = "dev-idp")]
 pub mod dashboard;
+#[cfg(feature = "dev-idp")]
 pub mod demo;
 pub mod proxy;
 mod request_body;

@@ -1,12 +1,14 @@
 //! `aadgate`: authenticating reverse proxy, dev identity provider and demo.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aadgate::Auth;
-use aadgate_cli::{demo, proxy, spawn_session_sweeper};
+#[cfg(feature = "dev-idp")]
+use aadgate_cli::demo;
+use aadgate_cli::{proxy, spawn_session_sweeper};
 use aadgate_core::Config;
+#[cfg(feature = "dev-idp")]
 use aadgate_dev_idp::{DevIdp, DevIdpConfig};
 use clap::{Parser, Subcommand};
 
@@ -30,15 +32,17 @@ enum Command {
         config: PathBuf,
     },
     /// Run a local identity provider that speaks Entra ID's v2 endpoints.
+    #[cfg(feature = "dev-idp")]
     DevIdp {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:4181")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
         /// TOML with users, roles, client and redirect URIs (default: built-in users).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Start the dev IdP, the proxy and a sample dashboard: nothing to configure.
+    #[cfg(feature = "dev-idp")]
     Demo {
         /// Port of the proxy (the URL to open).
         #[arg(long, default_value_t = 4180)]
@@ -150,6 +154,7 @@ async fn run_proxy(
 
 async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match command {
+        #[cfg(feature = "dev-idp")]
         Command::DevIdp { listen, config } => {
             let cfg = match config {
                 Some(p) => {
@@ -181,6 +186,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                 .await?;
             Ok(())
         }
+        #[cfg(feature = "dev-idp")]
         Command::Demo { port, idp_port } => {
             let d = demo::start(demo::DemoPorts {
                 proxy: port,
