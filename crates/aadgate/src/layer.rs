@@ -10,10 +10,11 @@ use std::task::{Context, Poll};
 use aadgate_core::policy::Requirement;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tower::{Layer, Service};
 
-use crate::pages::{self, escape};
+use crate::pages::escape;
+use crate::refusal::Refusal;
 use crate::{Auth, User, cookies, headers};
 
 /// Layer enforcing sign-in and the configured role rules. See [`Auth::require_login`].
@@ -65,8 +66,11 @@ pub fn is_own_path(path: &str) -> bool {
     aadgate_core::paths::is_own_path(path)
 }
 
-/// A browser navigation (gets a redirect) as opposed to XHR/fetch/API (gets 401 JSON).
-pub(crate) fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
+/// Whether a request is a browser navigation (it gets a redirect or a page)
+/// as opposed to XHR, fetch or an API call (it gets JSON): a `GET`/`HEAD`
+/// without `X-Requested-With`, with `Sec-Fetch-Mode: navigate` or, from
+/// older clients, an `Accept` naming `text/html`.
+pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
     }
@@ -269,75 +273,47 @@ pub(crate) fn canonical_method(m: &Method) -> Option<Method> {
 
 /// A path that is refused (dot segments, control characters, undecodable).
 fn bad_path(req: &Request<Body>) -> Response {
-    let cid = pages::correlation_id();
-    tracing::info!(
-        correlation_id = %cid,
-        path = req.uri().path(),
-        "request refused: the path has dot segments, control characters or undecodable escapes"
-    );
-    if is_navigation(req.method(), req.headers()) {
-        return pages::refusal(
-            StatusCode::BAD_REQUEST,
-            "Bad request",
-            "This address contains \".\" or \"..\" segments, or characters that are not allowed in a path. Open the page from a link instead.",
-            &cid,
-        );
-    }
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(serde_json::json!({"error": "bad_request_path", "correlation_id": cid})),
-    )
-        .into_response()
+    Refusal::new(StatusCode::BAD_REQUEST, "bad_request_path", "Bad request")
+        .message("This address contains \".\" or \"..\" segments, or characters that are not allowed in a path. Open the page from a link instead.")
+        .reason(format!(
+            "the path {:?} has dot segments, control characters or undecodable escapes",
+            req.uri().path()
+        ))
+        .respond(is_navigation(req.method(), req.headers()))
 }
 
-/// A refusal: the precise reason goes to the log, the client gets a fixed
-/// error code and the correlation id that finds the log line.
+/// A refused Dash callback (always a script's request: JSON).
 fn refuse(status: StatusCode, error: &'static str, reason: &str) -> Response {
-    let cid = pages::correlation_id();
-    tracing::info!(correlation_id = %cid, %reason, "request refused");
-    (
-        status,
-        axum::Json(serde_json::json!({"error": error, "correlation_id": cid})),
-    )
-        .into_response()
+    Refusal::new(status, error, "Refused")
+        .reason(reason)
+        .respond(false)
 }
 
 fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
     let overage = user.session.identity.groups_overage;
-    let cid = pages::correlation_id();
-    tracing::info!(
-        correlation_id = %cid,
-        user = user.id(),
-        path = req.uri().path(),
-        overage,
-        "access denied: not in an allowed group{}",
-        if overage {
-            " (token has group overage: membership unknown, failing closed)"
-        } else {
-            ""
-        }
-    );
-    if !is_navigation(req.method(), req.headers()) {
-        return (
-            StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({"error": "forbidden", "required": "group", "correlation_id": cid})),
-        )
-            .into_response();
-    }
     let why = if overage {
         "You belong to so many groups that Entra ID could not list them in your sign-in, so aadgate cannot confirm you are in one this page needs. Ask the app's owner to grant access through an app role instead."
     } else {
         "This page is limited to members of particular groups, and you are not in one of them."
     };
-    pages::page(
-        StatusCode::FORBIDDEN,
-        "Access denied",
-        &format!(
-            "<p>You are signed in as <strong>{}</strong>.</p><p>{}</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a>",
+    Refusal::new(StatusCode::FORBIDDEN, "forbidden", "Access denied")
+        .html(format!(
+            "<p>You are signed in as <strong>{}</strong>.</p><p>{}</p>",
             escape(user.name()),
             escape(why)
-        ),
-    )
+        ))
+        .field("required", "group")
+        .reason(format!(
+            "access denied to {} for {}: not in an allowed group{}",
+            req.uri().path(),
+            user.id(),
+            if overage {
+                " (token has group overage: membership unknown, failing closed)"
+            } else {
+                ""
+            }
+        ))
+        .respond(is_navigation(req.method(), req.headers()))
 }
 
 pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
@@ -349,35 +325,9 @@ pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
 }
 
 pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Response {
-    let cid = pages::correlation_id();
-    tracing::info!(
-        correlation_id = %cid,
-        user = user.id(),
-        path = req.uri().path(),
-        required = role,
-        "access denied: missing role"
-    );
-    let lowest = auth
-        .inner
-        .settings
-        .policy
-        .roles()
-        .first()
-        .map(String::as_str)
-        .unwrap_or("");
-    let holds_none = auth
-        .inner
-        .settings
-        .policy
-        .rank(&user.session.identity.roles)
-        .is_none();
-    if !is_navigation(req.method(), req.headers()) {
-        return (
-            StatusCode::FORBIDDEN,
-            axum::Json(serde_json::json!({"error": "forbidden", "required_role": role, "user": user.name(), "correlation_id": cid})),
-        )
-            .into_response();
-    }
+    let policy = &auth.inner.settings.policy;
+    let lowest = policy.roles().first().map(String::as_str).unwrap_or("");
+    let holds_none = policy.rank(&user.session.identity.roles).is_none();
     let who = match user.identity().preferred_username.as_deref() {
         Some(upn) if upn != user.name() => format!("{} ({})", escape(user.name()), escape(upn)),
         _ => escape(user.name()),
@@ -394,14 +344,17 @@ pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &st
             escape(role)
         )
     };
-    pages::page(
-        StatusCode::FORBIDDEN,
-        "Access denied",
-        &format!(
-            "{body}<p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a><a class=\"button secondary\" href=\"{logout}\">Sign out</a>",
-            logout = aadgate_core::paths::LOGOUT,
-        ),
-    )
+    Refusal::new(StatusCode::FORBIDDEN, "forbidden", "Access denied")
+        .html(body)
+        .field("required_role", role)
+        .field("user", user.name())
+        .link("Sign out", aadgate_core::paths::LOGOUT)
+        .reason(format!(
+            "access denied to {} for {}: missing role {role}",
+            req.uri().path(),
+            user.id()
+        ))
+        .respond(is_navigation(req.method(), req.headers()))
 }
 
 #[cfg(test)]

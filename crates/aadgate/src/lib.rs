@@ -141,6 +141,7 @@ pub mod headers;
 mod layer;
 pub mod pages;
 mod refresh;
+mod refusal;
 mod role;
 mod routes;
 mod throttle;
@@ -155,7 +156,8 @@ use aadgate_core::{Config, Provider, SessionStore};
 
 pub use aadgate_core;
 pub use error::{AuthError, SignInError};
-pub use layer::{AuthLayer, AuthService, is_own_path};
+pub use layer::{AuthLayer, AuthService, is_navigation, is_own_path};
+pub use refusal::Refusal;
 pub use role::{RequireRole, RequireRoleLayer};
 pub use throttle::client_address;
 pub use user::{AccessToken, MaybeUser, NotSignedIn, User};

@@ -55,21 +55,6 @@ pub fn failure(status: StatusCode, title: &str, message: &str, correlation_id: &
     )
 }
 
-/// A refusal the user can do nothing about but wait or go elsewhere: the
-/// message (plain text, escaped here), the correlation id that finds the
-/// log line, and a way home.
-pub fn refusal(status: StatusCode, title: &str, message: &str, correlation_id: &str) -> Response {
-    page(
-        status,
-        title,
-        &format!(
-            "<p>{}</p><p class=\"muted\">Correlation id: <code>{}</code></p><a class=\"button\" href=\"/\">Home</a>",
-            escape(message),
-            escape(correlation_id)
-        ),
-    )
-}
-
 /// A short random id that ties a page a user reports to a log line.
 pub fn correlation_id() -> String {
     aadgate_core::crypto::random_bytes::<8>()

@@ -81,16 +81,18 @@ fn throttle(auth: &Auth, peer: &Peer, headers: &HeaderMap) -> Option<Response> {
     {
         Ok(()) => None,
         Err(wait) => {
-            let cid = pages::correlation_id();
-            tracing::warn!(correlation_id = %cid, %client, "sign-in refused: limits.signin_per_minute exceeded");
-            let mut resp = pages::refusal(
+            // Always a page: these are navigations (the provider's redirect included).
+            let mut resp = crate::Refusal::new(
                 StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sign_ins",
                 "Too many sign-in attempts",
-                &format!(
-                    "This browser or network started too many sign-ins in a short time. Wait {wait} seconds, then try again."
-                ),
-                &cid,
-            );
+            )
+            .message(format!(
+                "This browser or network started too many sign-ins in a short time. Wait {wait} seconds, then try again."
+            ))
+            .reason(format!("{client} exceeded limits.signin_per_minute"))
+            .warn()
+            .respond(true);
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));
             Some(resp)

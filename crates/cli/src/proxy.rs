@@ -10,12 +10,12 @@ use std::net::SocketAddr;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use aadgate::{Auth, AuthService, User};
+use aadgate::{Auth, AuthService, Refusal, User};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http_body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -131,21 +131,20 @@ where
         if trusted || req.uri().path() == aadgate_core::paths::HEALTHZ || g.allows(&req) {
             return Either::Left(self.inner.call(req));
         }
-        let cid = aadgate::pages::correlation_id();
-        tracing::info!(
-            correlation_id = %cid,
-            host = ?req.headers().get(header::HOST),
-            "request refused with 421: the Host is not public_url's (a proxy in front that rewrites Host must be listed in trusted_proxies, or pass the Host through)"
-        );
         let url = g.public_url.as_str();
-        Either::Right(std::future::ready(Ok(aadgate::pages::page(
-            StatusCode::MISDIRECTED_REQUEST,
-            "Wrong address",
-            &format!(
-                "<p>This app is served at <a href=\"{url}\">{url}</a>. Open it there.</p><p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"{url}\">Open the app</a>",
+        let refusal = Refusal::new(StatusCode::MISDIRECTED_REQUEST, "misdirected_request", "Wrong address")
+            .html(format!(
+                "<p>This app is served at <a href=\"{url}\">{url}</a>. Open it there.</p>",
                 url = aadgate::pages::escape(url),
-            ),
-        ))))
+            ))
+            .field("public_url", url)
+            .reason(format!(
+                "the Host {:?} is not public_url's (a proxy in front that rewrites Host must be listed in trusted_proxies, or pass the Host through)",
+                req.headers().get(header::HOST)
+            ));
+        Either::Right(std::future::ready(Ok(
+            refusal.respond(aadgate::is_navigation(req.method(), req.headers()))
+        )))
     }
 }
 
@@ -337,67 +336,70 @@ fn is_websocket(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-fn bad_gateway(why: &str) -> Response {
-    tracing::warn!(error = %why, "upstream request failed");
-    aadgate::pages::page(
-        StatusCode::BAD_GATEWAY,
-        "The app is not responding",
-        "<p>aadgate signed you in, but the application behind it did not answer. Try again shortly; if it persists, the app's operators should check that it is running.</p>",
-    )
+/// Why a request reached aadgate but got no answer from the app.
+#[derive(Debug)]
+enum Failure {
+    /// The app could not be reached or failed mid-answer (502).
+    BadGateway(String),
+    /// The request body came too slowly (408; the connection is closed).
+    SlowBody,
+    /// The app did not answer within `limits.upstream_header_secs` (504).
+    AppTooSlow(Duration),
+    /// No connection to the app came free (503).
+    AppBusy(Duration),
 }
 
-/// 408 for a request body that came too slowly; the connection is closed.
-fn request_timeout() -> Response {
-    let cid = aadgate::pages::correlation_id();
-    tracing::info!(correlation_id = %cid, "request refused: the body came too slowly (limits.body_idle_secs / limits.request_secs)");
-    let mut resp = aadgate::pages::refusal(
-        StatusCode::REQUEST_TIMEOUT,
-        "The upload was too slow",
-        "Your browser took too long to send the request, so it was stopped. Try again on a faster connection.",
-        &cid,
-    );
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
-}
-
-/// 504 when the app does not answer within `limits.upstream_header_secs`.
-fn gateway_timeout(after: Duration) -> Response {
-    let cid = aadgate::pages::correlation_id();
-    tracing::warn!(correlation_id = %cid, seconds = after.as_secs(), "the app did not answer within limits.upstream_header_secs");
-    aadgate::pages::refusal(
-        StatusCode::GATEWAY_TIMEOUT,
-        "The app took too long",
-        "The application behind aadgate did not answer in time. Try again shortly.",
-        &cid,
-    )
-}
-
-/// 503 when every connection to the app (`limits.upstream_max_connections`)
-/// stayed busy for as long as a request may wait.
-fn app_busy(waited: Duration) -> Response {
-    let cid = aadgate::pages::correlation_id();
-    tracing::warn!(correlation_id = %cid, seconds = waited.as_secs(), "no connection to the app came free (limits.upstream_max_connections)");
-    aadgate::pages::refusal(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The app is busy",
-        "The application behind aadgate is busy with other requests. Try again shortly.",
-        &cid,
-    )
+impl Failure {
+    fn respond(self, navigation: bool) -> Response {
+        let close = matches!(self, Failure::SlowBody);
+        let refusal = match self {
+            Failure::BadGateway(why) => Refusal::new(StatusCode::BAD_GATEWAY, "bad_gateway", "The app is not responding")
+                .message("aadgate signed you in, but the application behind it did not answer. Try again shortly; if it persists, the app's operators should check that it is running.")
+                .reason(format!("upstream request failed: {why}"))
+                .warn(),
+            Failure::SlowBody => Refusal::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "The upload was too slow")
+                .message("Your browser took too long to send the request, so it was stopped. Try again on a faster connection.")
+                .reason("the request body came too slowly (limits.body_idle_secs / limits.request_secs)"),
+            Failure::AppTooSlow(after) => Refusal::new(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "The app took too long")
+                .message("The application behind aadgate did not answer in time. Try again shortly.")
+                .reason(format!("the app did not answer within limits.upstream_header_secs ({} s)", after.as_secs()))
+                .warn(),
+            Failure::AppBusy(waited) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "app_busy", "The app is busy")
+                .message("The application behind aadgate is busy with other requests. Try again shortly.")
+                .reason(format!("no connection to the app came free within {} s (limits.upstream_max_connections)", waited.as_secs()))
+                .warn(),
+        };
+        let mut resp = refusal.respond(navigation);
+        if close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
 }
 
 async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
     let settings = fwd.auth.settings();
     let Some(&ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() else {
         // `serve` always records it; without it nothing can be said about the client.
-        tracing::error!("request without the client's address; serve the proxy with proxy::serve");
-        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+        return Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+        )
+        .message("aadgate could not handle this request.")
+        .reason("request without the client's address; serve the proxy with proxy::serve")
+        .warn()
+        .respond(false);
     };
     let trusted = settings
         .trusted_proxies
         .iter()
         .any(|n| n.contains(&peer.ip()));
     let websocket = is_websocket(req.headers());
+    // Decided before the request goes on: failures answer a browser with a
+    // page and a script with JSON.
+    let navigation = aadgate::is_navigation(req.method(), req.headers());
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
     // HTTP/2 clients name the host in the URI; the app (HTTP/1.1) expects `Host`.
@@ -409,7 +411,12 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
     }
     *req.uri_mut() = match Pool::target_for(req.uri()) {
         Some(u) => u,
-        None => return (StatusCode::BAD_REQUEST, "bad request path").into_response(),
+        None => {
+            return Refusal::new(StatusCode::BAD_REQUEST, "bad_request_path", "Bad request")
+                .message("This request names no path.")
+                .reason(format!("request target {:?} is not a path", req.uri()))
+                .respond(false);
+        }
     };
     *req.version_mut() = http::Version::HTTP_11;
 
@@ -471,13 +478,15 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
     };
     let sent = tokio::select! {
         sent = fwd.pool.send(req) => sent,
-        () = too_late => return gateway_timeout(answer_within),
+        () = too_late => return Failure::AppTooSlow(answer_within).respond(navigation),
     };
     let mut resp = match sent {
         Ok(r) => r,
-        Err(_) if progress.as_ref().is_some_and(|p| p.timed_out()) => return request_timeout(),
-        Err(UpstreamError::Busy(waited)) => return app_busy(waited),
-        Err(e) => return bad_gateway(&e.to_string()),
+        Err(_) if progress.as_ref().is_some_and(|p| p.timed_out()) => {
+            return Failure::SlowBody.respond(navigation);
+        }
+        Err(UpstreamError::Busy(waited)) => return Failure::AppBusy(waited).respond(navigation),
+        Err(e) => return Failure::BadGateway(e.to_string()).respond(navigation),
     };
 
     if websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -510,7 +519,8 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(page.len()));
             return Response::from_parts(parts, Body::from(page));
         }
-        return bad_gateway("HTML response larger than its Content-Length");
+        return Failure::BadGateway("HTML response larger than its Content-Length".into())
+            .respond(navigation);
     }
     Response::from_parts(parts, Body::new(body))
 }

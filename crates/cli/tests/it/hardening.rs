@@ -296,6 +296,7 @@ async fn forwarding_headers_cannot_be_smuggled_past_the_proxy() {
         let r = c
             .get(s.proxy().url("/public/x"))
             .header("host", bad)
+            .header("accept", "text/html")
             .send()
             .await
             .unwrap();
@@ -305,6 +306,17 @@ async fn forwarding_headers_cannot_be_smuggled_past_the_proxy() {
             page.contains(&format!("http://{host}")) && page.contains("Correlation id"),
             "{page}"
         );
+        // A script gets the same answer as JSON.
+        let r = c
+            .get(s.proxy().url("/public/x"))
+            .header("host", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 421);
+        let json: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(json["error"], "misdirected_request");
+        assert_eq!(json["correlation_id"].as_str().map(str::len), Some(16));
     }
     let r = c
         .get(s.proxy().url("/healthz"))
@@ -468,6 +480,7 @@ async fn an_app_that_never_answers_gets_a_504() {
         Duration::from_secs(15),
         crate::harness::no_redirects()
             .get(s.proxy().url("/public/x"))
+            .header("accept", "text/html")
             .send(),
     )
     .await
