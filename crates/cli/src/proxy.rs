@@ -637,6 +637,8 @@ pub async fn serve_workers(
     })
     .await
     .map_err(std::io::Error::other)?;
+    // Idle clocks noted since the last batch.
+    auth.sessions().flush_idle_clocks().await;
     served.and(joined.map(drop))
 }
 

@@ -41,6 +41,10 @@ use crate::crypto::{self, Sealer};
 const TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v1");
 /// The idle clock of a session is persisted at most this often.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+/// Idle clocks noted by requests are written back in one transaction this
+/// often: a crash loses at most this much bookkeeping, never a session or a
+/// sign-out (those are written before the request is answered).
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// Most sessions kept decrypted in memory with a file store; the rest are
 /// read from disk on use (~2.3 KB of memory each, so 10,000 is ~23 MB; the
 /// same bound as mod_auth_openidc's default `OIDCCacheShmMax`). A memory
@@ -205,7 +209,12 @@ pub struct SessionStore {
     idle: i64,
     lifetime: i64,
     cache: RwLock<HashMap<CookieKey, Arc<Entry>>>,
-    disk_writes: std::sync::atomic::AtomicU64,
+    disk_writes: Arc<std::sync::atomic::AtomicU64>,
+    /// Idle clocks waiting to be written back (by key), in one batch per
+    /// [`FLUSH_INTERVAL`], off the request path.
+    touched: Arc<std::sync::Mutex<HashMap<[u8; 32], i64>>>,
+    /// Whether the task that writes them back has been started.
+    flusher: std::sync::atomic::AtomicBool,
     keep_access_tokens: bool,
     memory_cap: usize,
     clock: crate::clock::Clock,
@@ -247,7 +256,9 @@ impl SessionStore {
             idle: idle.as_secs() as i64,
             lifetime: lifetime.as_secs() as i64,
             cache: RwLock::new(HashMap::new()),
-            disk_writes: std::sync::atomic::AtomicU64::new(0),
+            disk_writes: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            touched: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            flusher: std::sync::atomic::AtomicBool::new(false),
             keep_access_tokens: true,
             memory_cap: MEMORY_CAP,
             clock: crate::clock::Clock::system(),
@@ -399,16 +410,46 @@ impl SessionStore {
         entry.last_seen.store(t, Ordering::Relaxed);
         let persisted = entry.persisted_seen.load(Ordering::Relaxed);
         if self.db.is_some() && t - persisted >= TOUCH_INTERVAL.as_secs() as i64 {
+            // Noted for the next batch: the request does not wait for a write.
             entry.persisted_seen.store(t, Ordering::Relaxed);
-            // The cache holds no ID or refresh token: update the stored copy.
-            if let Some(mut s) = self.load(key).await {
-                s.last_seen = t;
-                if let Err(e) = self.persist(key, &s).await {
-                    tracing::warn!(error = %e, "could not persist session idle clock");
-                }
+            if let Ok(mut touched) = self.touched.lock() {
+                touched.insert(key, t);
             }
+            self.start_flusher();
         }
         Some(entry.session.clone())
+    }
+
+    /// Starts, once, the task that writes noted idle clocks back every
+    /// [`FLUSH_INTERVAL`]; it ends when the store is dropped.
+    fn start_flusher(&self) {
+        if self.flusher.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Some(db) = self.db.as_ref().map(Arc::downgrade) else {
+            return;
+        };
+        let (sealer, writes) = (self.sealer.clone(), self.disk_writes.clone());
+        let touched = Arc::downgrade(&self.touched);
+        // Holds nothing strong while it sleeps: a dropped store closes its
+        // database at once (a restart in the same process can reopen it).
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FLUSH_INTERVAL).await;
+                let (Some(db), Some(touched)) = (db.upgrade(), touched.upgrade()) else {
+                    return;
+                };
+                flush_touched(&db, &sealer, &writes, &touched).await;
+            }
+        });
+    }
+
+    /// Writes the noted idle clocks back now (the background task does this
+    /// every [`FLUSH_INTERVAL`]; call it before a planned shutdown).
+    pub async fn flush_idle_clocks(&self) {
+        if let Some(db) = &self.db {
+            flush_touched(db, &self.sealer, &self.disk_writes, &self.touched).await;
+        }
     }
 
     /// Like [`SessionStore::get`], with every token (read from disk for a
@@ -577,6 +618,56 @@ fn open_db(dir: &Path) -> Result<Database, StoreError> {
     Ok(db)
 }
 
+/// Writes a batch of idle clocks in one transaction. Each record is read,
+/// opened, given the later of its stored and noted `last_seen`, sealed and
+/// written back within the transaction, so a session removed meanwhile
+/// (sign-out) stays removed and a concurrent update is never lost.
+async fn flush_touched(
+    db: &Arc<Database>,
+    sealer: &Sealer,
+    writes: &std::sync::atomic::AtomicU64,
+    touched: &std::sync::Mutex<HashMap<[u8; 32], i64>>,
+) {
+    let batch: Vec<([u8; 32], i64)> = match touched.lock() {
+        Ok(mut t) if !t.is_empty() => t.drain().collect(),
+        _ => return,
+    };
+    writes.fetch_add(1, Ordering::Relaxed);
+    let (db, sealer) = (db.clone(), sealer.clone());
+    let n = batch.len();
+    let r = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+        let tx = db.begin_write()?;
+        {
+            let mut table = tx.open_table(TABLE)?;
+            for (key, seen) in batch {
+                let Some(sealed) = table.get(key.as_slice())?.map(|v| v.value().to_vec()) else {
+                    continue;
+                };
+                let Some(mut s) = sealer
+                    .open(&sealed, &key)
+                    .and_then(|p| serde_json::from_slice::<Session>(&p).ok())
+                else {
+                    continue;
+                };
+                if s.last_seen >= seen {
+                    continue;
+                }
+                s.last_seen = seen;
+                let Ok(plain) = serde_json::to_vec(&s) else {
+                    continue;
+                };
+                table.insert(key.as_slice(), sealer.seal(&plain, &key).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    })
+    .await;
+    if !matches!(r, Ok(Ok(()))) {
+        tracing::warn!(sessions = n, "could not write session idle clocks back");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,6 +738,60 @@ mod tests {
         assert_eq!(s.disk_writes(), 1, "reads are served from memory");
         s.remove(&cookie).await;
         assert_eq!(s.disk_writes(), 2);
+    }
+
+    #[tokio::test]
+    async fn idle_clocks_are_written_back_in_batches_off_the_request_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let kind = StoreKind::File(dir.path().to_owned());
+        let s = store(&kind);
+        let mut cookies = Vec::new();
+        for _ in 0..20 {
+            cookies.push(s.create(Identity::default(), tokens()).await.unwrap().0);
+        }
+        let (gone, _) = s.create(Identity::default(), tokens()).await.unwrap();
+        let writes = s.disk_writes();
+        s.clock().advance(61);
+        for c in cookies.iter().chain([&gone]) {
+            assert!(s.get(c).await.is_some());
+        }
+        assert_eq!(s.disk_writes(), writes, "no request waited for a write");
+        s.remove(&gone).await;
+        s.flush_idle_clocks().await;
+        assert_eq!(
+            s.disk_writes(),
+            writes + 2,
+            "the removal, then one batch for all 20"
+        );
+        // Reopened (a restart), the stored idle clocks are the new ones, and
+        // the signed-out session stayed removed.
+        drop(s);
+        let again = store(&kind);
+        again.clock().advance(61);
+        let now = again.clock().now();
+        for c in &cookies {
+            let seen = again.get_full(c).await.unwrap().last_seen;
+            assert!(now - seen <= 2, "persisted last_seen {seen} vs now {now}");
+        }
+        assert!(again.get(&gone).await.is_none());
+    }
+
+    /// The background task writes them by itself (tokio's clock is paused and
+    /// jumps ahead whenever everything waits, so nothing waits 5 s).
+    #[tokio::test(start_paused = true)]
+    async fn the_background_task_writes_idle_clocks_back_within_the_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&StoreKind::File(dir.path().to_owned()));
+        let (cookie, _) = s.create(Identity::default(), tokens()).await.unwrap();
+        let writes = s.disk_writes();
+        s.clock().advance(61);
+        assert!(s.get(&cookie).await.is_some());
+        let started = tokio::time::Instant::now();
+        while s.disk_writes() == writes {
+            assert!(started.elapsed() <= FLUSH_INTERVAL * 2, "not written back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(s.disk_writes(), writes + 1);
     }
 
     #[tokio::test]
