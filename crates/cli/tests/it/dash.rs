@@ -204,7 +204,7 @@ async fn a_stalled_callback_body_gets_408() {
     use tokio::io::AsyncWriteExt as _;
     let s = Setup::with_extra(&format!("{DASH}\n[limits]\nbody_idle_secs = 1")).await;
     let b = s.browser();
-    let session = crate::proxy::session_cookie(&b).await;
+    let session = crate::harness::session_cookie(&b).await;
     let addr = s.proxy().addr;
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
     c.write_all(

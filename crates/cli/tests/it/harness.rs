@@ -533,3 +533,22 @@ pub(crate) async fn raw_status(addr: SocketAddr, raw: &[u8]) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"))
 }
+
+/// The session cookie (`aadgate=…`) of a fresh sign-in as `reader` in `b`,
+/// read from the callback's `Set-Cookie` (reqwest's jar cannot be read).
+pub(crate) async fn session_cookie(b: &Browser) -> String {
+    // reqwest's jar is not readable; sign in again manually and capture the Set-Cookie.
+    let authorize = b.start_login("/").await;
+    let callback = b.pick_user(&authorize, "reader").await;
+    let r = b.navigate(&callback).await;
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("aadgate="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}

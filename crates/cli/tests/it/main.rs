@@ -2,14 +2,17 @@
 //! One test binary (faster to link); each module is a concern.
 
 mod adversary;
+mod authorization;
 mod cli;
 mod conformance;
 mod dash;
 mod dash_differential;
 mod demo;
+mod forwarding;
 mod hardening;
 mod harness;
 mod hostile;
 mod paths;
-mod proxy;
 mod redirects;
+mod sessions;
+mod signin;

@@ -1,0 +1,106 @@
+//! Route and role decisions: the forbidden page, and route rules that cannot be
+//! talked past by any spelling of a path.
+
+use crate::harness::{Setup, session_cookie};
+
+#[tokio::test]
+async fn forbidden_page_names_user_and_lowest_role() {
+    let s = Setup::new().await;
+    let b = s.browser();
+    b.sign_in("norole", "/").await;
+    let r = b.navigate(&b.url("/")).await;
+    assert_eq!(r.status(), 403);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Nick NoRole"), "{html}");
+    assert!(html.contains("App.Read"), "{html}");
+    let b = s.browser();
+    b.sign_in("reader", "/").await;
+    let html = b
+        .navigate(&b.url("/admin/users"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Rita Reader") && html.contains("App.Admin"),
+        "{html}"
+    );
+}
+
+/// Sends a request with the path exactly as given (HTTP clients normalize `..`).
+async fn raw_get(addr: std::net::SocketAddr, path: &str, cookie: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf);
+    head.split(' ').nth(1).unwrap_or("0").parse().unwrap()
+}
+
+#[tokio::test]
+async fn route_rules_cannot_be_talked_past() {
+    let s = Setup::new().await;
+    let b = s.browser();
+    b.sign_in("reader", "/").await;
+    let cookie = session_cookie(&b).await;
+    let addr = s.proxy().addr;
+    assert_eq!(raw_get(addr, "/", &cookie).await, 200, "the cookie works");
+    for path in [
+        "/admin",
+        "/auth/../admin",
+        "/auth/%2e%2e/admin",
+        "/public/../admin",
+        "/public/..%2fadmin",
+        "/public/%252e%252e/admin",
+        "/public\\..\\admin",
+        "//admin",
+        "/./admin",
+        "/ADMIN",
+        "/Admin/users",
+        "/admin?next=/public",
+        "/admin#/public",
+        "/public/..;/admin",
+        "/public/..%3B/admin",
+        "/admin;x/users",
+    ] {
+        // 400 for dot segments (refused outright), 403 for the rest.
+        let status = raw_get(addr, path, &cookie).await;
+        let dots = path.contains("..") || path.contains("2e") || path.contains("/./");
+        assert_eq!(
+            status,
+            if dots { 400 } else { 403 },
+            "reader must not reach {path}"
+        );
+    }
+    // Without a session, none of these reach the app either.
+    for path in [
+        "/auth/../admin",
+        "/public/../x",
+        "/auth/",
+        "/auth/unknown",
+        "/.auth/../x",
+    ] {
+        let status = raw_get(addr, path, "x=y").await;
+        assert_eq!(
+            status,
+            if path.contains("..") { 400 } else { 401 },
+            "{path}"
+        );
+    }
+    // Client headers cannot change the decision.
+    let r = b
+        .client
+        .get(b.url("/admin"))
+        .header("accept", "application/json")
+        .header("x-original-url", "/public")
+        .header("x-forwarded-uri", "/public")
+        .header("user-agent", "GoogleHC/1.0 kube-probe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
