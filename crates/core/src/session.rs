@@ -351,12 +351,17 @@ impl SessionStore {
     fn insert_cache(&self, cookie: &str, key: [u8; 32], session: Arc<Session>, seen: i64) {
         let mut cache = self.cache.write().expect("session cache lock");
         if self.db.is_some() && cache.len() >= self.memory_cap {
-            // Drop an arbitrary tenth; they are reloaded from disk on use.
-            let victims: Vec<CookieKey> = cache
-                .keys()
-                .take(self.memory_cap.div_ceil(10))
-                .cloned()
+            // Drop the tenth used least recently; they are reloaded from disk
+            // on use. Done a tenth at a time, the cost per insert stays small.
+            let n = self.memory_cap.div_ceil(10).min(cache.len());
+            let mut by_use: Vec<(i64, &CookieKey)> = cache
+                .iter()
+                .map(|(k, e)| (e.last_seen.load(Ordering::Relaxed), k))
                 .collect();
+            if n > 0 {
+                by_use.select_nth_unstable_by_key(n - 1, |(seen, _)| *seen);
+            }
+            let victims: Vec<CookieKey> = by_use[..n].iter().map(|(_, k)| (*k).clone()).collect();
             for v in victims {
                 cache.remove(&v);
             }
@@ -373,8 +378,9 @@ impl SessionStore {
     }
 
     /// The live session for a cookie value, or `None` (unknown, malformed,
-    /// forged, idle too long or past its lifetime). Never writes to disk
-    /// except, at most once a minute per session, the idle clock.
+    /// forged, idle too long or past its lifetime). Never waits for a disk
+    /// write: the idle clock is noted, at most once a minute per session,
+    /// and written back in batches.
     pub async fn get(&self, cookie: &str) -> Option<Arc<Session>> {
         if !well_formed(cookie) {
             return None;
@@ -878,5 +884,37 @@ mod tests {
         }
         s.remove(&cookies[0]).await;
         assert!(s.get(&cookies[0]).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_evicts_the_sessions_used_least_recently() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(&StoreKind::File(dir.path().to_owned()));
+        s.memory_cap = 20;
+        let mut cookies = Vec::new();
+        for _ in 0..20 {
+            cookies.push(s.create(Identity::default(), tokens()).await.unwrap().0);
+            s.clock().advance(1);
+        }
+        // The five oldest are used again: now the most recent.
+        for c in &cookies[..5] {
+            assert!(s.get(c).await.is_some());
+        }
+        s.create(Identity::default(), tokens()).await.unwrap();
+        let cached = |c: &String| {
+            s.cache
+                .read()
+                .unwrap()
+                .contains_key(&CookieKey::from(c.as_str()))
+        };
+        assert!(
+            cookies[..5].iter().all(cached),
+            "recently used sessions stay"
+        );
+        assert!(
+            !cached(&cookies[5]) && !cached(&cookies[6]),
+            "the two used least recently go"
+        );
+        assert!(cookies[7..].iter().all(cached));
     }
 }
