@@ -124,6 +124,18 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         use futures_util::future::Either;
         let g = &self.shared;
+        // RFC 9112 3.2: more than one Host is a 400, whoever sends it (the
+        // app would join them into one host of the client's choosing).
+        if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+            return Either::Right(std::future::ready(Ok(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Bad request",
+            )
+            .message("The request names more than one host.")
+            .reason("more than one Host header")
+            .respond(aadgate::is_navigation(req.method(), req.headers())))));
+        }
         let trusted = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -253,6 +265,8 @@ const CLIENT_OVERRIDES: &[&str] = &[
     "x-forwarded-uri",
     "x-forwarded-path",
     "x-forwarded-prefix",
+    "x-script-name",
+    "script-name",
     "x-real-ip",
     "true-client-ip",
     "x-client-ip",
@@ -269,6 +283,13 @@ const FORWARDING: &[&str] = &[
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-scheme",
+    "x-url-scheme",
+    "x-host",
+    "front-end-https",
 ];
 
 fn is_forwarding(name: &HeaderName) -> bool {

@@ -242,11 +242,12 @@ impl CallbackRequest {
     }
 }
 
-/// For outputs declared with `MATCH`, the instances the inputs and state
-/// name. Dash does not check that a request's `MATCH` values agree between
-/// `outputs` and `inputs` (its renderer always sends them alike), and the
-/// callback may act on either (`ctx.triggered_id`), so each input or state
-/// id carrying a `MATCH` key yields the output id with that value too.
+/// For outputs declared with `MATCH`, the instances the inputs, state and
+/// `changedPropIds` name. Dash does not check that a request's `MATCH`
+/// values agree between `outputs`, `inputs` and `changedPropIds` (its
+/// renderer always sends them alike), and the callback may act on any of
+/// them (`ctx.triggered_id` comes from `changedPropIds`), so each id there
+/// carrying a `MATCH` key yields the output id with that value too.
 fn match_instances(declared: &[Declared], body: &Map<String, Value>) -> Vec<Value> {
     let mut out = Vec::new();
     for d in declared {
@@ -262,9 +263,21 @@ fn match_instances(declared: &[Declared], body: &Map<String, Value>) -> Vec<Valu
         let entries = ["inputs", "state"]
             .into_iter()
             .filter_map(|section| body.get(section).and_then(Value::as_array))
-            .flatten();
-        for entry in entries {
-            let Some(Value::Object(given)) = entry.get("id") else {
+            .flatten()
+            .filter_map(|entry| entry.get("id").cloned());
+        // `changedPropIds` (`"<id>.<property>"`) is what Dash builds
+        // `ctx.triggered` and `ctx.triggered_id` from.
+        let triggered = body
+            .get("changedPropIds")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|prop_id| prop_id.rsplit_once('.'))
+            .filter(|(id, _)| id.starts_with('{'))
+            .filter_map(|(id, _)| strict_json(id.as_bytes()).ok());
+        for given in entries.chain(triggered) {
+            let Value::Object(given) = given else {
                 continue;
             };
             let mut instance = id.clone();
@@ -598,6 +611,29 @@ mod tests {
         assert_eq!(role(body).unwrap(), Some(1));
         let consistent = body.replace("\"index\":1}", "\"index\":2}");
         assert_eq!(role(&consistent).unwrap(), None);
+    }
+
+    #[test]
+    fn a_match_callback_is_judged_on_the_instance_changed_prop_ids_name() {
+        let body = r#"{"output":"{\"index\":[\"MATCH\"],\"type\":\"row\"}.value","outputs":{"id":{"type":"row","index":2},"property":"value"},"inputs":[{"id":{"type":"row-button","index":2},"property":"n_clicks","value":1}],"changedPropIds":["{\"index\":1,\"type\":\"row-button\"}.n_clicks"]}"#;
+        assert_eq!(role(body).unwrap(), Some(1));
+    }
+
+    #[test]
+    fn decimals_parse_correctly_rounded_as_python_parses_them() {
+        // Each is exactly 1.0 to Python; a parser that rounds the wrong way
+        // would read 1.0000000000000002 and miss the rule for index 1.
+        for index in [
+            "1.0000000000000001110223024625156",
+            "1.00000000000000011102230246251565",
+            "10000000000000001110e-19",
+            "100000000000000011102230246251565e-32",
+        ] {
+            let body = format!(
+                r#"{{"output":"{{\"index\":[\"MATCH\"],\"type\":\"row\"}}.value","outputs":{{"id":{{"type":"row","index":{index}}},"property":"value"}}}}"#
+            );
+            assert_eq!(role(&body).unwrap(), Some(1), "{index}");
+        }
     }
 
     #[test]

@@ -297,6 +297,9 @@ fn corpus(cbs: &[Callback]) -> Vec<(usize, Entry)> {
         for (key, n) in numbers {
             let forms: Vec<String> = match *n {
                 "1" => vec![
+                    // Exactly 1.0 to Python (correctly rounded).
+                    "1.0000000000000001110223024625156".into(),
+                    "10000000000000001110e-19".into(),
                     "1.0".into(),
                     "true".into(),
                     "1e0".into(),
@@ -339,6 +342,24 @@ fn corpus(cbs: &[Callback]) -> Vec<(usize, Entry)> {
                 "POST",
                 "application/json",
                 std(&o),
+            );
+            // Outputs and inputs name row 2; `changedPropIds` (whence
+            // `ctx.triggered_id`) names the protected row 1.
+            let inputs2 = inputs.replace("\"index\":1", "\"index\":2");
+            push(
+                Class::Disagreement,
+                "changedPropIds row 1, the rest row 2".into(),
+                "POST",
+                "application/json",
+                body(&[
+                    ("output", output.clone()),
+                    ("outputs", o.clone()),
+                    ("inputs", inputs2),
+                    (
+                        "changedPropIds",
+                        json!(["{\"index\":1,\"type\":\"row-button\"}.n_clicks"]).to_string(),
+                    ),
+                ]),
             );
         }
         // Escapes and encodings Python reads the same way.

@@ -255,7 +255,8 @@ async fn forwarding_headers_cannot_be_smuggled_past_the_proxy() {
         (status, json)
     };
     let (status, seen_by_app) = echo(raw(
-        "X_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Host: evil.example\r\nX_Forwarded_Proto: https\r\nX_Real_IP: 6.6.6.6\r\nx_forwarded_user: admin\r\n",
+        "X_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Host: evil.example\r\nX_Forwarded_Proto: https\r\nX_Real_IP: 6.6.6.6\r\nx_forwarded_user: admin\r\n\
+X-Forwarded-Ssl: on\r\nX-Forwarded-Scheme: https\r\nX-Forwarded-Server: evil\r\nFront-End-Https: on\r\nX-Url-Scheme: https\r\nX-Scheme: https\r\nX-Host: evil.example\r\nX-Script-Name: /evil\r\nScript-Name: /evil\r\n",
         "hello",
     ))
     .await;
@@ -267,6 +268,22 @@ async fn forwarding_headers_cannot_be_smuggled_past_the_proxy() {
         .iter()
         .map(|p| p[0].as_str().unwrap().to_ascii_lowercase())
         .collect();
+    for other in [
+        "x-forwarded-ssl",
+        "x-forwarded-scheme",
+        "x-forwarded-server",
+        "front-end-https",
+        "x-url-scheme",
+        "x-scheme",
+        "x-host",
+        "x-script-name",
+        "script-name",
+    ] {
+        assert!(
+            !names.iter().any(|n| n == other),
+            "{other} reached the app: {names:?}"
+        );
+    }
     assert!(
         !names.iter().any(|n| n.contains('_')),
         "underscore spellings reached the app: {names:?}"
@@ -288,6 +305,15 @@ async fn forwarding_headers_cannot_be_smuggled_past_the_proxy() {
     assert_eq!(seen(&app, "x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(seen(&app, "x-forwarded-host"), [host.to_string().as_str()]);
     assert_eq!(seen(&app, "x-real-ip"), ["127.0.0.1"]);
+
+    // Two Host headers: the app would join them into one of the client's choosing.
+    let two_hosts = format!(
+        "GET /public/x HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(
+        crate::harness::raw_status(host, two_hosts.as_bytes()).await,
+        400
+    );
 
     // A Host that is not public_url's: 421 with a link to public_url, and
     // the app never sees it. Health checks by address still work.
