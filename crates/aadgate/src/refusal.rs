@@ -65,11 +65,6 @@ impl Refusal {
         self
     }
 
-    /// The status it answers with.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
     /// The page's body as HTML the caller has escaped, instead of a message.
     #[must_use]
     pub fn html(mut self, escaped: String) -> Self {

@@ -136,11 +136,13 @@ where
             .reason("more than one Host header")
             .respond(aadgate::is_navigation(req.method(), req.headers())))));
         }
-        let trusted = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|ConnectInfo(peer)| g.trusted.iter().any(|n| n.contains(&peer.ip())));
-        if trusted || req.uri().path() == aadgate_core::paths::HEALTHZ || g.allows(&req) {
+        // Cheapest first: nearly every request names public_url's authority.
+        let trusted = || {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .is_some_and(|ConnectInfo(peer)| g.trusted.iter().any(|n| n.contains(&peer.ip())))
+        };
+        if g.allows(&req) || req.uri().path() == aadgate_core::paths::HEALTHZ || trusted() {
             return Either::Left(self.inner.call(req));
         }
         let url = g.public_url.as_str();

@@ -490,10 +490,11 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let StrictValue(v) = map.next_value()?;
-            if out.insert(key.clone(), v).is_some() {
+            if out.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
             }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(key, v);
         }
         Ok(Value::Object(out))
     }
