@@ -285,7 +285,7 @@ impl Auth {
                 used_states: Mutex::new(UsedStates::default()),
                 refreshing: Mutex::new(HashMap::new()),
                 refresh_failed: Mutex::new(HashMap::new()),
-                signin_throttle: throttle::SignInThrottle::new(settings.limits.signin_per_minute),
+                signin_throttle: throttle::SignInThrottle::new(settings.signin_per_minute),
                 settings,
             }),
         })

@@ -119,8 +119,7 @@ pub async fn start(ports: DemoPorts) -> Result<Demo, Box<dyn std::error::Error +
 
     let config = demo_config(&public_url, &format!("http://{app_addr}"), &idp);
     let auth = Auth::from_config(&config)?;
-    let upstream = auth.settings().upstream.clone().ok_or("demo upstream")?;
-    let app = crate::proxy::app(&auth, &upstream)?;
+    let app = crate::proxy::app(&auth, &config.proxy_settings()?)?;
     tokio::spawn(crate::proxy::serve(
         proxy_listener,
         app,

@@ -122,33 +122,22 @@ async fn run_proxy(
     config: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::load(config)?;
+    let proxy_settings = config.proxy_settings()?;
     let auth = Auth::from_config(&config)?;
-    let settings = auth.settings().clone();
-    let upstream = settings.upstream.clone().ok_or_else(|| {
-        aadgate_core::ConfigError::new("upstream", "is missing").with_fix(
-            "set it to the app's URL, e.g. \"http://127.0.0.1:8050\" (env AADGATE_UPSTREAM)",
-        )
-    })?;
-    let listener = proxy::bind(settings.listen).map_err(|e| {
+    let listener = proxy::bind(proxy_settings.listen).map_err(|e| {
         format!(
             "cannot listen on {} ({e}). Fix: change `listen` or stop what uses that port",
-            settings.listen
+            proxy_settings.listen
         )
     })?;
     let bound = listener.local_addr()?;
-    tracing::info!(listen = %bound, public_url = %settings.public_url, upstream = %upstream, issuer = %settings.issuer, workers = settings.workers, "aadgate proxy started");
+    let settings = auth.settings();
+    tracing::info!(listen = %bound, public_url = %settings.public_url, upstream = %proxy_settings.upstream, issuer = %settings.issuer, workers = proxy_settings.workers, "aadgate proxy started");
     if let Err(e) = auth.provider().metadata().await {
         tracing::warn!(error = %e, "identity provider not reachable yet; sign-ins fail until it is, existing sessions keep working");
     }
     spawn_session_sweeper(&auth);
-    proxy::serve_workers(
-        listener,
-        auth,
-        upstream,
-        settings.workers,
-        shutdown_signal(),
-    )
-    .await?;
+    proxy::serve_workers(listener, auth, proxy_settings, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -215,12 +204,14 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
         Command::CheckConfig { config, online } => {
             let config = Config::load(&config)?;
             let settings = config.validate()?;
+            let proxy_settings = config.proxy_settings()?;
             println!("configuration OK");
             println!("  public_url:   {}", settings.public_url);
             println!(
                 "  redirect URI: {}  (register this at the provider)",
                 settings.redirect_uri
             );
+            println!("  upstream:     {}", proxy_settings.upstream);
             println!("  issuer:       {}", settings.issuer);
             println!("  roles:        {:?}", settings.policy.roles());
             if online {

@@ -19,6 +19,7 @@ use axum::response::Response;
 use http_body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use aadgate_core::ProxySettings;
 use aadgate_core::limits::Limits;
 
 use crate::connections::{Backoff, LogLimit, Tracker, Watched};
@@ -209,6 +210,10 @@ impl tower::Service<Request> for Dispatch {
 struct Forwarder {
     pool: Arc<Pool>,
     auth: Auth,
+    /// `dash.session_script`.
+    session_script: bool,
+    /// `limits.upstream_header_secs`.
+    answer_within: Duration,
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -217,13 +222,12 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Builds the proxy: sign-in routes, the layer, and forwarding for everything
-/// else, with its own pool of keep-alive connections to `upstream` (a plain
-/// `http://host:port` URL; anything else is an error).
-pub fn app(auth: &Auth, upstream: &Url) -> Result<Proxy, UpstreamError> {
-    let settings = auth.settings();
+/// else, with its own pool of keep-alive connections to `settings.upstream`
+/// (a plain `http://host:port` URL; anything else is an error).
+pub fn app(auth: &Auth, settings: &ProxySettings) -> Result<Proxy, UpstreamError> {
     let limits = settings.limits.clone();
     let pool = Pool::with_max(
-        upstream,
+        &settings.upstream,
         limits.upstream_max_connections,
         limits.upstream_header,
     )?;
@@ -232,14 +236,18 @@ pub fn app(auth: &Auth, upstream: &Url) -> Result<Proxy, UpstreamError> {
         forwarder: Arc::new(Forwarder {
             pool,
             auth: auth.clone(),
+            session_script: settings.session_script,
+            answer_within: limits.upstream_header,
         }),
     };
-    let public = &settings.public_url;
+    // Who is a trusted proxy, and the public URL, are the library's settings:
+    // the sign-in routes read them too.
+    let library = auth.settings();
     Ok(HostGuard {
         inner: tower::Layer::layer(&auth.require_login(), dispatch),
         shared: Arc::new(GuardShared::new(
-            public,
-            settings.trusted_proxies.clone(),
+            &library.public_url,
+            library.trusted_proxies.clone(),
             limits,
         )),
     })
@@ -492,7 +500,7 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
     // The app's time to answer starts once the request body has been sent
     // whole (a slow upload is the client's time, bounded by its own limits).
     let progress = req.extensions().get::<Arc<Progress>>().cloned();
-    let answer_within = settings.limits.upstream_header;
+    let answer_within = fwd.answer_within;
     let too_late = async {
         if let Some(p) = &progress {
             p.finished().await;
@@ -534,7 +542,7 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
     let (mut parts, body) = resp.into_parts();
     strip_headers(&mut parts.headers, None);
     fwd.auth.strip_own_set_cookies(&mut parts.headers);
-    if settings.dash_session_script && injectable(&parts.headers) {
+    if fwd.session_script && injectable(&parts.headers) {
         if let Ok(bytes) = axum::body::to_bytes(Body::new(body), MAX_INJECT).await {
             let page = inject_session_script(&bytes);
             parts
@@ -609,21 +617,20 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 pub async fn serve_workers(
     listener: std::net::TcpListener,
     auth: Auth,
-    upstream: Url,
-    workers: usize,
+    settings: ProxySettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut limits = auth.settings().limits.clone();
-    let workers = workers.max(1);
+    let workers = settings.workers.max(1);
+    let mut limits = settings.limits.clone();
     limits.max_connections = Some(limits.max_connections.unwrap_or_else(|| {
         crate::connections::default_cap(workers, limits.upstream_max_connections)
     }));
-    let first = app(&auth, &upstream).map_err(std::io::Error::other)?;
+    let first = app(&auth, &settings).map_err(std::io::Error::other)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
     for i in 1..workers {
         let listener = listener.try_clone()?;
-        let (auth, upstream, mut stopped) = (auth.clone(), upstream.clone(), stopped.clone());
+        let (auth, settings, mut stopped) = (auth.clone(), settings.clone(), stopped.clone());
         let limits = limits.clone();
         let thread = std::thread::Builder::new()
             .name(format!("aadgate-worker-{i}"))
@@ -636,7 +643,7 @@ pub async fn serve_workers(
                     let shutdown = async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     };
-                    let proxy = app(&auth, &upstream).map_err(std::io::Error::other)?;
+                    let proxy = app(&auth, &settings).map_err(std::io::Error::other)?;
                     serve_with(listener, proxy, shutdown, &limits).await
                 })
             })?;

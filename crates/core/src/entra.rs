@@ -1,5 +1,6 @@
-//! Microsoft Entra ID error codes (AADSTS) explained for the person who has to
-//! fix the setting. Never branch on `error_description` text; only the code.
+//! Microsoft Entra ID facts: its clouds' sign-in hosts, the shape of its
+//! tenant ids, and its error codes (AADSTS) explained for the person who has
+//! to fix the setting. Never branch on `error_description` text; only the code.
 
 /// What an AADSTS code means and which setting to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,28 @@ pub fn find_code(text: &str) -> Option<u32> {
 /// Explains a code, if known.
 pub fn explain(code: u32) -> Option<Explanation> {
     TABLE.iter().copied().find(|e| e.code == code)
+}
+
+/// The sign-in host of an Entra ID cloud named in `oidc.cloud`: `public`,
+/// `usgov` or `china`; `None` for any other name.
+pub fn cloud_host(cloud: &str) -> Option<&'static str> {
+    match cloud {
+        "public" => Some("login.microsoftonline.com"),
+        "usgov" => Some("login.microsoftonline.us"),
+        "china" => Some("login.partner.microsoftonline.cn"),
+        _ => None,
+    }
+}
+
+/// Whether `s` looks like a GUID (8-4-4-4-12 hex digits), as Entra's tenant
+/// and object ids do.
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]

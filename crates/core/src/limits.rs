@@ -57,7 +57,7 @@ pub struct LimitsConfig {
     pub signin_per_minute: Option<u32>,
 }
 
-/// `[limits]` resolved.
+/// `[limits]` resolved: what the proxy's connections and forwarding obey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// See [`LimitsConfig::first_byte_secs`].
@@ -77,8 +77,6 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// See [`LimitsConfig::upstream_max_connections`].
     pub upstream_max_connections: usize,
-    /// See [`LimitsConfig::signin_per_minute`]; 0: off.
-    pub signin_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -90,6 +88,12 @@ impl Default for Limits {
 }
 
 impl LimitsConfig {
+    /// `signin_per_minute` with its default (a rule of the library's sign-in
+    /// routes, not of the proxy's connections); 0: no limit.
+    pub fn signin_per_minute(&self) -> u32 {
+        self.signin_per_minute.unwrap_or(120)
+    }
+
     /// Checks the keys and fills in defaults.
     pub fn resolve(&self) -> Result<Limits, ConfigError> {
         let secs = |key: &str, v: Option<u64>, default: u64| -> Result<Duration, ConfigError> {
@@ -132,7 +136,6 @@ impl LimitsConfig {
                 self.upstream_max_connections,
             )?
             .unwrap_or(256),
-            signin_per_minute: self.signin_per_minute.unwrap_or(120),
         })
     }
 }
@@ -146,7 +149,7 @@ mod tests {
         let l = LimitsConfig::default().resolve().unwrap();
         assert_eq!(l.first_byte, Duration::from_secs(10));
         assert_eq!(l.upstream_max_connections, 256);
-        assert_eq!(l.signin_per_minute, 120);
+        assert_eq!(LimitsConfig::default().signin_per_minute(), 120);
         let bad = LimitsConfig {
             body_idle_secs: Some(0),
             ..LimitsConfig::default()

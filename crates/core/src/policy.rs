@@ -1,8 +1,7 @@
 //! Authorization policy: a role hierarchy and per-path rules.
 //!
 //! ```
-//! use aadgate_core::config::{AuthzConfig, RouteConfig};
-//! use aadgate_core::policy::{Policy, Requirement};
+//! use aadgate_core::policy::{AuthzConfig, Policy, Requirement, RouteConfig};
 //!
 //! let authz = AuthzConfig { roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()] };
 //! let routes = vec![
@@ -19,8 +18,41 @@
 //! assert!(!policy.allows(policy.requirement("/"), &[]));
 //! ```
 
-use crate::config::{AuthzConfig, RouteConfig};
+use serde::{Deserialize, Serialize};
+
 use crate::error::ConfigError;
+
+/// `[authz]`: the role hierarchy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzConfig {
+    /// App roles, lowest first: each role implies those before it. A signed-in
+    /// user holding none of them is refused with 403. Empty: any signed-in
+    /// user is let in.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `[[route]]`: a rule for a path prefix.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix, matched on whole segments of the normalized path
+    /// (`/admin` matches `/admin` and `/admin/x`, not `/administrator`).
+    pub path: String,
+    /// At least this role (or a higher one) is required.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// `true`: no sign-in needed.
+    #[serde(default)]
+    pub public: bool,
+    /// Group object ids; the user must be a member of at least one (in
+    /// addition to the role). Needs the `groups` claim in the ID token
+    /// (Entra: Token configuration > Add groups claim). A token that signals
+    /// group overage (over 200 groups) is refused on such routes.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
 
 /// What a request path requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

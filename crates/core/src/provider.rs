@@ -187,9 +187,9 @@ impl Provider {
                 // A domain tenant resolves to the tenant's GUID on the same host.
                 // Tenant GUIDs are case-insensitive; Entra publishes them lower-case.
                 found.eq_ignore_ascii_case(&self.configured_issuer)
-                    || (!crate::config::is_guid(tenant)
+                    || (!crate::entra::is_guid(tenant)
                         && found.rsplit('/').nth(1).is_some_and(|guid| {
-                            crate::config::is_guid(guid)
+                            crate::entra::is_guid(guid)
                                 && self
                                     .configured_issuer
                                     .replace(&format!("/{tenant}/v2.0"), &format!("/{guid}/v2.0"))

@@ -35,8 +35,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::StoreKind;
 use crate::crypto::{self, Sealer};
+pub use crate::identity::Identity;
 
 const TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v1");
 /// The idle clock of a session is persisted at most this often.
@@ -51,50 +51,13 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// store keeps every session: it has no disk.
 const MEMORY_CAP: usize = 10_000;
 
-/// Who signed in. Display values (`name`, `email`, `preferred_username`) are
-/// for showing, never for authorizing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    /// Issuer of the ID token.
-    pub issuer: String,
-    /// Subject.
-    pub sub: String,
-    /// Entra object id.
-    pub oid: Option<String>,
-    /// Entra tenant id.
-    pub tid: Option<String>,
-    /// Display name.
-    pub name: Option<String>,
-    /// Preferred username (UPN).
-    pub preferred_username: Option<String>,
-    /// Email.
-    pub email: Option<String>,
-    /// App roles from the token.
-    pub roles: Vec<String>,
-    /// Group ids.
-    pub groups: Vec<String>,
-    /// The token signalled group overage: `groups` is incomplete.
-    pub groups_overage: bool,
-    /// Provider session id.
-    pub sid: Option<String>,
-    /// Entra login hint, sent back at logout.
-    pub login_hint: Option<String>,
-}
-
-impl Identity {
-    /// The stable user id: `oid`, else `sub`.
-    pub fn user_id(&self) -> &str {
-        self.oid.as_deref().unwrap_or(&self.sub)
-    }
-
-    /// A name to show: name, else preferred_username, else email, else the id.
-    pub fn display_name(&self) -> &str {
-        self.name
-            .as_deref()
-            .or(self.preferred_username.as_deref())
-            .or(self.email.as_deref())
-            .unwrap_or_else(|| self.user_id())
-    }
+/// Where sessions are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In process memory; lost on restart.
+    Memory,
+    /// Embedded database in this directory.
+    File(std::path::PathBuf),
 }
 
 /// Tokens kept server-side.

@@ -6,7 +6,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use crate::error::TokenError;
-use crate::session::Identity;
+use crate::identity::Identity;
 
 /// An asymmetric JWS algorithm aadgate can accept for ID tokens. Symmetric
 /// (`HS*`) algorithms and `none` are deliberately not representable.
@@ -300,7 +300,7 @@ pub fn check_claims(
     if x.issuer.contains("{tenantid}") {
         let tid = tid
             .as_deref()
-            .filter(|t| crate::config::is_guid(t))
+            .filter(|t| crate::entra::is_guid(t))
             .ok_or_else(|| TokenError::Tenant(tid.clone()))?;
         let expected = x.issuer.replace("{tenantid}", tid);
         if iss != expected {

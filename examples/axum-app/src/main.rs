@@ -16,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let graph =
         Graph::new(&std::env::var("GRAPH_URL").unwrap_or_else(|_| Graph::MICROSOFT.to_owned()));
     let app = aadgate_example_axum_app::app(&auth, graph);
-    let listener = tokio::net::TcpListener::bind(auth.settings().listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen.as_str()).await?;
     println!("listening on {}", auth.settings().public_url);
     axum::serve(
         listener,

@@ -210,15 +210,14 @@ impl Proxy {
         ];
         let config = Config::from_toml_and_env(config_text, env).unwrap();
         let auth = Auth::from_config(&config).unwrap();
-        let upstream = auth.settings().upstream.clone().unwrap();
+        let settings = config.proxy_settings().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         // The binary's way of serving: several single-threaded workers
         // sharing the listening socket and the `Auth` (2 unless the config says).
         let handle = tokio::spawn(aadgate_cli::proxy::serve_workers(
             listener.into_std().unwrap(),
             auth.clone(),
-            upstream,
-            auth.settings().workers,
+            settings,
             async {
                 let _ = rx.await;
             },

@@ -13,15 +13,18 @@ async fn slow_clients_are_disconnected() {
     let s = Setup::new().await;
     // A proxy with a 1 s header timeout, same app.
     let (l, addr) = listener().await;
-    let app = aadgate_cli::proxy::app(
-        &s.proxy().auth,
-        &url::Url::parse(&format!("http://{}", s.echo)).unwrap(),
-    )
-    .unwrap();
     let limits = aadgate_core::limits::Limits {
         header: Duration::from_secs(1),
         ..Default::default()
     };
+    let settings = aadgate_core::ProxySettings {
+        listen: addr,
+        upstream: url::Url::parse(&format!("http://{}", s.echo)).unwrap(),
+        workers: 1,
+        session_script: false,
+        limits: limits.clone(),
+    };
+    let app = aadgate_cli::proxy::app(&s.proxy().auth, &settings).unwrap();
     tokio::spawn(async move {
         aadgate_cli::proxy::serve_with(l, app, std::future::pending(), &limits).await
     });

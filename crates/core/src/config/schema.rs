@@ -1,0 +1,148 @@
+//! The configuration file's keys: plain serde structs whose doc comments
+//! are the reference.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dash::DashConfig;
+use crate::limits::LimitsConfig;
+use crate::policy::{AuthzConfig, RouteConfig};
+
+/// The whole configuration of an aadgate proxy or of an app using the library.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the proxy listens on. Default `127.0.0.1:4180`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The URL users type to reach the app, as seen by their browser (scheme,
+    /// host, port). The redirect URI registered at the identity provider is
+    /// this plus `/auth/callback`. Required.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The app the proxy forwards to, e.g. `http://127.0.0.1:8050`: plain
+    /// http, scheme, host and port only. Required by `aadgate proxy`; unused
+    /// by the library.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// CIDRs of reverse proxies in front of aadgate whose `X-Forwarded-*`
+    /// headers are believed. Empty: every client is untrusted.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Pass the user's access token to the app as `X-Forwarded-Access-Token`.
+    /// Default `false`.
+    #[serde(default)]
+    pub pass_access_token: bool,
+    /// Threads serving proxy connections, each with its own event loop and
+    /// its own keep-alive connections to `upstream` (like nginx's
+    /// `worker_processes`). Default: the number of CPUs the process may use
+    /// (its CPU affinity and cgroup quota). Unused by the library.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// The identity provider.
+    #[serde(default)]
+    pub oidc: OidcConfig,
+    /// Sessions.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// Role hierarchy.
+    #[serde(default)]
+    pub authz: AuthzConfig,
+    /// Per-path rules; the longest matching `path` prefix wins.
+    #[serde(default)]
+    pub route: Vec<RouteConfig>,
+    /// Plotly Dash: per-callback role rules and the session script.
+    #[serde(default)]
+    pub dash: DashConfig,
+    /// Timeouts and caps on connections, request bodies and sign-ins.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:4180".to_owned()
+}
+
+/// `[oidc]`: which OpenID Connect provider signs users in.
+///
+/// For Microsoft Entra ID set `tenant` (and `cloud` for sovereign clouds);
+/// for any other OpenID provider set `issuer` instead.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Entra ID tenant: a GUID, a verified domain (`contoso.onmicrosoft.com`),
+    /// `organizations` or `common` (multi-tenant apps).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Entra ID cloud: `public` (default), `usgov` or `china`.
+    #[serde(default)]
+    pub cloud: Option<String>,
+    /// Issuer URL of any other OpenID provider (Okta, Keycloak, Google...),
+    /// or of an Entra-compatible one at a non-standard address such as
+    /// `aadgate dev-idp`. Discovery is read from
+    /// `{issuer}/.well-known/openid-configuration`. `http://` is accepted for
+    /// loopback hosts only.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Application (client) ID from the app registration.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Client secret. Prefer `AADGATE_OIDC_CLIENT_SECRET` to writing it here.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Scopes requested at sign-in. Default
+    /// `["openid", "profile", "email", "offline_access"]`; `openid` is always added.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Multi-tenant apps only (`tenant = "organizations"` or `"common"`):
+    /// tenant IDs allowed to sign in; `"*"` allows any tenant.
+    #[serde(default)]
+    pub allowed_tenants: Vec<String>,
+    /// ID-token signing algorithms accepted. Default `["RS256"]` for Entra ID,
+    /// otherwise the asymmetric algorithms the provider's discovery lists.
+    /// Symmetric (`HS*`) and `none` are never accepted.
+    #[serde(default)]
+    pub allowed_algorithms: Option<Vec<String>>,
+    /// Clock skew tolerated when checking `exp`, `nbf` and `iat`, in seconds.
+    /// Default 120, at most 300.
+    #[serde(default)]
+    pub clock_skew_secs: Option<u64>,
+    /// Where the provider sends the browser after sign-out. Default
+    /// `{public_url}/auth/signed-out` (register it as a redirect URI too).
+    #[serde(default)]
+    pub post_logout_redirect_uri: Option<String>,
+}
+
+/// `[session]`: server-side sessions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// At least 32 random bytes, hex or base64 encoded (`openssl rand -hex 32`).
+    /// Encrypts tokens at rest and pending sign-ins. Prefer
+    /// `AADGATE_SESSION_SECRET` to writing it here.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// `file:<directory>` (default `file:./.aadgate/sessions`, an embedded
+    /// database that survives restarts) or `memory`.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// A session unused for this long ends, in seconds. Default 28800 (8 h).
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    /// A session ends this long after sign-in whatever happens, in seconds.
+    /// Default 86400 (24 h).
+    #[serde(default)]
+    pub lifetime_secs: Option<u64>,
+    /// At most this long after sign-in or the last check, a session's roles
+    /// and groups are re-derived from a fresh ID token obtained with its
+    /// refresh token, so a role removed in Entra ID stops working within
+    /// this time. A refused refresh (`invalid_grant`: user disabled, consent
+    /// revoked, password reset) ends the session. In seconds; default 900;
+    /// 0 turns it off (roles then last as long as the session).
+    #[serde(default)]
+    pub revalidate_secs: Option<u64>,
+    /// While the provider cannot be reached, a session due for revalidation
+    /// is kept for at most this long past its due time (and the outage is
+    /// logged), then ended. In seconds; default 3600.
+    #[serde(default)]
+    pub revalidate_grace_secs: Option<u64>,
+}

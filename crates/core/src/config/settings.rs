@@ -1,0 +1,109 @@
+//! A configuration checked and resolved: the library's [`Settings`] and the
+//! proxy's [`ProxySettings`], kept apart so each reads only its own.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use url::Url;
+
+use crate::policy::Policy;
+use crate::session::StoreKind;
+
+/// Which provider, resolved from `[oidc]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Microsoft Entra ID (or the dev IdP speaking its dialect).
+    Entra {
+        /// The tenant as configured.
+        tenant: String,
+        /// `true` for `common`/`organizations`: issuer is a template.
+        multi_tenant: bool,
+    },
+    /// Any other OpenID provider.
+    Generic,
+}
+
+/// What the library needs, checked and resolved: the provider, the
+/// sessions, the rules. Its `Debug` output leaves the secrets out.
+#[derive(Clone)]
+pub struct Settings {
+    /// External URL, without trailing slash.
+    pub public_url: Url,
+    /// `public_url` + `/auth/callback`.
+    pub redirect_uri: Url,
+    /// Where the provider returns after sign-out.
+    pub post_logout_redirect_uri: Url,
+    /// Networks of the reverse proxies whose `X-Forwarded-*` headers are
+    /// believed, for the client's address (the sign-in rate limit, the
+    /// proxy's forwarding headers) and the scheme and host it asked for.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Whether to pass the access token upstream.
+    pub pass_access_token: bool,
+    /// Issuer URL used for discovery (for multi-tenant Entra: the `organizations`/`common` authority).
+    pub issuer: Url,
+    /// Provider flavour.
+    pub provider: ProviderKind,
+    /// Client ID.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// Scopes, `openid` first.
+    pub scopes: Vec<String>,
+    /// Allowed tenants (multi-tenant Entra only); `["*"]` = any.
+    pub allowed_tenants: Vec<String>,
+    /// Explicitly allowed algorithms, if configured.
+    pub allowed_algorithms: Option<Vec<crate::token::Algorithm>>,
+    /// Clock skew.
+    pub clock_skew: Duration,
+    /// 32+ bytes of secret key material.
+    pub secret: Vec<u8>,
+    /// Where sessions live.
+    pub store: StoreKind,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Absolute lifetime.
+    pub lifetime: Duration,
+    /// Authorization policy.
+    pub policy: Policy,
+    /// Dash callback rules.
+    pub dash_callbacks: crate::dash::CallbackRules,
+    /// Sign-ins one client address may start per minute (0: no limit).
+    pub signin_per_minute: u32,
+    /// How often a session's roles and groups are re-derived from the
+    /// provider (`None`: never).
+    pub revalidate: Option<Duration>,
+    /// How long a session outlives a provider that cannot be reached for revalidation.
+    pub revalidate_grace: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("public_url", &self.public_url.as_str())
+            .field("issuer", &self.issuer.as_str())
+            .field("provider", &self.provider)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("secret", &"<redacted>")
+            .field("store", &self.store)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What only `aadgate proxy` reads: where it listens, the app it forwards
+/// to, its threads and its connection limits. The library never sees these.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// The app requests are forwarded to (plain `http://host:port`).
+    pub upstream: Url,
+    /// Worker threads (at least 1).
+    pub workers: usize,
+    /// Inject the session script into HTML responses (`dash.session_script`).
+    pub session_script: bool,
+    /// Timeouts and caps on connections and request bodies.
+    pub limits: crate::limits::Limits,
+}

@@ -1,0 +1,184 @@
+//! Unit tests of reading, overlaying and validating a configuration.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::validate::decode_secret;
+use super::*;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn base() -> String {
+    format!(
+        r#"
+public_url = "http://127.0.0.1:4180"
+upstream = "http://127.0.0.1:8050"
+[oidc]
+tenant = "contoso.onmicrosoft.com"
+client_id = "abc"
+client_secret = "s"
+[session]
+secret = "{SECRET}"
+store = "memory"
+"#
+    )
+}
+
+/// The first error of the library's or the proxy's settings.
+fn err(toml: &str, env: &[(&str, &str)]) -> ConfigError {
+    Config::from_toml_and_env(toml, env.iter().copied())
+        .and_then(|c| c.validate().and_then(|_| c.proxy_settings()))
+        .unwrap_err()
+}
+
+#[test]
+fn defaults_resolve_to_entra_public_cloud() {
+    let s = Config::from_toml_and_env(&base(), Vec::<(String, String)>::new())
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(
+        s.issuer.as_str(),
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
+    );
+    assert_eq!(s.scopes, ["openid", "profile", "email", "offline_access"]);
+    assert_eq!(s.clock_skew, Duration::from_secs(120));
+    assert_eq!(
+        s.post_logout_redirect_uri.as_str(),
+        "http://127.0.0.1:4180/auth/signed-out"
+    );
+}
+
+#[test]
+fn env_overrides_sections_lists_and_top_level() {
+    let c = Config::from_toml_and_env(
+        &base(),
+        [
+            ("AADGATE_OIDC_CLIENT_SECRET", "env-secret"),
+            ("AADGATE_AUTHZ_ROLES", "App.Read, App.Admin"),
+            ("AADGATE_UPSTREAM", "http://127.0.0.1:9000"),
+            ("AADGATE_PASS_ACCESS_TOKEN", "true"),
+            ("AADGATE_SESSION_IDLE_TIMEOUT_SECS", "60"),
+            ("AADGATE_LOG", "debug"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.oidc.client_secret.as_deref(), Some("env-secret"));
+    assert_eq!(c.authz.roles, ["App.Read", "App.Admin"]);
+    assert_eq!(c.upstream.as_deref(), Some("http://127.0.0.1:9000"));
+    assert!(c.pass_access_token);
+    assert_eq!(c.session.idle_timeout_secs, Some(60));
+}
+
+#[test]
+fn errors_name_the_key_and_the_fix() {
+    let e = err(&base().replace("client_id = \"abc\"\n", ""), &[]);
+    assert_eq!(e.key, "oidc.client_id");
+    assert!(e.fix.contains("Application (client) ID"));
+
+    let e = err(&base(), &[("AADGATE_SESSION_SECRET", "tooshort")]);
+    assert_eq!(e.key, "session.secret");
+
+    let e = err(
+        &base(),
+        &[("AADGATE_PUBLIC_URL", "http://dash.example.com")],
+    );
+    assert_eq!(e.key, "public_url");
+
+    let e = err(
+        &base(),
+        &[("AADGATE_OIDC_ISSUER", "http://idp.example.com/x")],
+    );
+    assert_eq!(e.key, "oidc.issuer");
+
+    let e = err(&format!("{}\nbogus = 1\n", base()), &[]);
+    assert!(e.to_string().contains("bogus"), "{e}");
+
+    let e = err(
+        &base(),
+        &[("AADGATE_UPSTREAM", "https://app.internal:8443")],
+    );
+    assert_eq!(e.key, "upstream");
+    assert!(e.fix.contains("plain http"), "{}", e.fix);
+
+    // The library does without `upstream`; the proxy names it.
+    let no_upstream = base().replace("upstream = \"http://127.0.0.1:8050\"\n", "");
+    let c = Config::from_toml_and_env(&no_upstream, Vec::<(String, String)>::new()).unwrap();
+    assert!(c.validate().is_ok());
+    let e = c.proxy_settings().unwrap_err();
+    assert_eq!(e.key, "upstream");
+    assert!(e.fix.contains("AADGATE_UPSTREAM"), "{}", e.fix);
+
+    let e = err(&base(), &[("AADGATE_OIDC_TENANT", "organizations")]);
+    assert_eq!(e.key, "oidc.allowed_tenants");
+}
+
+#[test]
+fn workers_default_to_the_cpus_and_are_bounded() {
+    let ok = |env: &[(&str, &str)]| {
+        Config::from_toml_and_env(&base(), env.iter().copied())
+            .unwrap()
+            .proxy_settings()
+            .unwrap()
+            .workers
+    };
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(ok(&[]), cpus);
+    assert_eq!(ok(&[("AADGATE_WORKERS", "3")]), 3);
+    for bad in ["0", "1025"] {
+        let e = err(&base(), &[("AADGATE_WORKERS", bad)]);
+        assert_eq!(e.key, "workers");
+        assert!(e.fix.contains("1 to 1024"), "{}", e.fix);
+    }
+    let e = err(&base(), &[("AADGATE_WORKERS", "two")]);
+    assert_eq!(e.key, "AADGATE_WORKERS");
+    assert!(e.fix.contains("whole number"), "{}", e.fix);
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let s = Config::from_toml_and_env(&base(), Vec::<(String, String)>::new())
+        .unwrap()
+        .validate()
+        .unwrap();
+    let d = format!("{s:?}");
+    assert!(
+        !d.contains(SECRET) && !d.contains("client_secret: \"s\""),
+        "{d}"
+    );
+}
+
+#[test]
+fn secrets_accept_hex_and_base64() {
+    assert_eq!(decode_secret(SECRET).unwrap().len(), 32);
+    let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 48]);
+    assert_eq!(decode_secret(&b64).unwrap().len(), 48);
+    assert!(decode_secret("00ff").is_none());
+}
+
+#[test]
+fn multi_tenant_and_sovereign_clouds() {
+    let s = Config::from_toml_and_env(
+        &base(),
+        [
+            ("AADGATE_OIDC_TENANT", "organizations"),
+            ("AADGATE_OIDC_CLOUD", "usgov"),
+            ("AADGATE_OIDC_ALLOWED_TENANTS", "*"),
+        ],
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert_eq!(
+        s.issuer.as_str(),
+        "https://login.microsoftonline.us/organizations/v2.0"
+    );
+    assert!(matches!(
+        s.provider,
+        ProviderKind::Entra {
+            multi_tenant: true,
+            ..
+        }
+    ));
+}

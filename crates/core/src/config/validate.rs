@@ -1,0 +1,378 @@
+//! Checking every key and resolving defaults. Errors name the key and the fix.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ipnet::IpNet;
+use url::Url;
+
+use super::{Config, ProviderKind, ProxySettings, Settings};
+use crate::error::ConfigError;
+use crate::policy::Policy;
+use crate::session::StoreKind;
+
+/// Upper bound of `workers`.
+const MAX_WORKERS: usize = 1024;
+impl Config {
+    /// Checks every key the library reads and resolves defaults into
+    /// [`Settings`]. Errors name the key and the fix.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let public_url_text = self.public_url.as_deref().ok_or_else(|| {
+            ConfigError::new("public_url", "is missing").with_fix(
+                "set it to the URL users open, e.g. \"https://dash.contoso.com\" (env AADGATE_PUBLIC_URL)",
+            )
+        })?;
+        let public_url = parse_base_url("public_url", public_url_text)?;
+        if public_url.scheme() == "http" && !is_loopback_url(&public_url) {
+            return Err(ConfigError::new(
+                "public_url",
+                format!("{public_url_text:?} is plain http on a non-loopback host; session cookies would travel unencrypted"),
+            )
+            .with_fix("serve users over https (terminate TLS in front of aadgate and list that proxy in trusted_proxies), or use a loopback address for local work"));
+        }
+        let redirect_uri = join(&public_url, crate::paths::CALLBACK);
+
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new("trusted_proxies", format!("{s:?} is not a CIDR"))
+                            .with_fix("use networks such as \"10.0.0.0/8\" or single addresses")
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let (issuer, provider) = self.resolve_provider()?;
+
+        let client_id = non_empty(self.oidc.client_id.as_deref()).ok_or_else(|| {
+            ConfigError::new("oidc.client_id", "is missing").with_fix(
+                "copy the Application (client) ID from the app registration's Overview page",
+            )
+        })?;
+        let client_secret = non_empty(self.oidc.client_secret.as_deref()).ok_or_else(|| {
+            ConfigError::new("oidc.client_secret", "is missing").with_fix(
+                "create one under Certificates & secrets and pass it as AADGATE_OIDC_CLIENT_SECRET",
+            )
+        })?;
+
+        let mut scopes = vec!["openid".to_owned()];
+        let configured = self.oidc.scopes.clone().unwrap_or_else(|| {
+            ["profile", "email", "offline_access"]
+                .map(str::to_owned)
+                .to_vec()
+        });
+        for s in configured {
+            if s.is_empty() || s.contains(char::is_whitespace) {
+                return Err(
+                    ConfigError::new("oidc.scopes", format!("{s:?} is not a scope"))
+                        .with_fix("list scopes as separate strings without spaces"),
+                );
+            }
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+
+        let multi = matches!(
+            provider,
+            ProviderKind::Entra {
+                multi_tenant: true,
+                ..
+            }
+        );
+        if !self.oidc.allowed_tenants.is_empty() && !multi {
+            return Err(ConfigError::new(
+                "oidc.allowed_tenants",
+                "only applies to multi-tenant apps",
+            )
+            .with_fix("remove it, or set oidc.tenant = \"organizations\" (or \"common\")"));
+        }
+        if multi && self.oidc.allowed_tenants.is_empty() {
+            return Err(ConfigError::new(
+                "oidc.allowed_tenants",
+                "is empty for a multi-tenant app, so nobody could sign in",
+            )
+            .with_fix("list the tenant IDs allowed to sign in, or [\"*\"] to allow any tenant"));
+        }
+        for t in &self.oidc.allowed_tenants {
+            if t != "*" && !crate::entra::is_guid(t) {
+                return Err(ConfigError::new(
+                    "oidc.allowed_tenants",
+                    format!("{t:?} is not a tenant ID"),
+                )
+                .with_fix(
+                    "use tenant ID GUIDs (Entra admin center > Overview > Tenant ID), or \"*\"",
+                ));
+            }
+        }
+
+        let allowed_algorithms = match &self.oidc.allowed_algorithms {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|a| crate::token::parse_allowed_algorithm(a).map_err(|why| {
+                        ConfigError::new("oidc.allowed_algorithms", format!("{a:?} {why}"))
+                            .with_fix("use asymmetric algorithms: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384")
+                    }))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+
+        let skew = self.oidc.clock_skew_secs.unwrap_or(120);
+        if skew > 300 {
+            return Err(ConfigError::new(
+                "oidc.clock_skew_secs",
+                format!("{skew} is more than 300 seconds"),
+            )
+            .with_fix("fix the machine's clock (NTP) and keep the skew at 300 or less"));
+        }
+
+        let post_logout_redirect_uri = match self.oidc.post_logout_redirect_uri.as_deref() {
+            None => join(&public_url, crate::paths::SIGNED_OUT),
+            Some(u) => Url::parse(u).map_err(|_| {
+                ConfigError::new(
+                    "oidc.post_logout_redirect_uri",
+                    format!("{u:?} is not a URL"),
+                )
+                .with_fix("use an absolute URL registered at the provider")
+            })?,
+        };
+
+        let secret_text = non_empty(self.session.secret.as_deref()).ok_or_else(|| {
+            ConfigError::new("session.secret", "is missing").with_fix(
+                "generate one with `openssl rand -hex 32` and pass it as AADGATE_SESSION_SECRET",
+            )
+        })?;
+        let secret = decode_secret(&secret_text).ok_or_else(|| {
+            ConfigError::new(
+                "session.secret",
+                "must be at least 32 random bytes, hex or base64 encoded",
+            )
+            .with_fix("generate one with `openssl rand -hex 32`")
+        })?;
+
+        let store = match self
+            .session
+            .store
+            .as_deref()
+            .unwrap_or("file:./.aadgate/sessions")
+        {
+            "memory" => StoreKind::Memory,
+            s if s.starts_with("file:") && s.len() > 5 => StoreKind::File(s[5..].into()),
+            other => {
+                return Err(
+                    ConfigError::new("session.store", format!("{other:?} is not a store"))
+                        .with_fix("use \"file:<directory>\" (persistent, default) or \"memory\""),
+                );
+            }
+        };
+
+        let idle = self.session.idle_timeout_secs.unwrap_or(8 * 3600);
+        let lifetime = self.session.lifetime_secs.unwrap_or(24 * 3600);
+        if idle == 0 || lifetime == 0 {
+            return Err(ConfigError::new(
+                if idle == 0 {
+                    "session.idle_timeout_secs"
+                } else {
+                    "session.lifetime_secs"
+                },
+                "is zero",
+            )
+            .with_fix("use a number of seconds greater than zero"));
+        }
+
+        let policy = Policy::from_config(&self.authz, &self.route)?;
+        let dash_callbacks = crate::dash::CallbackRules::from_config(&self.dash, policy.roles())?;
+
+        Ok(Settings {
+            public_url,
+            redirect_uri,
+            post_logout_redirect_uri,
+            trusted_proxies,
+            pass_access_token: self.pass_access_token,
+            issuer,
+            provider,
+            client_id,
+            client_secret,
+            scopes,
+            allowed_tenants: self.oidc.allowed_tenants.clone(),
+            allowed_algorithms,
+            clock_skew: Duration::from_secs(skew),
+            secret,
+            store,
+            idle_timeout: Duration::from_secs(idle),
+            lifetime: Duration::from_secs(lifetime),
+            policy,
+            dash_callbacks,
+            signin_per_minute: self.limits.signin_per_minute(),
+            revalidate: match self.session.revalidate_secs.unwrap_or(900) {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            revalidate_grace: Duration::from_secs(
+                self.session.revalidate_grace_secs.unwrap_or(3600),
+            ),
+        })
+    }
+
+    /// Checks the keys only `aadgate proxy` reads (`listen`, `upstream`,
+    /// `workers`, `dash.session_script`, `[limits]`) and resolves defaults
+    /// into [`ProxySettings`]. Errors name the key and the fix.
+    pub fn proxy_settings(&self) -> Result<ProxySettings, ConfigError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            ConfigError::new("listen", format!("{:?} is not an address", self.listen)).with_fix(
+                "use host:port with an IP address, e.g. \"127.0.0.1:4180\" or \"0.0.0.0:4180\"",
+            )
+        })?;
+
+        let u = self.upstream.as_deref().ok_or_else(|| {
+            ConfigError::new("upstream", "is missing").with_fix(
+                "set it to the app's URL, e.g. \"http://127.0.0.1:8050\" (env AADGATE_UPSTREAM)",
+            )
+        })?;
+        let upstream = parse_base_url("upstream", u)?;
+        if upstream.scheme() != "http" {
+            return Err(ConfigError::new("upstream", format!("{u:?} is https"))
+                .with_fix("give the app's plain http address, e.g. \"http://127.0.0.1:8050\": aadgate speaks plain HTTP/1.1 to the app, which should listen on the same host or a private network"));
+        }
+
+        let workers = match self.workers {
+            None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            Some(n @ 1..=MAX_WORKERS) => n,
+            Some(n) => {
+                return Err(
+                    ConfigError::new("workers", format!("{n} is out of range")).with_fix(format!(
+                        "use 1 to {MAX_WORKERS}, or leave it out to use one per CPU"
+                    )),
+                );
+            }
+        };
+
+        Ok(ProxySettings {
+            listen,
+            upstream,
+            workers,
+            session_script: self.dash.session_script,
+            limits: self.limits.resolve()?,
+        })
+    }
+
+    fn resolve_provider(&self) -> Result<(Url, ProviderKind), ConfigError> {
+        let o = &self.oidc;
+        match (non_empty(o.tenant.as_deref()), non_empty(o.issuer.as_deref())) {
+            (Some(_), Some(_)) if o.cloud.is_some() => Err(ConfigError::new(
+                "oidc.issuer",
+                "is set together with oidc.tenant and oidc.cloud",
+            )
+            .with_fix("for Entra ID set tenant (and cloud); for another provider set only issuer")),
+            (None, None) => Err(ConfigError::new("oidc.tenant", "is missing").with_fix(
+                "set oidc.tenant to your Entra tenant ID or domain, or oidc.issuer for another OpenID provider",
+            )),
+            (None, Some(issuer)) => {
+                let url = parse_issuer(&issuer)?;
+                Ok((url, ProviderKind::Generic))
+            }
+            (Some(tenant), issuer) => {
+                if tenant.contains(['/', '?', '#', ' ']) || tenant == "consumers" {
+                    return Err(ConfigError::new("oidc.tenant", format!("{tenant:?} is not a work tenant"))
+                        .with_fix("use the tenant ID GUID, a verified domain, \"organizations\" or \"common\""));
+                }
+                let multi_tenant = tenant == "common" || tenant == "organizations";
+                let url = match issuer {
+                    // An Entra-compatible provider at its own address (the dev IdP).
+                    Some(issuer) => parse_issuer(&issuer)?,
+                    None => {
+                        let cloud = o.cloud.as_deref().unwrap_or("public");
+                        let host = crate::entra::cloud_host(cloud).ok_or_else(|| {
+                            ConfigError::new("oidc.cloud", format!("{cloud:?} is not a cloud"))
+                                .with_fix("use \"public\", \"usgov\" or \"china\"")
+                        })?;
+                        Url::parse(&format!("https://{host}/{tenant}/v2.0")).map_err(|_| {
+                            ConfigError::new("oidc.tenant", format!("{tenant:?} is not a tenant"))
+                                .with_fix("use the tenant ID GUID or a verified domain")
+                        })?
+                    }
+                };
+                Ok((url, ProviderKind::Entra { tenant, multi_tenant }))
+            }
+        }
+    }
+}
+
+fn non_empty(s: Option<&str>) -> Option<String> {
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn parse_base_url(key: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|_| {
+        ConfigError::new(key, format!("{text:?} is not a URL"))
+            .with_fix("use an absolute URL such as \"https://host:port\"")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(
+            ConfigError::new(key, format!("{text:?} is not an http(s) URL"))
+                .with_fix("use an absolute URL such as \"https://host:port\""),
+        );
+    }
+    if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+        return Err(
+            ConfigError::new(key, format!("{text:?} has a path, query or fragment"))
+                .with_fix("give only scheme, host and port; aadgate serves the whole site"),
+        );
+    }
+    Ok(url)
+}
+
+fn parse_issuer(text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|_| {
+        ConfigError::new("oidc.issuer", format!("{text:?} is not a URL"))
+            .with_fix("use the issuer exactly as the provider's discovery document states it")
+    })?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback_url(&url) => Ok(url),
+        _ => Err(
+            ConfigError::new("oidc.issuer", format!("{text:?} is not https")).with_fix(
+                "use the provider's https issuer; plain http is accepted only on loopback hosts",
+            ),
+        ),
+    }
+}
+
+/// Whether the URL's host is a loopback address or `localhost`.
+pub fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn join(base: &Url, path: &str) -> Url {
+    let mut u = base.clone();
+    u.set_path(path);
+    u
+}
+
+pub(super) fn decode_secret(text: &str) -> Option<Vec<u8>> {
+    let bytes = if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+            .ok()?
+    };
+    (bytes.len() >= 32).then_some(bytes)
+}
