@@ -1,6 +1,9 @@
 //! The authorize endpoint: validates the authorization request like Entra ID,
-//! shows an account picker (or signs the `login_hint` user in at once) and
-//! sends an authorization code back to the registered redirect URI.
+//! shows the account picker ([`crate::picker`]) or signs the `login_hint`
+//! user in at once, and sends an authorization code back to the registered
+//! redirect URI in the requested response mode ([`crate::response_mode`]).
+//! A sign-in starts or reuses the dev IdP's browser session
+//! ([`crate::browser_session`]).
 //!
 //! Errors about the client or the redirect URI are shown as a page and never
 //! redirected (a redirect to an unregistered URI would be an open redirect);
@@ -8,23 +11,20 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use url::Url;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
-use crate::aadsts::{self, AadError, Diagnostics};
+use crate::aadsts::{self, AadError};
+use crate::browser_session::{self, SignInSession};
 use crate::config::DevUser;
 use crate::html::{self, escape};
 use crate::params::Params;
+use crate::response_mode::{Client, ResponseMode};
 use crate::store::{BrowserSession, CodeGrant};
-use crate::{DevIdp, clock, ids};
+use crate::{DevIdp, clock, ids, picker};
 
 /// How long an authorization code can be redeemed (Entra: about 10 minutes).
 pub(crate) const CODE_LIFETIME_SECS: u64 = 600;
-/// How long the dev IdP's own sign-in session (SSO cookie) lasts.
-const SESSION_LIFETIME_SECS: u64 = 12 * 3600;
-/// Name of the dev IdP's single sign-on cookie.
-pub(crate) const SESSION_COOKIE: &str = "aadgate_dev_idp_session";
 /// Longest `nonce` accepted (it is stored with the code).
 const MAX_NONCE_LEN: usize = 2048;
 
@@ -41,14 +41,6 @@ const SINGLE_VALUED: &[&str] = &[
     "code_challenge_method",
     "login_hint",
     "prompt",
-];
-
-/// Error simulations offered on the account picker.
-const SIMULATED_ERRORS: &[(u32, &str)] = &[
-    (50_105, "user not assigned to the app"),
-    (65_001, "consent missing"),
-    (53_003, "blocked by Conditional Access"),
-    (50_076, "MFA required"),
 ];
 
 /// `GET /{tenant}/oauth2/v2.0/authorize`.
@@ -71,38 +63,6 @@ pub(crate) async fn authorize_post(
 ) -> Response {
     let params = Params::parse(&body);
     authorize(&idp, &tenant, &params, &headers)
-}
-
-/// Where and how the response goes back to the relying party.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ResponseMode {
-    Query,
-    FormPost,
-}
-
-struct Client<'a> {
-    redirect_uri: &'a str,
-    mode: ResponseMode,
-    state: Option<&'a str>,
-}
-
-impl Client<'_> {
-    /// Redirects an Entra-style error back to the client.
-    fn error(&self, err: &AadError) -> Response {
-        let diag = Diagnostics::new();
-        tracing::info!(
-            error = err.error,
-            code = err.code,
-            trace_id = %diag.trace_id,
-            "dev IdP authorize error redirected: {}",
-            err.message
-        );
-        let mut params = err.redirect_params(&diag);
-        if let Some(state) = self.state {
-            params.push(("state", state.to_owned()));
-        }
-        respond(self.redirect_uri, self.mode, &params)
-    }
 }
 
 /// An error shown as a page: the error, and trusted HTML to show below it.
@@ -196,20 +156,7 @@ fn validate_request<'p>(
     redirect_uri: &'p str,
     mode: &mut ResponseMode,
 ) -> Result<Request<'p>, AadError> {
-    match params.get("response_mode") {
-        None | Some("query") => {}
-        Some("form_post") => *mode = ResponseMode::FormPost,
-        Some(other) => {
-            return Err(AadError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                70_007,
-                format!(
-                    "The value '{other}' of the 'response_mode' parameter is not supported. This dev IdP supports 'query' and 'form_post'."
-                ),
-            ));
-        }
-    }
+    *mode = ResponseMode::from_param(params.get("response_mode"))?;
     match params.get("response_type") {
         None => return Err(AadError::missing_parameter("response_type")),
         Some("code") => {}
@@ -328,10 +275,7 @@ fn authorize(idp: &DevIdp, tenant: &str, params: &Params, headers: &HeaderMap) -
 
     // Who signs in?
     let now = clock::now_secs();
-    let session = session_cookie(headers).and_then(|id| {
-        let found = idp.store().session(&id, now);
-        found.map(|session| (id, session))
-    });
+    let session = browser_session::current(idp, headers, now);
     let login_hint = params.get("login_hint");
     if let Some(code) = login_hint.and_then(simulated_error_code) {
         return match code.parse::<u32>() {
@@ -344,7 +288,7 @@ fn authorize(idp: &DevIdp, tenant: &str, params: &Params, headers: &HeaderMap) -
                     message,
                 ))
             }
-            Err(_) => picker(
+            Err(_) => picker::page(
                 idp,
                 params,
                 session.as_ref().map(|(_, s)| s),
@@ -358,7 +302,7 @@ fn authorize(idp: &DevIdp, tenant: &str, params: &Params, headers: &HeaderMap) -
         Some(hint) => match config.find_user(hint) {
             Some(user) => sign_in(idp, &client, &request, user, session, now),
             None if prompt == Some("none") => client.error(&login_required()),
-            None => picker(
+            None => picker::page(
                 idp,
                 params,
                 session.as_ref().map(|(_, s)| s),
@@ -376,7 +320,7 @@ fn authorize(idp: &DevIdp, tenant: &str, params: &Params, headers: &HeaderMap) -
                 None => client.error(&login_required()),
             }
         }
-        None => picker(idp, params, session.as_ref().map(|(_, s)| s), None),
+        None => picker::page(idp, params, session.as_ref().map(|(_, s)| s), None),
     }
 }
 
@@ -423,11 +367,8 @@ fn sign_in(
     session: Option<(String, BrowserSession)>,
     now: u64,
 ) -> Response {
-    // Reuse the session (and so the `sid`) if the same user is signed in.
-    let (session_id, sid, new_session) = match session {
-        Some((id, s)) if s.oid == user.oid => (id, s.sid, false),
-        _ => (ids::random_token(32), ids::guid(), true),
-    };
+    let session = SignInSession::for_user(session, &user.oid);
+    let sid = session.sid.clone();
     let code = format!("1.{}", ids::random_token(64));
     {
         let mut store = idp.store();
@@ -446,17 +387,7 @@ fn sign_in(
             now + CODE_LIFETIME_SECS,
             now,
         );
-        if new_session {
-            store.insert_session(
-                session_id.clone(),
-                BrowserSession {
-                    oid: user.oid.clone(),
-                    sid: sid.clone(),
-                },
-                now + SESSION_LIFETIME_SECS,
-                now,
-            );
-        }
+        session.save(&mut store, &user.oid, now);
     }
     tracing::info!(user = %user.username, %sid, "dev IdP signed a user in; code issued");
     let mut params = vec![("code", code)];
@@ -464,216 +395,14 @@ fn sign_in(
         params.push(("state", state.to_owned()));
     }
     params.push(("session_state", sid));
-    let mut response = respond(client.redirect_uri, client.mode, &params);
-    if new_session {
-        let secure = if idp.base().starts_with("https:") {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!(
-            "{SESSION_COOKIE}={session_id}; Path={}; HttpOnly; SameSite=Lax; Max-Age={SESSION_LIFETIME_SECS}{secure}",
-            cookie_path(idp)
-        );
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
+    let mut response = client.send(&params);
+    session.set_cookie(idp, &mut response);
     response
-}
-
-/// The path the session cookie is scoped to: `{base path}/{tenant}/oauth2/`,
-/// which covers the authorize and logout endpoints and little else (cookies
-/// are shared between ports on the same host).
-pub(crate) fn cookie_path(idp: &DevIdp) -> String {
-    Url::parse(&idp.tenant_url("oauth2/")).map_or_else(|_| "/".to_owned(), |u| u.path().to_owned())
-}
-
-/// The dev IdP's session id from the request's cookies, if any.
-pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
-/// Sends `params` to `redirect_uri`: a 302 with a query string, or an
-/// auto-submitting form for `form_post`.
-fn respond(redirect_uri: &str, mode: ResponseMode, params: &[(&str, String)]) -> Response {
-    match mode {
-        ResponseMode::Query => {
-            let Ok(mut url) = Url::parse(redirect_uri) else {
-                // Registered redirect URIs are validated as absolute URLs.
-                return html::page(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Sign in - error",
-                    "<h1>Sign in</h1><div class=\"error\">The redirect URI could not be parsed.</div>",
-                );
-            };
-            url.query_pairs_mut()
-                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
-            let mut response = StatusCode::FOUND.into_response();
-            if let Ok(location) = HeaderValue::from_str(url.as_str()) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        ResponseMode::FormPost => {
-            let inputs: String = params
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "<input type=\"hidden\" name=\"{}\" value=\"{}\" />",
-                        escape(k),
-                        escape(v)
-                    )
-                })
-                .collect();
-            let page = format!(
-                "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Working...</title></head><body>\
-<form method=\"POST\" name=\"hiddenform\" action=\"{action}\">{inputs}\
-<noscript><p>Script is disabled. Click Submit to continue.</p><input type=\"submit\" value=\"Submit\" /></noscript>\
-</form><script>document.forms[0].submit();</script></body></html>",
-                action = escape(redirect_uri),
-            );
-            html::with_page_headers(
-                Html(page).into_response(),
-                "default-src 'none'; script-src 'unsafe-inline'; form-action *; frame-ancestors 'none'; base-uri 'none'",
-            )
-        }
-    }
-}
-
-/// The account picker: one button per user; each continues the same
-/// authorization request with `login_hint=<username>`.
-fn picker(
-    idp: &DevIdp,
-    params: &Params,
-    session: Option<&BrowserSession>,
-    notice: Option<&str>,
-) -> Response {
-    let config = idp.config();
-    let hidden: String = params
-        .pairs_except("login_hint")
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(k),
-                escape(v)
-            )
-        })
-        .collect();
-    let accounts: String = config
-        .users
-        .iter()
-        .map(|user| account_button(user, session.is_some_and(|s| s.oid == user.oid)))
-        .collect();
-    let simulations: String = SIMULATED_ERRORS
-        .iter()
-        .map(|(code, label)| {
-            format!(
-                "<button class=\"simulate\" type=\"submit\" name=\"login_hint\" value=\"error:{code}\">AADSTS{code}: {}</button>",
-                escape(label)
-            )
-        })
-        .collect();
-    let notice = notice
-        .map(|n| format!("<div class=\"notice\">{}</div>", escape(n)))
-        .unwrap_or_default();
-    let redirect = params.get("redirect_uri").unwrap_or_default();
-    let body = format!(
-        "<h1>Sign in to {tenant} (aadgate dev IdP)</h1>\
-<p class=\"sub\">Pick an account. This is a development identity provider: there are no passwords, and anyone who can reach it can sign in as anyone.</p>\
-{notice}\
-<form method=\"get\" action=\"authorize\">{hidden}{accounts}\
-<h2>Simulate an Entra ID error</h2>\
-<p class=\"muted\">Redirects back with the error, as <code>login_hint=error:&lt;code&gt;</code> does.</p>\
-{simulations}</form>\
-<p class=\"muted\">Application <code>{client}</code> &middot; returns to <code>{redirect}</code></p>",
-        tenant = escape(&config.tenant_id),
-        client = escape(&config.client_id),
-        redirect = escape(redirect),
-    );
-    html::page(StatusCode::OK, "Sign in to your account", &body)
-}
-
-fn account_button(user: &DevUser, signed_in: bool) -> String {
-    let initials: String = user
-        .name
-        .split_whitespace()
-        .filter_map(|w| w.chars().next())
-        .take(2)
-        .flat_map(char::to_uppercase)
-        .collect();
-    let roles: String = if user.roles.is_empty() {
-        "<span class=\"role none\">no app roles</span>".to_owned()
-    } else {
-        user.roles
-            .iter()
-            .map(|r| format!("<span class=\"role\">{}</span>", escape(r)))
-            .collect()
-    };
-    let badge = if signed_in {
-        "<span class=\"badge\">&#10003; signed in</span>"
-    } else {
-        ""
-    };
-    format!(
-        "<button class=\"account\" type=\"submit\" name=\"login_hint\" value=\"{username}\">\
-<span class=\"avatar\">{initials}</span><span class=\"who\"><span class=\"name\">{name}</span><br>\
-<span class=\"upn\">{email} &middot; login_hint <code>{username}</code> &middot; {groups} group(s)</span><br>{roles}</span>{badge}</button>",
-        username = escape(&user.username),
-        initials = escape(&initials),
-        name = escape(&user.name),
-        email = escape(&user.email),
-        groups = user.groups.len(),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_session_cookie_among_others() {
-        let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("x=y; aadgate_dev_idp_session=abc"),
-        );
-        assert_eq!(session_cookie(&headers).as_deref(), Some("abc"));
-        assert_eq!(session_cookie(&HeaderMap::new()), None);
-    }
-
-    #[tokio::test]
-    async fn form_post_escapes_values() {
-        let response = respond(
-            "https://rp.example/cb?x=\"",
-            ResponseMode::FormPost,
-            &[("state", "\"><script>".to_owned())],
-        );
-        assert_eq!(response.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        let body = String::from_utf8_lossy(&body);
-        assert!(
-            body.contains("value=\"&quot;&gt;&lt;script&gt;\""),
-            "{body}"
-        );
-        assert!(
-            body.contains("action=\"https://rp.example/cb?x=&quot;\""),
-            "{body}"
-        );
-    }
 
     #[test]
     fn simulated_error_codes_parse() {

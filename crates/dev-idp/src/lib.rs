@@ -51,6 +51,7 @@
 
 mod aadsts;
 mod authorize;
+mod browser_session;
 mod clock;
 pub mod config;
 mod discovery;
@@ -61,6 +62,8 @@ mod index;
 mod keys;
 mod logout;
 mod params;
+mod picker;
+mod response_mode;
 mod store;
 mod token;
 mod tokens;

@@ -12,10 +12,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
-use crate::DevIdp;
-use crate::authorize::{SESSION_COOKIE, cookie_path, session_cookie};
 use crate::html::{self, escape};
 use crate::params::Params;
+use crate::{DevIdp, browser_session};
 
 /// `GET /{tenant}/oauth2/v2.0/logout`.
 pub(crate) async fn logout_get(
@@ -47,21 +46,13 @@ fn logout(idp: &DevIdp, tenant: &str, headers: &HeaderMap, params: &Params) -> R
         return html::error_page(&err, "");
     }
     // End the dev IdP's own session, if the browser has one.
-    if let Some(id) = session_cookie(headers) {
-        idp.store().remove_session(&id);
-    }
+    browser_session::end(idp, headers);
     let target = params.get("post_logout_redirect_uri");
     let mut response = match target {
         Some(uri) if is_allowed(idp, uri) => redirect(uri, params.get("state")),
         _ => signed_out_page(target),
     };
-    let clear = format!(
-        "{SESSION_COOKIE}=; Path={}; HttpOnly; SameSite=Lax; Max-Age=0",
-        cookie_path(idp)
-    );
-    if let Ok(value) = HeaderValue::from_str(&clear) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+    browser_session::clear_cookie(idp, &mut response);
     tracing::info!(
         redirected = response.status() == StatusCode::FOUND,
         "dev IdP signed a browser out"

@@ -1,6 +1,7 @@
-//! Test harness: serves a dev IdP on 127.0.0.1:0 and drives it with reqwest.
+//! Test harness: serves a dev IdP on 127.0.0.1:0 and drives it with reqwest;
+//! the assertions the test modules share.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 
@@ -13,22 +14,25 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use url::Url;
 
-pub const REDIRECT_URI: &str = "http://127.0.0.1:4180/auth/callback";
+pub(crate) const REDIRECT_URI: &str = "http://127.0.0.1:4180/auth/callback";
 
-pub struct Harness {
-    pub idp: DevIdp,
-    pub base: String,
-    pub http: reqwest::Client,
+/// Every scope a relying party usually asks for.
+pub(crate) const FULL_SCOPE: &str = "openid profile email offline_access";
+
+pub(crate) struct Harness {
+    pub(crate) idp: DevIdp,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
 }
 
 /// One PKCE pair.
-pub struct Pkce {
-    pub verifier: String,
-    pub challenge: String,
+pub(crate) struct Pkce {
+    pub(crate) verifier: String,
+    pub(crate) challenge: String,
 }
 
 impl Pkce {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut bytes = [0u8; 32];
         aws_lc_rs::rand::fill(&mut bytes).expect("random");
         let verifier = URL_SAFE_NO_PAD.encode(bytes);
@@ -42,18 +46,18 @@ impl Pkce {
 }
 
 /// A code obtained from the authorize endpoint, with what it is bound to.
-pub struct Authorized {
-    pub code: String,
-    pub pkce: Pkce,
-    pub nonce: String,
-    pub state: String,
+pub(crate) struct Authorized {
+    pub(crate) code: String,
+    pub(crate) pkce: Pkce,
+    pub(crate) nonce: String,
+    pub(crate) state: String,
 }
 
-pub async fn start() -> Harness {
+pub(crate) async fn start() -> Harness {
     start_with(DevIdpConfig::default()).await
 }
 
-pub async fn start_with(config: DevIdpConfig) -> Harness {
+pub(crate) async fn start_with(config: DevIdpConfig) -> Harness {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -72,28 +76,28 @@ pub async fn start_with(config: DevIdpConfig) -> Harness {
 }
 
 impl Harness {
-    pub fn tenant(&self) -> String {
+    pub(crate) fn tenant(&self) -> String {
         self.idp.config().tenant_id.clone()
     }
 
-    pub fn client_id(&self) -> String {
+    pub(crate) fn client_id(&self) -> String {
         self.idp.config().client_id.clone()
     }
 
-    pub fn secret(&self) -> String {
+    pub(crate) fn secret(&self) -> String {
         self.idp.config().client_secret.clone()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn tenant_url(&self, path: &str) -> String {
+    pub(crate) fn tenant_url(&self, path: &str) -> String {
         format!("{}/{}/{path}", self.base, self.tenant())
     }
 
     /// GET the authorize endpoint with `params`.
-    pub async fn authorize(&self, params: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn authorize(&self, params: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .get(with_query(
                 &self.tenant_url("oauth2/v2.0/authorize"),
@@ -105,7 +109,7 @@ impl Harness {
     }
 
     /// Signs `user` in with `scope` and returns the code from the redirect.
-    pub async fn sign_in(&self, user: &str, scope: &str) -> Authorized {
+    pub(crate) async fn sign_in(&self, user: &str, scope: &str) -> Authorized {
         let pkce = Pkce::new();
         let nonce = format!("nonce-{}", random_string());
         let state = format!("state-{}", random_string());
@@ -135,7 +139,7 @@ impl Harness {
     }
 
     /// Redeems a code with client_secret_post.
-    pub async fn redeem(&self, code: &str, verifier: &str) -> reqwest::Response {
+    pub(crate) async fn redeem(&self, code: &str, verifier: &str) -> reqwest::Response {
         let client_id = self.client_id();
         let secret = self.secret();
         self.token(&[
@@ -150,7 +154,7 @@ impl Harness {
     }
 
     /// POSTs `form` to the token endpoint.
-    pub async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(self.tenant_url("oauth2/v2.0/token"))
             .form(form)
@@ -160,7 +164,7 @@ impl Harness {
     }
 
     /// Signs `user` in and redeems the code; returns the token response JSON.
-    pub async fn tokens(&self, user: &str, scope: &str) -> (Authorized, Value) {
+    pub(crate) async fn tokens(&self, user: &str, scope: &str) -> (Authorized, Value) {
         let authorized = self.sign_in(user, scope).await;
         let response = self
             .redeem(&authorized.code, &authorized.pkce.verifier)
@@ -170,7 +174,7 @@ impl Harness {
         (authorized, body)
     }
 
-    pub async fn jwks(&self) -> Value {
+    pub(crate) async fn jwks(&self) -> Value {
         self.http
             .get(self.tenant_url("discovery/v2.0/keys"))
             .send()
@@ -183,7 +187,7 @@ impl Harness {
 
     /// Verifies `jwt`'s RS256 signature against the published JWKS (key
     /// chosen by `kid`); returns its claims, or `None` if it does not verify.
-    pub async fn verify(&self, jwt: &str) -> Option<Value> {
+    pub(crate) async fn verify(&self, jwt: &str) -> Option<Value> {
         let header = jwt_header(jwt);
         let jwks = self.jwks().await;
         let key = jwks["keys"]
@@ -209,38 +213,38 @@ impl Harness {
 }
 
 /// `url` with `params` appended as a query string.
-pub fn with_query<K: AsRef<str>, V: AsRef<str>>(url: &str, params: &[(K, V)]) -> String {
+pub(crate) fn with_query<K: AsRef<str>, V: AsRef<str>>(url: &str, params: &[(K, V)]) -> String {
     let mut url = Url::parse(url).expect("url");
     url.query_pairs_mut()
         .extend_pairs(params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
     url.into()
 }
 
-pub fn b64(s: &str) -> Vec<u8> {
+pub(crate) fn b64(s: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(s).expect("base64url")
 }
 
-pub fn jwt_part(jwt: &str, index: usize) -> Value {
+pub(crate) fn jwt_part(jwt: &str, index: usize) -> Value {
     let part = jwt.split('.').nth(index).expect("jwt part");
     serde_json::from_slice(&b64(part)).expect("jwt json")
 }
 
-pub fn jwt_header(jwt: &str) -> Value {
+pub(crate) fn jwt_header(jwt: &str) -> Value {
     jwt_part(jwt, 0)
 }
 
-pub fn jwt_claims(jwt: &str) -> Value {
+pub(crate) fn jwt_claims(jwt: &str) -> Value {
     jwt_part(jwt, 1)
 }
 
-pub fn random_string() -> String {
+pub(crate) fn random_string() -> String {
     let mut bytes = [0u8; 12];
     aws_lc_rs::rand::fill(&mut bytes).expect("random");
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The `Location` header of a redirect.
-pub fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     response
         .headers()
         .get(reqwest::header::LOCATION)
@@ -251,10 +255,27 @@ pub fn location(response: &reqwest::Response) -> String {
 }
 
 /// The query parameters of the `Location` of a redirect.
-pub fn location_query(response: &reqwest::Response) -> HashMap<String, String> {
+pub(crate) fn location_query(response: &reqwest::Response) -> HashMap<String, String> {
     Url::parse(&location(response))
         .expect("absolute Location")
         .query_pairs()
         .into_owned()
         .collect()
+}
+
+/// Asserts that `body` is Entra's JSON error with `error` and AADSTS `code`.
+pub(crate) fn assert_entra_error(body: &Value, error: &str, code: u64) {
+    assert_eq!(body["error"], error, "{body}");
+    assert_eq!(body["error_codes"][0], code, "{body}");
+    let description = body["error_description"].as_str().expect("description");
+    assert!(
+        description.starts_with(&format!("AADSTS{code}: ")),
+        "{description}"
+    );
+    for field in ["trace_id", "correlation_id", "timestamp"] {
+        assert!(
+            body[field].as_str().is_some_and(|v| !v.is_empty()),
+            "{field}"
+        );
+    }
 }
