@@ -109,7 +109,7 @@ fn value(text: &str) -> Option<HeaderValue> {
 /// token is computed once per cached session and reused.
 pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = user
-        .derived
+        .view
         .headers
         .get_or_init(|| build_identity_headers(user))
         .clone();

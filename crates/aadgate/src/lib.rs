@@ -160,7 +160,11 @@ pub use layer::{AuthLayer, AuthService, is_navigation, is_own_path};
 pub use refusal::Refusal;
 pub use role::{RequireRole, RequireRoleLayer};
 pub use throttle::client_address;
-pub use user::{AccessToken, MaybeUser, NotSignedIn, User};
+pub use user::{AccessToken, MaybeUser, NotSignedIn, User, UserView};
+
+/// The session store as the library keeps it: each cached session with its
+/// [`UserView`].
+pub type Sessions = SessionStore<UserView>;
 
 /// `state` values already used, expired in arrival order (they share one
 /// lifetime), so each callback costs O(1) however many sign-ins happened.
@@ -243,7 +247,7 @@ impl std::fmt::Debug for Auth {
 pub(crate) struct Inner {
     pub(crate) settings: Settings,
     pub(crate) provider: Provider,
-    pub(crate) store: SessionStore,
+    pub(crate) store: Sessions,
     pub(crate) pending_sealer: Sealer,
     pub(crate) cookies: cookies::CookieNames,
     /// Hashes of `state` values already used, with their expiry (single use
@@ -273,7 +277,11 @@ impl Auth {
             settings.lifetime,
         )?
         .keep_access_tokens_in_memory(settings.pass_access_token)
-        .with_clock(aadgate_core::clock::Clock::system());
+        .with_clock(aadgate_core::clock::Clock::system())
+        .with_view({
+            let policy = settings.policy.clone();
+            move |session| UserView::of(session, &policy)
+        });
         let provider = Provider::new(&settings);
         let cookies = cookies::CookieNames::for_url(&settings.public_url);
         Ok(Self {
@@ -297,7 +305,7 @@ impl Auth {
     }
 
     /// The session store (for maintenance such as purging).
-    pub fn sessions(&self) -> &SessionStore {
+    pub fn sessions(&self) -> &Sessions {
         &self.inner.store
     }
 

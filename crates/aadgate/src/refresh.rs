@@ -88,18 +88,22 @@ impl Auth {
 
     /// Re-derives the roles and groups of a session that is due
     /// (`session.revalidate_secs` after sign-in or the last check). Returns
-    /// the session to use, or `None` when it has ended: the provider refused
+    /// the session to use (with its view), or `None` when it has ended: the provider refused
     /// the refresh, the session has no refresh token to ask with, or the
     /// provider has been unreachable for longer than
     /// `session.revalidate_grace_secs` past the due time.
-    pub(crate) async fn revalidate(&self, cookie: &Arc<str>, every: i64) -> Option<Arc<Session>> {
+    pub(crate) async fn revalidate(
+        &self,
+        cookie: &Arc<str>,
+        every: i64,
+    ) -> Option<(Arc<Session>, Arc<crate::UserView>)> {
         self.single_flight(cookie, async {
             let inner = &self.inner;
             let session = inner.store.get_full(cookie).await?;
             let t = self.clock().now();
             if t - session.checked_at < every {
                 // Another request revalidated it while this one waited.
-                return inner.store.get(cookie).await;
+                return inner.store.get_with_view(cookie).await;
             }
             let grace = inner.settings.revalidate_grace.as_secs() as i64;
             let outcome = if self.failed_recently(cookie) {
@@ -108,7 +112,7 @@ impl Auth {
                 self.redeem(cookie, &session).await
             };
             match outcome {
-                Redeemed::Renewed(_) => inner.store.get(cookie).await,
+                Redeemed::Renewed(_) => inner.store.get_with_view(cookie).await,
                 Redeemed::Ended => None,
                 Redeemed::NoRefreshToken => {
                     tracing::info!(user = %session.identity.user_id(), "session ended for revalidation: it has no refresh token (grant the offline_access scope, or set session.revalidate_secs = 0)");
@@ -122,7 +126,7 @@ impl Auth {
                 }
                 Redeemed::Unavailable => {
                     tracing::warn!(user = %session.identity.user_id(), overdue_secs = t - session.checked_at - every, "roles not revalidated (provider unreachable); session kept within session.revalidate_grace_secs");
-                    inner.store.get(cookie).await
+                    inner.store.get_with_view(cookie).await
                 }
             }
         })

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 #[derive(Clone)]
 pub struct User {
     pub(crate) session: Arc<Session>,
-    pub(crate) derived: Arc<Derived>,
+    pub(crate) view: Arc<UserView>,
     pub(crate) cookie: Arc<str>,
 }
 
@@ -28,7 +28,7 @@ impl std::fmt::Debug for User {
         f.debug_struct("User")
             .field("id", &self.id())
             .field("name", &self.name())
-            .field("roles", &self.derived.roles)
+            .field("roles", &self.view.roles)
             .finish_non_exhaustive()
     }
 }
@@ -56,12 +56,12 @@ impl User {
 
     /// Effective roles: each held role and every configured role below it.
     pub fn roles(&self) -> &[String] {
-        &self.derived.roles
+        &self.view.roles
     }
 
     /// Whether the user holds `role` (directly or through a higher one).
     pub fn has_role(&self, role: &str) -> bool {
-        self.derived.roles.iter().any(|r| r == role)
+        self.view.roles.iter().any(|r| r == role)
     }
 
     /// When the session ends at the latest (unix seconds).
@@ -75,11 +75,30 @@ impl User {
     }
 }
 
-/// What the layer derives from a cached session once and reuses on every
-/// request of that session: effective roles and the identity headers.
-pub(crate) struct Derived {
+/// What the layer derives from a session when it enters the session cache
+/// and reuses on every request of that session: the effective roles, and
+/// the identity headers (built at first use). Kept by [`crate::Sessions`].
+pub struct UserView {
     pub(crate) roles: Arc<[String]>,
     pub(crate) headers: std::sync::OnceLock<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
+}
+
+impl UserView {
+    /// Derives the view of `session` under `policy`.
+    pub(crate) fn of(session: &Session, policy: &aadgate_core::Policy) -> Self {
+        Self {
+            roles: policy.effective_roles(&session.identity.roles).into(),
+            headers: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for UserView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserView")
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
 }
 
 impl crate::Auth {
@@ -88,7 +107,7 @@ impl crate::Auth {
     pub(crate) async fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<User> {
         let inner = &self.inner;
         for value in crate::cookies::cookie_values(headers, inner.cookies.session) {
-            let Some(mut session) = inner.store.get(value).await else {
+            let Some((mut session, mut view)) = inner.store.get_with_view(value).await else {
                 continue;
             };
             let mut cookie: Option<Arc<str>> = None;
@@ -96,31 +115,16 @@ impl crate::Auth {
                 let every = every.as_secs() as i64;
                 if self.clock().now() - session.checked_at >= every {
                     let c: Arc<str> = value.into();
-                    match self.revalidate(&c, every).await {
-                        Some(s) => session = s,
-                        None => continue,
-                    }
+                    let Some(renewed) = self.revalidate(&c, every).await else {
+                        continue;
+                    };
+                    (session, view) = renewed;
                     cookie = Some(c);
                 }
             }
-            let derived = session
-                .derived
-                .get_or_init(|| {
-                    Arc::new(Derived {
-                        roles: inner
-                            .settings
-                            .policy
-                            .effective_roles(&session.identity.roles)
-                            .into(),
-                        headers: std::sync::OnceLock::new(),
-                    })
-                })
-                .clone()
-                .downcast::<Derived>()
-                .ok()?;
             return Some(User {
                 session,
-                derived,
+                view,
                 cookie: cookie.unwrap_or_else(|| value.into()),
             });
         }

@@ -1,0 +1,238 @@
+//! Unit tests of the session store: sealing, caching, write-back, expiry.
+
+use super::*;
+
+fn store(kind: &StoreKind) -> SessionStore {
+    SessionStore::open(
+        kind,
+        &[9u8; 32],
+        Duration::from_secs(3600),
+        Duration::from_secs(86400),
+    )
+    .unwrap()
+}
+
+fn tokens() -> Tokens {
+    Tokens {
+        access_token: Some("AT-secret".into()),
+        refresh_token: Some("RT-secret".into()),
+        ..Tokens::default()
+    }
+}
+
+#[tokio::test]
+async fn file_store_survives_reopen_and_encrypts_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = StoreKind::File(dir.path().join("s"));
+    let cookie = {
+        let s = store(&kind);
+        let id = Identity {
+            sub: "sub-1".into(),
+            name: Some("Ada".into()),
+            ..Identity::default()
+        };
+        s.create(id, tokens()).await.unwrap().0
+    };
+    let raw = std::fs::read(dir.path().join("s/sessions.redb")).unwrap();
+    let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(!contains(b"AT-secret") && !contains(b"RT-secret") && !contains(b"sub-1"));
+    assert!(
+        !contains(cookie.as_bytes()),
+        "the cookie value itself is not stored"
+    );
+
+    let s = store(&kind);
+    let got = s.get(&cookie).await.expect("session after reopen");
+    assert_eq!(got.identity.sub, "sub-1");
+    assert_eq!(got.tokens.access_token.as_deref(), Some("AT-secret"));
+
+    drop(s);
+    let wrong_secret = SessionStore::open(
+        &kind,
+        &[8u8; 32],
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    );
+    assert!(wrong_secret.unwrap().get(&cookie).await.is_none());
+}
+
+#[tokio::test]
+async fn checking_a_session_does_not_write_to_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&StoreKind::File(dir.path().to_owned()));
+    let (cookie, _) = s.create(Identity::default(), tokens()).await.unwrap();
+    assert_eq!(s.disk_writes(), 1);
+    for _ in 0..1000 {
+        assert!(s.get(&cookie).await.is_some());
+    }
+    assert_eq!(s.disk_writes(), 1, "reads are served from memory");
+    s.remove(&cookie).await;
+    assert_eq!(s.disk_writes(), 2);
+}
+
+#[tokio::test]
+async fn idle_clocks_are_written_back_in_batches_off_the_request_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = StoreKind::File(dir.path().to_owned());
+    let s = store(&kind);
+    let mut cookies = Vec::new();
+    for _ in 0..20 {
+        cookies.push(s.create(Identity::default(), tokens()).await.unwrap().0);
+    }
+    let (gone, _) = s.create(Identity::default(), tokens()).await.unwrap();
+    let writes = s.disk_writes();
+    s.clock().advance(61);
+    for c in cookies.iter().chain([&gone]) {
+        assert!(s.get(c).await.is_some());
+    }
+    assert_eq!(s.disk_writes(), writes, "no request waited for a write");
+    s.remove(&gone).await;
+    s.flush_idle_clocks().await;
+    assert_eq!(
+        s.disk_writes(),
+        writes + 2,
+        "the removal, then one batch for all 20"
+    );
+    // Reopened (a restart), the stored idle clocks are the new ones, and
+    // the signed-out session stayed removed.
+    drop(s);
+    let again = store(&kind);
+    again.clock().advance(61);
+    let now = again.clock().now();
+    for c in &cookies {
+        let seen = again.get_full(c).await.unwrap().last_seen;
+        assert!(now - seen <= 2, "persisted last_seen {seen} vs now {now}");
+    }
+    assert!(again.get(&gone).await.is_none());
+}
+
+/// The background task writes them by itself (tokio's clock is paused and
+/// jumps ahead whenever everything waits, so nothing waits 5 s).
+#[tokio::test(start_paused = true)]
+async fn the_background_task_writes_idle_clocks_back_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&StoreKind::File(dir.path().to_owned()));
+    let (cookie, _) = s.create(Identity::default(), tokens()).await.unwrap();
+    let writes = s.disk_writes();
+    s.clock().advance(61);
+    assert!(s.get(&cookie).await.is_some());
+    let started = tokio::time::Instant::now();
+    while s.disk_writes() == writes {
+        assert!(started.elapsed() <= FLUSH_INTERVAL * 2, "not written back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.disk_writes(), writes + 1);
+}
+
+#[tokio::test]
+async fn the_cache_keeps_no_id_or_refresh_tokens_but_get_full_has_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&StoreKind::File(dir.path().to_owned())).keep_access_tokens_in_memory(false);
+    let mut t = tokens();
+    t.id_token = Some("ID-secret".into());
+    let (cookie, _) = s.create(Identity::default(), t).await.unwrap();
+    let cached = s.get(&cookie).await.unwrap();
+    assert!(cached.tokens.id_token.is_none() && cached.tokens.refresh_token.is_none());
+    assert!(cached.tokens.access_token.is_none());
+    let full = s.get_full(&cookie).await.unwrap();
+    assert_eq!(full.tokens.id_token.as_deref(), Some("ID-secret"));
+    assert_eq!(full.tokens.refresh_token.as_deref(), Some("RT-secret"));
+    // update() keeps what it does not change.
+    s.update(&cookie, |x| x.tokens.access_token = Some("AT-2".into()))
+        .await
+        .unwrap();
+    let full = s.get_full(&cookie).await.unwrap();
+    assert_eq!(full.tokens.id_token.as_deref(), Some("ID-secret"));
+    assert_eq!(full.tokens.access_token.as_deref(), Some("AT-2"));
+}
+
+#[tokio::test]
+async fn ids_are_fresh_and_garbage_is_signed_out() {
+    let s = store(&StoreKind::Memory);
+    let (a, _) = s
+        .create(Identity::default(), Tokens::default())
+        .await
+        .unwrap();
+    let (b, _) = s
+        .create(Identity::default(), Tokens::default())
+        .await
+        .unwrap();
+    assert_ne!(a, b);
+    for bad in [
+        "",
+        "x",
+        &"A".repeat(43),
+        &"é".repeat(22),
+        &format!("{a}x"),
+        &a[..42],
+    ] {
+        assert!(s.get(bad).await.is_none(), "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn expired_sessions_end() {
+    let s = SessionStore::open(
+        &StoreKind::Memory,
+        &[9u8; 32],
+        Duration::from_secs(3600),
+        Duration::from_secs(0),
+    )
+    .unwrap();
+    let (a, _) = s
+        .create(Identity::default(), Tokens::default())
+        .await
+        .unwrap();
+    assert!(s.get(&a).await.is_none());
+    assert_eq!(s.cached_len(), 0);
+}
+
+#[tokio::test]
+async fn a_file_store_caches_at_most_its_cap_and_reloads_the_rest_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(&StoreKind::File(dir.path().to_owned()));
+    s.cache.cap = Some(20);
+    let mut cookies = Vec::new();
+    for i in 0..45 {
+        let identity = Identity {
+            sub: format!("user-{i}"),
+            ..Identity::default()
+        };
+        cookies.push(s.create(identity, tokens()).await.unwrap().0);
+        assert!(s.cached_len() <= 20, "{}", s.cached_len());
+    }
+    for (i, c) in cookies.iter().enumerate() {
+        let got = s.get(c).await.expect("every session is still there");
+        assert_eq!(got.identity.sub, format!("user-{i}"));
+        assert!(s.cached_len() <= 20);
+    }
+    s.remove(&cookies[0]).await;
+    assert!(s.get(&cookies[0]).await.is_none());
+}
+
+#[tokio::test]
+async fn a_full_cache_evicts_the_sessions_used_least_recently() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store(&StoreKind::File(dir.path().to_owned()));
+    s.cache.cap = Some(20);
+    let mut cookies = Vec::new();
+    for _ in 0..20 {
+        cookies.push(s.create(Identity::default(), tokens()).await.unwrap().0);
+        s.clock().advance(1);
+    }
+    // The five oldest are used again: now the most recent.
+    for c in &cookies[..5] {
+        assert!(s.get(c).await.is_some());
+    }
+    s.create(Identity::default(), tokens()).await.unwrap();
+    let cached = |c: &String| s.cache.contains(c);
+    assert!(
+        cookies[..5].iter().all(cached),
+        "recently used sessions stay"
+    );
+    assert!(
+        !cached(&cookies[5]) && !cached(&cookies[6]),
+        "the two used least recently go"
+    );
+    assert!(cookies[7..].iter().all(cached));
+}
