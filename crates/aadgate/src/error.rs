@@ -8,7 +8,7 @@ use aadgate_core::{ConfigError, entra};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::pages;
+use crate::{Refusal, pages};
 
 /// Errors building an [`crate::Auth`].
 #[derive(Debug, thiserror::Error)]
@@ -89,27 +89,38 @@ impl SignInError {
         }
     }
 
+    /// The refusal: the page shows the public message (or, for an AADSTS
+    /// code aadgate knows, what it means and the setting to fix); the log
+    /// gets the precise error.
+    pub fn refusal(&self) -> Refusal {
+        let explained = match self {
+            Self::Provider(ProviderError::TokenEndpoint {
+                error, description, ..
+            }) => entra::find_code(description)
+                .and_then(entra::explain)
+                .map(|exp| pages::explained(StatusCode::BAD_GATEWAY, exp, error, None)),
+            _ => None,
+        };
+        let refusal = explained.unwrap_or_else(|| {
+            let title = match self.status() {
+                StatusCode::SERVICE_UNAVAILABLE => "Sign-in is unavailable",
+                StatusCode::BAD_GATEWAY => "Sign-in is misconfigured",
+                _ => "Sign-in failed",
+            };
+            Refusal::new(self.status(), "signin_failed", title)
+                .message(self.public_message())
+                .primary("Sign in again", aadgate_core::paths::LOGIN)
+        });
+        let refusal = refusal.reason(format!("sign-in failed: {self}"));
+        match self {
+            Self::Provider(ProviderError::Unreachable { .. }) | Self::Store(_) => refusal.error(),
+            _ => refusal.warn(),
+        }
+    }
+
     /// Renders the page and logs the precise reason under `correlation_id`.
     pub fn into_page(self, correlation_id: &str) -> Response {
-        match &self {
-            Self::Provider(ProviderError::Unreachable { .. }) | Self::Store(_) => {
-                tracing::error!(correlation_id, error = %self, "sign-in failed");
-            }
-            _ => tracing::warn!(correlation_id, error = %self, "sign-in rejected"),
-        }
-        if let Self::Provider(ProviderError::TokenEndpoint {
-            error, description, ..
-        }) = &self
-            && let Some(exp) = entra::find_code(description).and_then(entra::explain)
-        {
-            return pages::explained(StatusCode::BAD_GATEWAY, exp, error, None, correlation_id);
-        }
-        let title = match self.status() {
-            StatusCode::SERVICE_UNAVAILABLE => "Sign-in is unavailable",
-            StatusCode::BAD_GATEWAY => "Sign-in is misconfigured",
-            _ => "Sign-in failed",
-        };
-        pages::failure(self.status(), title, self.public_message(), correlation_id)
+        self.refusal().correlation_id(correlation_id).respond(true)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The few HTML pages aadgate itself shows: errors, 403, signed out.
+//! The few HTML pages aadgate itself shows (refusals render through
+//! [`crate::Refusal`], which uses [`page`]).
 //! Every dynamic value is HTML-escaped.
 
 use axum::http::StatusCode;
@@ -41,20 +42,6 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     resp
 }
 
-/// A generic failure with a correlation id and nothing about why.
-pub fn failure(status: StatusCode, title: &str, message: &str, correlation_id: &str) -> Response {
-    page(
-        status,
-        title,
-        &format!(
-            "<p>{}</p><p class=\"muted\">Correlation id: <code>{}</code>. Give it to your administrator; the details are in aadgate's log.</p>\
-<a class=\"button\" href=\"/auth/login\">Sign in again</a>",
-            escape(message),
-            escape(correlation_id)
-        ),
-    )
-}
-
 /// A short random id that ties a page a user reports to a log line.
 pub fn correlation_id() -> String {
     aadgate_core::crypto::random_bytes::<8>()
@@ -63,36 +50,35 @@ pub fn correlation_id() -> String {
         .collect()
 }
 
-/// A page explaining an Entra ID AADSTS error and the setting to fix.
+/// The refusal of a sign-in that Microsoft Entra ID refused with an AADSTS
+/// code aadgate can explain: what it means and the setting to fix. `ids` are
+/// Entra's trace and correlation ids, when it sent them.
 pub(crate) fn explained(
     status: StatusCode,
     exp: aadgate_core::entra::Explanation,
     error: &str,
     ids: Option<(&str, &str)>,
-    cid: &str,
-) -> Response {
-    let ids_html = match ids {
-        Some((trace, corr)) => format!(
-            "<p class=\"muted\">Trace id: <code>{}</code><br>Correlation id: <code>{}</code><br>aadgate id: <code>{}</code></p>",
-            escape(trace),
-            escape(corr),
-            escape(cid)
-        ),
-        None => format!(
-            "<p class=\"muted\">aadgate id: <code>{}</code></p>",
-            escape(cid)
-        ),
-    };
-    page(
-        status,
-        "Sign-in was refused",
-        &format!(
-            "<p>Microsoft Entra ID refused the sign-in with <code>AADSTS{}</code> ({}).</p><p>{}</p><p><strong>How to fix it:</strong> {}</p>{ids_html}\
-<a class=\"button\" href=\"/auth/login\">Try again</a>",
+) -> crate::Refusal {
+    crate::Refusal::new(status, "signin_refused", "Sign-in was refused")
+        .html(format!(
+            "<p>Microsoft Entra ID refused the sign-in with <code>AADSTS{}</code> ({}).</p><p>{}</p><p><strong>How to fix it:</strong> {}</p>{}",
             exp.code,
             escape(error),
             escape(exp.meaning),
-            escape(exp.fix)
-        ),
-    )
+            escape(exp.fix),
+            entra_ids(ids)
+        ))
+        .primary("Try again", aadgate_core::paths::LOGIN)
+}
+
+/// Entra's trace and correlation ids, for the administrator who looks the
+/// failure up in the tenant's sign-in logs.
+pub(crate) fn entra_ids(ids: Option<(&str, &str)>) -> String {
+    ids.map_or(String::new(), |(trace, corr)| {
+        format!(
+            "<p class=\"muted\">Microsoft Entra ID: Trace id <code>{}</code>, Correlation id <code>{}</code></p>",
+            escape(trace),
+            escape(corr)
+        )
+    })
 }

@@ -37,9 +37,24 @@ pub struct Refusal {
     fields: Map<String, Value>,
     /// For the log only.
     reason: String,
-    warn: bool,
+    level: Level,
+    /// The correlation id, when the caller already logged under one.
+    correlation_id: Option<String>,
+    /// The page's main button: (label, local URL).
+    primary: (&'static str, &'static str),
     /// Extra buttons on the page: (label, local URL).
     links: Vec<(&'static str, &'static str)>,
+}
+
+/// How loud the log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// A client was refused: nothing for an operator to do.
+    Info,
+    /// An operator should look: the app or the provider is failing.
+    Warn,
+    /// aadgate itself cannot work (its store, the provider unreachable).
+    Error,
 }
 
 impl Refusal {
@@ -53,7 +68,9 @@ impl Refusal {
             html: None,
             fields: Map::new(),
             reason: String::new(),
-            warn: false,
+            level: Level::Info,
+            correlation_id: None,
+            primary: ("Home", "/"),
             links: Vec::new(),
         }
     }
@@ -86,7 +103,22 @@ impl Refusal {
         self
     }
 
-    /// A second button on the page, after *Home*.
+    /// The page's main button, instead of *Home* (such as *Sign in again*).
+    #[must_use]
+    pub fn primary(mut self, label: &'static str, href: &'static str) -> Self {
+        self.primary = (label, href);
+        self
+    }
+
+    /// Answers under `id` instead of a new correlation id (when earlier log
+    /// lines of the same request carry it).
+    #[must_use]
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// A further button on the page, after the main one.
     #[must_use]
     pub fn link(mut self, label: &'static str, href: &'static str) -> Self {
         self.links.push((label, href));
@@ -97,18 +129,33 @@ impl Refusal {
     /// failing) instead of `info` (a client was refused).
     #[must_use]
     pub fn warn(mut self) -> Self {
-        self.warn = true;
+        self.level = Level::Warn;
+        self
+    }
+
+    /// Logs at `error`: aadgate itself cannot work (its session store, the
+    /// provider unreachable).
+    #[must_use]
+    pub fn error(mut self) -> Self {
+        self.level = Level::Error;
         self
     }
 
     /// Logs the reason with a new correlation id and answers with a page
     /// (`navigation`) or JSON, both carrying that id.
     pub fn respond(self, navigation: bool) -> Response {
-        let cid = pages::correlation_id();
-        if self.warn {
-            tracing::warn!(correlation_id = %cid, status = self.status.as_u16(), reason = %self.reason, "request refused");
-        } else {
-            tracing::info!(correlation_id = %cid, status = self.status.as_u16(), reason = %self.reason, "request refused");
+        let cid = self.correlation_id.unwrap_or_else(pages::correlation_id);
+        let status = self.status.as_u16();
+        match self.level {
+            Level::Info => {
+                tracing::info!(correlation_id = %cid, status, reason = %self.reason, "request refused");
+            }
+            Level::Warn => {
+                tracing::warn!(correlation_id = %cid, status, reason = %self.reason, "request refused");
+            }
+            Level::Error => {
+                tracing::error!(correlation_id = %cid, status, reason = %self.reason, "request refused");
+            }
         }
         if navigation {
             let body = self
@@ -129,7 +176,10 @@ impl Refusal {
                 self.status,
                 self.title,
                 &format!(
-                    "{body}<p class=\"muted\">Correlation id: <code>{cid}</code></p><a class=\"button\" href=\"/\">Home</a>{links}"
+                    "{body}<p class=\"muted\">Correlation id: <code>{}</code>. Give it to your administrator; the details are in aadgate's log.</p><a class=\"button\" href=\"{}\">{}</a>{links}",
+                    escape(&cid),
+                    escape(self.primary.1),
+                    escape(self.primary.0),
                 ),
             );
         }

@@ -19,7 +19,7 @@ use aadgate_core::paths;
 use crate::answers::{local_url, redirect};
 use crate::error::SignInError;
 use crate::pages::{self, escape};
-use crate::{Auth, cookies, headers};
+use crate::{Auth, Refusal, cookies, headers};
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> {
     use aadgate_core::paths::*;
@@ -110,12 +110,15 @@ async fn login(
         return resp;
     }
     let Some(pairs) = query_pairs(q.as_deref(), &["rd", "login_hint"]) else {
-        return pages::failure(
+        return Refusal::new(
             StatusCode::BAD_REQUEST,
+            "bad_request",
             "Bad sign-in request",
-            "The sign-in link is malformed.",
-            &pages::correlation_id(),
-        );
+        )
+        .message("The sign-in link is malformed.")
+        .reason("malformed query string on /auth/login")
+        .primary("Sign in again", paths::LOGIN)
+        .respond(true);
     };
     let rd = param(&pairs, "rd")
         .and_then(safe_return_path)
@@ -282,32 +285,26 @@ fn provider_error_page(pairs: &[(String, String)], error: &str, cid: &str) -> Re
     let corr = param(pairs, "correlation_id").unwrap_or("");
     tracing::warn!(correlation_id = %cid, %error, %description, trace_id = %trace, provider_correlation_id = %corr, "provider returned an error to the callback");
     let ids = (!trace.is_empty() || !corr.is_empty()).then_some((trace, corr));
-    match entra::find_code(description).and_then(entra::explain) {
-        Some(exp) => pages::explained(StatusCode::FORBIDDEN, exp, error, ids, cid),
-        None => {
-            let code = entra::find_code(description)
-                .map(|c| format!(" (AADSTS{c})"))
-                .unwrap_or_default();
-            let ids_html = ids.map_or(String::new(), |(t, c)| {
-                format!(
-                    "<br>Trace id: <code>{}</code><br>Correlation id: <code>{}</code>",
-                    escape(t),
-                    escape(c)
-                )
-            });
-            pages::page(
-                StatusCode::FORBIDDEN,
-                "Sign-in was refused",
-                &format!(
-                    "<p>The identity provider refused the sign-in: <code>{}</code>{}.</p><p class=\"muted\">aadgate id: <code>{}</code>{ids_html}</p>\
-<a class=\"button\" href=\"/auth/login\">Try again</a>",
-                    escape(error),
-                    escape(&code),
-                    escape(cid)
-                ),
-            )
-        }
-    }
+    let code = entra::find_code(description);
+    let refusal = match code.and_then(entra::explain) {
+        Some(exp) => pages::explained(StatusCode::FORBIDDEN, exp, error, ids),
+        None => Refusal::new(
+            StatusCode::FORBIDDEN,
+            "signin_refused",
+            "Sign-in was refused",
+        )
+        .html(format!(
+            "<p>The identity provider refused the sign-in: <code>{}</code>{}.</p>{}",
+            escape(error),
+            escape(&code.map(|c| format!(" (AADSTS{c})")).unwrap_or_default()),
+            pages::entra_ids(ids)
+        ))
+        .primary("Try again", paths::LOGIN),
+    };
+    refusal
+        .reason(format!("the provider refused the sign-in: {error}"))
+        .correlation_id(cid)
+        .respond(true)
 }
 
 /// Whether a sign-out request comes from aadgate's own site (or the user's

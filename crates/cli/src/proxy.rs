@@ -378,6 +378,8 @@ enum Failure {
     AppTooSlow(Duration),
     /// No connection to the app came free (503).
     AppBusy(Duration),
+    /// The request target names no path, such as `*` (400).
+    NoPath(String),
 }
 
 impl Failure {
@@ -399,6 +401,9 @@ impl Failure {
                 .message("The application behind aadgate is busy with other requests. Try again shortly.")
                 .reason(format!("no connection to the app came free within {} s (limits.upstream_max_connections)", waited.as_secs()))
                 .warn(),
+            Failure::NoPath(target) => Refusal::new(StatusCode::BAD_REQUEST, "bad_request_path", "Bad request")
+                .message("This request names no path.")
+                .reason(format!("request target {target:?} is not a path")),
         };
         let mut resp = refusal.respond(navigation);
         if close {
@@ -409,8 +414,10 @@ impl Failure {
     }
 }
 
+/// Forwards one request the layer let through: the request is rewritten
+/// into exactly what the app will see, sent within the app's time, and its
+/// answer relayed without aadgate's cookies.
 async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
-    let settings = fwd.auth.settings();
     let Some(&ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() else {
         // `serve` always records it; without it nothing can be said about the client.
         return Refusal::new(
@@ -423,137 +430,164 @@ async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
         .warn()
         .respond(false);
     };
-    let trusted = settings
-        .trusted_proxies
-        .iter()
-        .any(|n| n.contains(&peer.ip()));
     let websocket = is_websocket(req.headers());
     // Decided before the request goes on: failures answer a browser with a
     // page and a script with JSON.
     let navigation = aadgate::is_navigation(req.method(), req.headers());
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    if let Err(failure) = fwd.address_to_app(&mut req) {
+        return failure.respond(navigation);
+    }
+    fwd.rewrite_headers(&mut req, peer, websocket).await;
 
-    // HTTP/2 clients name the host in the URI; the app (HTTP/1.1) expects `Host`.
-    if !req.headers().contains_key(header::HOST) {
-        let host = req.uri().authority().unwrap_or(fwd.pool.authority());
-        if let Ok(v) = HeaderValue::from_str(host.as_str()) {
-            req.headers_mut().insert(header::HOST, v);
-        }
-    }
-    *req.uri_mut() = match Pool::target_for(req.uri()) {
-        Some(u) => u,
-        None => {
-            return Refusal::new(StatusCode::BAD_REQUEST, "bad_request_path", "Bad request")
-                .message("This request names no path.")
-                .reason(format!("request target {:?} is not a path", req.uri()))
-                .respond(false);
-        }
+    let mut resp = match fwd.send(req).await {
+        Ok(resp) => resp,
+        Err(failure) => return failure.respond(navigation),
     };
-    *req.version_mut() = http::Version::HTTP_11;
-
-    let user = req.extensions().get::<User>().cloned();
-    let access_token = match (&user, settings.pass_access_token) {
-        (Some(u), true) => fwd.auth.access_token(u).await,
-        _ => None,
-    };
-
-    let headers = req.headers_mut();
-    let upgrade_value = headers.get(header::UPGRADE).cloned();
-    strip_headers(headers, Some(trusted));
-    // X-Forwarded-*: believed only from trusted proxies (the others were removed above).
-    let ip = peer.ip().to_string();
-    if let Ok(ip_value) = HeaderValue::from_str(&ip) {
-        let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) if trusted => {
-                HeaderValue::from_str(&format!("{prev}, {ip}")).unwrap_or(ip_value.clone())
-            }
-            _ => ip_value.clone(),
-        };
-        headers.insert(X_FORWARDED_FOR, xff);
-        headers.insert(X_REAL_IP, ip_value);
-    }
-    if !headers.contains_key(X_FORWARDED_PROTO) {
-        let proto = if settings.public_url.scheme() == "https" {
-            "https"
-        } else {
-            "http"
-        };
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    }
-    if !headers.contains_key(X_FORWARDED_HOST)
-        && let Some(h) = headers.get(header::HOST).cloned()
-    {
-        headers.insert(X_FORWARDED_HOST, h);
-    }
-    if let Some(u) = &user {
-        for (name, value) in aadgate::headers::identity_headers(u, access_token.as_deref()) {
-            headers.insert(name, value);
-        }
-    }
-    if websocket {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        if let Some(v) = upgrade_value {
-            headers.insert(header::UPGRADE, v);
-        }
-    }
-
-    // The app's time to answer starts once the request body has been sent
-    // whole (a slow upload is the client's time, bounded by its own limits).
-    let progress = req.extensions().get::<Arc<Progress>>().cloned();
-    let answer_within = fwd.answer_within;
-    let too_late = async {
-        if let Some(p) = &progress {
-            p.finished().await;
-        }
-        tokio::time::sleep(answer_within).await;
-    };
-    let sent = tokio::select! {
-        sent = fwd.pool.send(req) => sent,
-        () = too_late => return Failure::AppTooSlow(answer_within).respond(navigation),
-    };
-    let mut resp = match sent {
-        Ok(r) => r,
-        Err(_) if progress.as_ref().is_some_and(|p| p.timed_out()) => {
-            return Failure::SlowBody.respond(navigation);
-        }
-        Err(UpstreamError::Busy(waited)) => return Failure::AppBusy(waited).respond(navigation),
-        Err(e) => return Failure::BadGateway(e.to_string()).respond(navigation),
-    };
-
     if websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let upstream_upgrade = hyper::upgrade::on(&mut resp);
         if let Some(client_upgrade) = client_upgrade {
-            tokio::spawn(async move {
-                match (client_upgrade.await, upstream_upgrade.await) {
-                    (Ok(c), Ok(u)) => {
-                        let mut c = TokioIo::new(c);
-                        let mut u = TokioIo::new(u);
-                        let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-                    }
-                    _ => tracing::debug!("websocket upgrade did not complete"),
-                }
-            });
+            relay_upgrade(client_upgrade, hyper::upgrade::on(&mut resp));
         }
         let (mut parts, _) = resp.into_parts();
         fwd.auth.strip_own_set_cookies(&mut parts.headers);
         return Response::from_parts(parts, Body::empty());
     }
+    fwd.relay_response(resp, navigation).await
+}
 
-    let (mut parts, body) = resp.into_parts();
-    strip_headers(&mut parts.headers, None);
-    fwd.auth.strip_own_set_cookies(&mut parts.headers);
-    if fwd.session_script && injectable(&parts.headers) {
-        if let Ok(bytes) = axum::body::to_bytes(Body::new(body), MAX_INJECT).await {
-            let page = inject_session_script(&bytes);
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(page.len()));
-            return Response::from_parts(parts, Body::from(page));
+impl Forwarder {
+    /// Points the request at the app: an HTTP/1.1 origin-form target, with
+    /// `Host` as the client named it (HTTP/2 clients name it in the URI).
+    fn address_to_app(&self, req: &mut Request) -> Result<(), Failure> {
+        if !req.headers().contains_key(header::HOST) {
+            let host = req.uri().authority().unwrap_or(self.pool.authority());
+            if let Ok(v) = HeaderValue::from_str(host.as_str()) {
+                req.headers_mut().insert(header::HOST, v);
+            }
         }
-        return Failure::BadGateway("HTML response larger than its Content-Length".into())
-            .respond(navigation);
+        *req.uri_mut() =
+            Pool::target_for(req.uri()).ok_or_else(|| Failure::NoPath(req.uri().to_string()))?;
+        *req.version_mut() = http::Version::HTTP_11;
+        Ok(())
     }
-    Response::from_parts(parts, Body::new(body))
+
+    /// What the app is told, and nothing a client may forge: hop-by-hop and
+    /// client-supplied overrides removed, the forwarding headers set (or
+    /// extended, after a trusted proxy), and the user's identity headers.
+    async fn rewrite_headers(&self, req: &mut Request, peer: SocketAddr, websocket: bool) {
+        let settings = self.auth.settings();
+        let trusted = settings
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&peer.ip()));
+        let user = req.extensions().get::<User>().cloned();
+        let access_token = match (&user, settings.pass_access_token) {
+            (Some(u), true) => self.auth.access_token(u).await,
+            _ => None,
+        };
+
+        let headers = req.headers_mut();
+        let upgrade_value = headers.get(header::UPGRADE).cloned();
+        strip_headers(headers, Some(trusted));
+        // X-Forwarded-*: believed only from trusted proxies (the others were removed above).
+        let ip = peer.ip().to_string();
+        if let Ok(ip_value) = HeaderValue::from_str(&ip) {
+            let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+                Some(prev) if trusted => {
+                    HeaderValue::from_str(&format!("{prev}, {ip}")).unwrap_or(ip_value.clone())
+                }
+                _ => ip_value.clone(),
+            };
+            headers.insert(X_FORWARDED_FOR, xff);
+            headers.insert(X_REAL_IP, ip_value);
+        }
+        if !headers.contains_key(X_FORWARDED_PROTO) {
+            let proto = if settings.public_url.scheme() == "https" {
+                "https"
+            } else {
+                "http"
+            };
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+        }
+        if !headers.contains_key(X_FORWARDED_HOST)
+            && let Some(h) = headers.get(header::HOST).cloned()
+        {
+            headers.insert(X_FORWARDED_HOST, h);
+        }
+        if let Some(u) = &user {
+            for (name, value) in aadgate::headers::identity_headers(u, access_token.as_deref()) {
+                headers.insert(name, value);
+            }
+        }
+        if websocket {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            if let Some(v) = upgrade_value {
+                headers.insert(header::UPGRADE, v);
+            }
+        }
+    }
+
+    /// Sends the request. The app's time to answer starts once the request
+    /// body has been sent whole (a slow upload is the client's time, bounded
+    /// by its own limits).
+    async fn send(&self, req: Request) -> Result<Response<crate::upstream::PooledBody>, Failure> {
+        let progress = req.extensions().get::<Arc<Progress>>().cloned();
+        let answer_within = self.answer_within;
+        let too_late = async {
+            if let Some(p) = &progress {
+                p.finished().await;
+            }
+            tokio::time::sleep(answer_within).await;
+        };
+        let sent = tokio::select! {
+            sent = self.pool.send(req) => sent,
+            () = too_late => return Err(Failure::AppTooSlow(answer_within)),
+        };
+        sent.map_err(|e| match e {
+            _ if progress.as_ref().is_some_and(|p| p.timed_out()) => Failure::SlowBody,
+            UpstreamError::Busy(waited) => Failure::AppBusy(waited),
+            e => Failure::BadGateway(e.to_string()),
+        })
+    }
+
+    /// Relays the app's answer: hop-by-hop headers and aadgate's own cookies
+    /// removed, the session script put into HTML pages when configured.
+    async fn relay_response(
+        &self,
+        resp: Response<crate::upstream::PooledBody>,
+        navigation: bool,
+    ) -> Response {
+        let (mut parts, body) = resp.into_parts();
+        strip_headers(&mut parts.headers, None);
+        self.auth.strip_own_set_cookies(&mut parts.headers);
+        if self.session_script && injectable(&parts.headers) {
+            if let Ok(bytes) = axum::body::to_bytes(Body::new(body), MAX_INJECT).await {
+                let page = inject_session_script(&bytes);
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(page.len()));
+                return Response::from_parts(parts, Body::from(page));
+            }
+            return Failure::BadGateway("HTML response larger than its Content-Length".into())
+                .respond(navigation);
+        }
+        Response::from_parts(parts, Body::new(body))
+    }
+}
+
+/// Copies bytes both ways between the client's and the app's upgraded
+/// connections (WebSocket) until either side closes.
+fn relay_upgrade(client: hyper::upgrade::OnUpgrade, app: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        match (client.await, app.await) {
+            (Ok(c), Ok(u)) => {
+                let mut c = TokioIo::new(c);
+                let mut u = TokioIo::new(u);
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+            }
+            _ => tracing::debug!("websocket upgrade did not complete"),
+        }
+    });
 }
 
 /// HTML pages up to this size get the session script injected.
