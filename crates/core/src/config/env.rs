@@ -2,37 +2,97 @@
 //! or, at the top level, `AADGATE_<KEY>`, so secrets never need to be in
 //! the file and containers are configured the way they usually are.
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde_reflection::{ContainerFormat, Format, Named, Tracer, TracerConfig};
+
 use crate::error::ConfigError;
 
-/// Keys that hold lists: an environment value for them is split on commas
-/// (or parsed as a TOML array when it starts with `[`).
-const LIST_KEYS: &[&str] = &[
-    "trusted_proxies",
-    "oidc.scopes",
-    "oidc.allowed_tenants",
-    "oidc.allowed_algorithms",
-    "authz.roles",
-];
-const BOOL_KEYS: &[&str] = &["pass_access_token", "dash.session_script"];
-const INT_KEYS: &[&str] = &[
-    "oidc.clock_skew_secs",
-    "session.idle_timeout_secs",
-    "session.lifetime_secs",
-    "dash.max_body_bytes",
-    "workers",
-    "session.revalidate_secs",
-    "session.revalidate_grace_secs",
-    "limits.first_byte_secs",
-    "limits.header_secs",
-    "limits.keepalive_secs",
-    "limits.body_idle_secs",
-    "limits.request_secs",
-    "limits.upstream_header_secs",
-    "limits.max_connections",
-    "limits.upstream_max_connections",
-    "limits.signin_per_minute",
-];
-const SECTIONS: &[&str] = &["oidc", "session", "authz", "dash", "limits"];
+/// How an environment value is read: decided by the key's type in the
+/// configuration structs ([`super::Config`] and its sections), so a key added
+/// there can be set from the environment with nothing else to keep in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Split on commas, or read as a TOML array when it starts with `[`.
+    List,
+    Bool,
+    Int,
+    Text,
+    /// A table or a list of tables (`[[route]]`): only in the file.
+    FileOnly,
+}
+
+/// The sections (`AADGATE_<SECTION>_<KEY>`) and every key's [`Kind`], traced
+/// once from the serde structs (serde-reflection walks their `Deserialize`).
+struct Schema {
+    /// Section name -> its keys; `""` holds the top-level keys.
+    sections: BTreeMap<String, BTreeMap<String, Kind>>,
+}
+
+fn schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let mut tracer = Tracer::new(TracerConfig::default());
+        tracer
+            .trace_simple_type::<super::Config>()
+            .expect("the configuration structs are plain serde structs");
+        let registry = tracer
+            .registry()
+            .expect("the configuration structs are plain serde structs");
+        let fields = |container: &str| -> Vec<Named<Format>> {
+            match registry.get(container) {
+                Some(ContainerFormat::Struct(fields)) => fields.clone(),
+                _ => Vec::new(),
+            }
+        };
+        let mut sections = BTreeMap::new();
+        let mut top = BTreeMap::new();
+        for field in fields("Config") {
+            match section_type(&field.value) {
+                Some(name) => {
+                    let keys = fields(name)
+                        .iter()
+                        .map(|f| (f.name.clone(), kind(&f.value)))
+                        .collect();
+                    sections.insert(field.name.clone(), keys);
+                }
+                None => {
+                    top.insert(field.name.clone(), kind(&field.value));
+                }
+            }
+        }
+        sections.insert(String::new(), top);
+        Schema { sections }
+    })
+}
+
+/// The struct a top-level key holds, when it is a section (`[oidc]`).
+fn section_type(format: &Format) -> Option<&str> {
+    match format {
+        Format::TypeName(name) => Some(name),
+        Format::Option(inner) => section_type(inner),
+        _ => None,
+    }
+}
+
+fn kind(format: &Format) -> Kind {
+    match format {
+        Format::Option(inner) => kind(inner),
+        Format::Bool => Kind::Bool,
+        Format::U8
+        | Format::U16
+        | Format::U32
+        | Format::U64
+        | Format::I8
+        | Format::I16
+        | Format::I32
+        | Format::I64 => Kind::Int,
+        Format::Str => Kind::Text,
+        Format::Seq(item) if kind(item) == Kind::Text => Kind::List,
+        _ => Kind::FileOnly,
+    }
+}
 
 /// Applies one environment variable to the parsed file, when it is one of
 /// aadgate's (`AADGATE_LOG` and unknown names are left alone).
@@ -41,30 +101,35 @@ pub(super) fn apply(table: &mut toml::Table, name: &str, value: &str) -> Result<
         return Ok(());
     };
     let lower = rest.to_ascii_lowercase();
-    let (section, key) = match SECTIONS
-        .iter()
-        .find(|s| lower.starts_with(&format!("{s}_")))
-    {
-        Some(s) => (Some(*s), lower[s.len() + 1..].to_owned()),
+    let schema = schema();
+    // The longest section name that prefixes it (none is a prefix of
+    // another today; longest-first keeps it so if one ever is).
+    let section = schema
+        .sections
+        .keys()
+        .filter(|s| !s.is_empty() && lower.starts_with(&format!("{s}_")))
+        .max_by_key(|s| s.len());
+    let (section, key) = match section {
+        Some(s) => (Some(s.as_str()), lower[s.len() + 1..].to_owned()),
         None => (None, lower),
+    };
+    let kind = schema.sections[section.unwrap_or("")].get(&key).copied();
+    let kind = match (section, kind) {
+        // Not ours (e.g. AADGATE_LOG): ignore.
+        (None, None) => return Ok(()),
+        // A mistyped key of a section: kept, so the file's reader names it.
+        (Some(_), None) => Kind::Text,
+        (_, Some(Kind::FileOnly)) => {
+            return Err(ConfigError::new(name, "cannot be set from the environment")
+                .with_fix("write it in the configuration file"));
+        }
+        (_, Some(k)) => k,
     };
     let dotted = match section {
         Some(s) => format!("{s}.{key}"),
         None => key.clone(),
     };
-    let known_top = [
-        "listen",
-        "public_url",
-        "upstream",
-        "trusted_proxies",
-        "pass_access_token",
-        "workers",
-    ];
-    if section.is_none() && !known_top.contains(&key.as_str()) {
-        // Not ours (e.g. AADGATE_LOG): ignore.
-        return Ok(());
-    }
-    let parsed = if LIST_KEYS.contains(&dotted.as_str()) {
+    let parsed = if kind == Kind::List {
         if value.trim_start().starts_with('[') {
             let wrapped: toml::Table = format!("v = {value}").parse().map_err(|_| {
                 ConfigError::new(name, "is not a TOML array")
@@ -84,7 +149,7 @@ pub(super) fn apply(table: &mut toml::Table, name: &str, value: &str) -> Result<
                     .collect(),
             )
         }
-    } else if BOOL_KEYS.contains(&dotted.as_str()) {
+    } else if kind == Kind::Bool {
         toml::Value::Boolean(match value {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" | "" => false,
@@ -95,7 +160,7 @@ pub(super) fn apply(table: &mut toml::Table, name: &str, value: &str) -> Result<
                 );
             }
         })
-    } else if INT_KEYS.contains(&dotted.as_str()) {
+    } else if kind == Kind::Int {
         toml::Value::Integer(value.parse().map_err(|_| {
             ConfigError::new(name, format!("{value:?} is not a whole number")).with_fix(
                 if dotted.ends_with("_secs") {

@@ -182,3 +182,49 @@ fn multi_tenant_and_sovereign_clouds() {
         }
     ));
 }
+
+#[test]
+fn every_key_reads_from_the_environment_by_its_type_in_the_schema() {
+    // Numbers, booleans and lists anywhere in the schema, with no list of
+    // keys to keep in step: each is parsed as its field's type.
+    let c = Config::from_toml_and_env(
+        &base(),
+        [
+            ("AADGATE_LIMITS_SIGNIN_PER_MINUTE", "7"),
+            ("AADGATE_LIMITS_MAX_CONNECTIONS", "300"),
+            ("AADGATE_DASH_SESSION_SCRIPT", "yes"),
+            ("AADGATE_DASH_MAX_BODY_BYTES", "1024"),
+            ("AADGATE_SESSION_REVALIDATE_SECS", "0"),
+            ("AADGATE_OIDC_ALLOWED_ALGORITHMS", "RS256,PS256"),
+            ("AADGATE_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]"),
+            ("AADGATE_WORKERS", "3"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.limits.signin_per_minute, Some(7));
+    assert_eq!(c.limits.max_connections, Some(300));
+    assert!(c.dash.session_script);
+    assert_eq!(c.dash.max_body_bytes, Some(1024));
+    assert_eq!(c.session.revalidate_secs, Some(0));
+    assert_eq!(
+        c.oidc.allowed_algorithms.as_deref(),
+        Some(&["RS256".to_owned(), "PS256".to_owned()][..])
+    );
+    assert_eq!(c.trusted_proxies, ["10.0.0.0/8"]);
+    assert_eq!(c.workers, Some(3));
+
+    // Tables and lists of tables are for the file, and a mistyped key of a
+    // section is named by the reader.
+    let e = Config::from_toml_and_env(&base(), [("AADGATE_ROUTE", "/admin")]).unwrap_err();
+    assert_eq!(e.key, "AADGATE_ROUTE");
+    assert!(e.fix.contains("configuration file"), "{}", e.fix);
+    let e = Config::from_toml_and_env(&base(), [("AADGATE_DASH_CALLBACK", "x")]).unwrap_err();
+    assert_eq!(e.key, "AADGATE_DASH_CALLBACK");
+    let e =
+        Config::from_toml_and_env(&base(), [("AADGATE_LIMITS_SIGNIN_PER_MINUT", "7")]).unwrap_err();
+    assert!(e.to_string().contains("signin_per_minut"), "{e}");
+    let e =
+        Config::from_toml_and_env(&base(), [("AADGATE_LIMITS_HEADER_SECS", "soon")]).unwrap_err();
+    assert_eq!(e.key, "AADGATE_LIMITS_HEADER_SECS");
+    assert!(e.fix.contains("seconds"), "{}", e.fix);
+}
