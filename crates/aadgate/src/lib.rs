@@ -166,70 +166,6 @@ pub use user::{AccessToken, MaybeUser, NotSignedIn, User, UserView};
 /// [`UserView`].
 pub type Sessions = SessionStore<UserView>;
 
-/// `state` values already used, expired in arrival order (they share one
-/// lifetime), so each callback costs O(1) however many sign-ins happened.
-#[derive(Default)]
-pub(crate) struct UsedStates {
-    set: std::collections::HashSet<[u8; 32]>,
-    order: std::collections::VecDeque<(i64, [u8; 32])>,
-}
-
-impl UsedStates {
-    /// Most states remembered; beyond it the oldest are forgotten first.
-    const CAP: usize = 200_000;
-
-    /// Records a state; `false` if it was used already.
-    ///
-    /// When full, the oldest record goes: a flood of (bogus) callbacks can
-    /// only shorten how long a state is remembered, never refuse anyone's
-    /// sign-in. Replaying a forgotten state would also take its sealed
-    /// pending-login cookie, which the callback that used it cleared, and an
-    /// authorization code, which the provider redeems only once.
-    pub(crate) fn insert(&mut self, hash: [u8; 32], now: i64, expires: i64) -> bool {
-        self.insert_capped(hash, now, expires, Self::CAP)
-    }
-
-    fn insert_capped(&mut self, hash: [u8; 32], now: i64, expires: i64, cap: usize) -> bool {
-        while let Some((exp, h)) = self.order.front().copied() {
-            if exp > now && self.set.len() < cap {
-                break;
-            }
-            self.order.pop_front();
-            self.set.remove(&h);
-        }
-        if !self.set.insert(hash) {
-            return false;
-        }
-        self.order.push_back((expires, hash));
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::UsedStates;
-
-    #[test]
-    fn used_states_evict_the_oldest_when_full_and_still_refuse_a_replay() {
-        let mut u = UsedStates::default();
-        for i in 0..10u8 {
-            assert!(u.insert_capped([i; 32], 0, 600, 4));
-        }
-        assert_eq!(u.set.len(), 4, "bounded");
-        assert!(
-            !u.insert_capped([9; 32], 1, 600, 4),
-            "a recent state is still single-use"
-        );
-        assert!(
-            u.insert_capped([0; 32], 1, 600, 4),
-            "the oldest was forgotten, not the newest"
-        );
-        // Expired ones go first.
-        assert!(u.insert_capped([42; 32], 601, 1200, 4));
-        assert_eq!(u.set.len(), 1);
-    }
-}
-
 /// Sign-in for an app: configuration, provider, sessions. Cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
@@ -252,7 +188,6 @@ pub(crate) struct Inner {
     pub(crate) cookies: cookies::CookieNames,
     /// Hashes of `state` values already used, with their expiry (single use
     /// even if a pending-login cookie is replayed).
-    pub(crate) used_states: Mutex<UsedStates>,
     /// One refresh in flight per session.
     pub(crate) refreshing: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
     /// When a session's last refresh failed (bounded: cleared on success and sweep).
@@ -290,7 +225,6 @@ impl Auth {
                 provider,
                 store,
                 cookies,
-                used_states: Mutex::new(UsedStates::default()),
                 refreshing: Mutex::new(HashMap::new()),
                 refresh_failed: Mutex::new(HashMap::new()),
                 signin_throttle: throttle::SignInThrottle::new(settings.signin_per_minute),

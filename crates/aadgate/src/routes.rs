@@ -212,12 +212,11 @@ async fn complete_sign_in(
         t,
     );
     let login = jar.take(state).ok_or(SignInError::UnknownState)?;
-    // Single use, even if the pending cookie is replayed.
-    {
-        let mut used = inner.used_states.lock().expect("used states lock");
-        if !used.insert(crypto::sha256(login.state.as_bytes()), t, t + PENDING_TTL) {
-            return Err(SignInError::StateReused);
-        }
+    // Single use, even if the pending cookie is replayed (on any replica,
+    // with a shared store).
+    let state_id = crypto::sha256(login.state.as_bytes());
+    if !inner.store.claim_once(&state_id, t + PENDING_TTL).await? {
+        return Err(SignInError::StateReused);
     }
     let meta = inner.provider.metadata().await?;
     if meta.issuer != login.issuer {

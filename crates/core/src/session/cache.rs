@@ -49,15 +49,14 @@ pub(super) struct Entry<V> {
     pub(super) persisted_seen: AtomicI64,
 }
 
-/// Live sessions by cookie value. `cap: None` keeps every session (a memory
-/// store has nowhere else to keep them).
+/// Live sessions by cookie value, at most `cap` of them.
 pub(super) struct Cache<V> {
     map: RwLock<HashMap<CookieKey, Arc<Entry<V>>>>,
-    pub(super) cap: Option<usize>,
+    pub(super) cap: usize,
 }
 
 impl<V> Cache<V> {
-    pub(super) fn new(cap: Option<usize>) -> Self {
+    pub(super) fn new(cap: usize) -> Self {
         Self {
             map: RwLock::new(HashMap::new()),
             cap,
@@ -78,9 +77,8 @@ impl<V> Cache<V> {
     pub(super) fn insert(&self, cookie: &str, entry: Entry<V>) -> Arc<Entry<V>> {
         let entry = Arc::new(entry);
         let mut map = self.map.write().expect("session cache lock");
-        if let Some(cap) = self.cap
-            && map.len() >= cap
-        {
+        let cap = self.cap;
+        if map.len() >= cap {
             let n = cap.div_ceil(10).min(map.len());
             let mut by_use: Vec<(i64, &CookieKey)> = map
                 .iter()
@@ -117,6 +115,20 @@ impl<V> Cache<V> {
                 keep
             });
         n
+    }
+
+    /// Drops the session stored under `key` (revoked by another process).
+    /// Revocations are rare: a scan, rather than a second index per entry.
+    pub(super) fn remove_record(&self, key: &RecordKey) {
+        self.map
+            .write()
+            .expect("session cache lock")
+            .retain(|_, e| &e.key != key);
+    }
+
+    /// Drops every session (they are read from the store again on use).
+    pub(super) fn clear(&self) {
+        self.map.write().expect("session cache lock").clear();
     }
 
     pub(super) fn len(&self) -> usize {

@@ -1,144 +1,144 @@
-//! Persistence: the embedded `file:` store (a redb database), holding each
-//! session sealed under its record key, and the batched write-back of idle
-//! clocks.
+//! `session.store = "file:<directory>"`: an embedded database (redb) in one
+//! file, surviving restarts; one process at a time (the file is locked).
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{FLUSH_INTERVAL, RecordKey, Session, StoreError, TOUCH_INTERVAL};
-use crate::crypto::Sealer;
+use super::StoreError;
+use super::store::{OnceSet, Record, RecordKey, Store, StoreFuture};
 
-const TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v1");
+/// Records: 8 bytes `expires_at`, 8 bytes `last_seen` (big-endian), then the
+/// sealed session.
+const TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v2");
+/// Before the header existed: the sealed session alone. Moved into
+/// [`TABLE`] when the store is opened.
+const LEGACY: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v1");
+const HEADER: usize = 16;
 
 /// The `file:` store.
-pub(super) struct FileStore {
+pub struct FileStore {
     db: Arc<Database>,
-    sealer: Sealer,
-    writes: Arc<AtomicU64>,
-    /// Idle clocks waiting to be written back (by key), in one batch per
-    /// [`FLUSH_INTERVAL`], off the request path.
-    touched: Arc<Mutex<HashMap<RecordKey, i64>>>,
-    /// Whether the task that writes them back has been started.
-    flusher: AtomicBool,
+    writes: AtomicU64,
+    once: Mutex<OnceSet>,
 }
 
-impl FileStore {
-    /// Opens (creating it, mode 0700) the database in `dir`.
-    pub(super) fn open(dir: &Path, sealer: Sealer) -> Result<Self, StoreError> {
-        Ok(Self {
-            db: Arc::new(open_db(dir)?),
-            sealer,
-            writes: Arc::new(AtomicU64::new(0)),
-            touched: Arc::new(Mutex::new(HashMap::new())),
-            flusher: AtomicBool::new(false),
-        })
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("writes", &self.writes)
+            .finish_non_exhaustive()
     }
+}
 
-    /// Write transactions made so far.
-    pub(super) fn writes(&self) -> u64 {
-        self.writes.load(Ordering::Relaxed)
-    }
+fn encode(record: &Record) -> Vec<u8> {
+    let mut v = Vec::with_capacity(HEADER + record.sealed.len());
+    v.extend_from_slice(&record.expires_at.to_be_bytes());
+    v.extend_from_slice(&record.last_seen.to_be_bytes());
+    v.extend_from_slice(&record.sealed);
+    v
+}
 
-    /// Seals and writes a session (its creation, a refresh).
-    pub(super) async fn put(&self, key: RecordKey, session: &Session) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        let plain = serde_json::to_vec(session).map_err(StoreError::from_any)?;
-        let sealed = self.sealer.seal(&plain, &key);
-        tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
-            let tx = db.begin_write()?;
-            tx.open_table(TABLE)?
-                .insert(key.as_slice(), sealed.as_slice())?;
-            tx.commit()?;
-            Ok(())
-        })
+fn decode(bytes: &[u8]) -> Option<Record> {
+    let (expires, rest) = bytes.split_first_chunk::<8>()?;
+    let (seen, sealed) = rest.split_first_chunk::<8>()?;
+    Some(Record {
+        expires_at: i64::from_be_bytes(*expires),
+        last_seen: i64::from_be_bytes(*seen),
+        sealed: sealed.to_vec(),
+    })
+}
+
+/// Runs `work` on the blocking pool (redb's calls block on the disk).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, redb::Error> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(StoreError::from_any)?
         .map_err(StoreError::from_any)
-    }
+}
 
-    /// Reads and opens a session; `None` when absent or not sealed with
-    /// this secret.
-    pub(super) async fn load(&self, key: RecordKey) -> Option<Session> {
-        let db = self.db.clone();
-        let sealed =
-            tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, redb::Error> {
-                let tx = db.begin_read()?;
-                let table = match tx.open_table(TABLE) {
-                    Ok(t) => t,
-                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                };
-                Ok(table.get(key.as_slice())?.map(|v| v.value().to_vec()))
-            })
-            .await
-            .ok()?
-            .ok()??;
-        let plain = self.sealer.open(&sealed, &key)?;
-        serde_json::from_slice(&plain).ok()
+impl FileStore {
+    /// Opens (creating it, mode 0700) the database in `dir`. Records of the
+    /// earlier layout are moved to the current one, counted as used `now`
+    /// (their own end and idle clock still apply when they are read).
+    pub fn open(dir: &Path, now: i64) -> Result<Self, StoreError> {
+        let db = open_db(dir)?;
+        migrate(&db, now).map_err(StoreError::from_any)?;
+        Ok(Self {
+            db: Arc::new(db),
+            writes: AtomicU64::new(0),
+            once: Mutex::new(OnceSet::default()),
+        })
     }
+}
 
-    /// Deletes a session (sign-out, expiry), before the request is answered.
-    pub(super) async fn delete(&self, key: RecordKey) {
-        let db = self.db.clone();
+impl Store for FileStore {
+    fn put<'a>(&'a self, key: &'a RecordKey, record: &'a Record) -> StoreFuture<'a, ()> {
+        let (db, key, value) = (self.db.clone(), *key, encode(record));
         self.writes.fetch_add(1, Ordering::Relaxed);
-        let r = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
+        Box::pin(blocking(move || {
+            let tx = db.begin_write()?;
+            tx.open_table(TABLE)?
+                .insert(key.as_slice(), value.as_slice())?;
+            tx.commit()?;
+            Ok(())
+        }))
+    }
+
+    fn get<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
+        let (db, key) = (self.db.clone(), *key);
+        Box::pin(blocking(move || {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(TABLE)?;
+            Ok(table.get(key.as_slice())?.and_then(|v| decode(v.value())))
+        }))
+    }
+
+    fn delete<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, ()> {
+        let (db, key) = (self.db.clone(), *key);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Box::pin(blocking(move || {
             let tx = db.begin_write()?;
             tx.open_table(TABLE)?.remove(key.as_slice())?;
             tx.commit()?;
             Ok(())
-        })
-        .await;
-        if !matches!(r, Ok(Ok(()))) {
-            tracing::warn!("could not delete a session from the store");
-        }
+        }))
     }
 
-    /// Notes a session's idle clock for the next batch: the request does not
-    /// wait for a write.
-    pub(super) fn note_seen(&self, key: RecordKey, seen: i64) {
-        if let Ok(mut touched) = self.touched.lock() {
-            touched.insert(key, seen);
-        }
-        self.start_flusher();
-    }
-
-    /// Starts, once, the task that writes noted idle clocks back every
-    /// [`FLUSH_INTERVAL`]; it ends when the store is dropped.
-    fn start_flusher(&self) {
-        if self.flusher.swap(true, Ordering::Relaxed) {
-            return;
-        }
-        let db = Arc::downgrade(&self.db);
-        let (sealer, writes) = (self.sealer.clone(), self.writes.clone());
-        let touched = Arc::downgrade(&self.touched);
-        // Holds nothing strong while it sleeps: a dropped store closes its
-        // database at once (a restart in the same process can reopen it).
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(FLUSH_INTERVAL).await;
-                let (Some(db), Some(touched)) = (db.upgrade(), touched.upgrade()) else {
-                    return;
-                };
-                flush_touched(&db, &sealer, &writes, &touched).await;
+    /// One transaction for the batch: only the header of each record is
+    /// rewritten, with the later of its stored and noted `last_seen`.
+    fn touch(&self, seen: Vec<(RecordKey, i64)>) -> StoreFuture<'_, ()> {
+        let db = self.db.clone();
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Box::pin(blocking(move || {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(TABLE)?;
+                for (key, t) in seen {
+                    let Some(mut value) = table.get(key.as_slice())?.map(|v| v.value().to_vec())
+                    else {
+                        continue;
+                    };
+                    let Some(r) = decode(&value) else { continue };
+                    if r.last_seen >= t {
+                        continue;
+                    }
+                    value[8..HEADER].copy_from_slice(&t.to_be_bytes());
+                    table.insert(key.as_slice(), value.as_slice())?;
+                }
             }
-        });
+            tx.commit()?;
+            Ok(())
+        }))
     }
 
-    /// Writes the noted idle clocks back now.
-    pub(super) async fn flush(&self) {
-        flush_touched(&self.db, &self.sealer, &self.writes, &self.touched).await;
-    }
-
-    /// Deletes the sessions past their lifetime or idle for longer than
-    /// `idle` (plus the write-back interval) at `now`; returns how many.
-    pub(super) async fn purge_expired(&self, now: i64, idle: i64) -> usize {
-        let (db, sealer) = (self.db.clone(), self.sealer.clone());
-        let r = tokio::task::spawn_blocking(move || -> Result<usize, redb::Error> {
+    fn purge_expired(&self, now: i64, idle: i64) -> StoreFuture<'_, usize> {
+        let db = self.db.clone();
+        Box::pin(blocking(move || {
             let tx = db.begin_write()?;
             let mut removed = 0;
             {
@@ -146,13 +146,8 @@ impl FileStore {
                 let mut dead: Vec<Vec<u8>> = Vec::new();
                 for item in table.iter()? {
                     let (k, v) = item?;
-                    let alive = sealer
-                        .open(v.value(), k.value())
-                        .and_then(|p| serde_json::from_slice::<Session>(&p).ok())
-                        .is_some_and(|s| {
-                            now < s.expires_at
-                                && now - s.last_seen <= idle + TOUCH_INTERVAL.as_secs() as i64
-                        });
+                    let alive = decode(v.value())
+                        .is_some_and(|r| now < r.expires_at && now - r.last_seen <= idle);
                     if !alive {
                         dead.push(k.value().to_vec());
                     }
@@ -164,12 +159,25 @@ impl FileStore {
             }
             tx.commit()?;
             Ok(removed)
-        })
-        .await;
-        match r {
-            Ok(Ok(removed)) => removed,
-            _ => 0,
-        }
+        }))
+    }
+
+    fn claim_once<'a>(
+        &'a self,
+        id: &'a [u8; 32],
+        now: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, bool> {
+        let fresh = self
+            .once
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .claim(*id, now, expires_at);
+        Box::pin(std::future::ready(Ok(fresh)))
+    }
+
+    fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 }
 
@@ -193,58 +201,30 @@ fn open_db(dir: &Path) -> Result<Database, StoreError> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     }
-    let tx = db.begin_write().map_err(StoreError::from_any)?;
-    tx.open_table(TABLE).map_err(StoreError::from_any)?;
-    tx.commit().map_err(StoreError::from_any)?;
     Ok(db)
 }
 
-/// Writes a batch of idle clocks in one transaction. Each record is read,
-/// opened, given the later of its stored and noted `last_seen`, sealed and
-/// written back within the transaction, so a session removed meanwhile
-/// (sign-out) stays removed and a concurrent update is never lost.
-async fn flush_touched(
-    db: &Arc<Database>,
-    sealer: &Sealer,
-    writes: &AtomicU64,
-    touched: &Mutex<HashMap<RecordKey, i64>>,
-) {
-    let batch: Vec<(RecordKey, i64)> = match touched.lock() {
-        Ok(mut t) if !t.is_empty() => t.drain().collect(),
-        _ => return,
-    };
-    writes.fetch_add(1, Ordering::Relaxed);
-    let (db, sealer) = (db.clone(), sealer.clone());
-    let n = batch.len();
-    let r = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
-        let tx = db.begin_write()?;
-        {
-            let mut table = tx.open_table(TABLE)?;
-            for (key, seen) in batch {
-                let Some(sealed) = table.get(key.as_slice())?.map(|v| v.value().to_vec()) else {
-                    continue;
-                };
-                let Some(mut s) = sealer
-                    .open(&sealed, &key)
-                    .and_then(|p| serde_json::from_slice::<Session>(&p).ok())
-                else {
-                    continue;
-                };
-                if s.last_seen >= seen {
-                    continue;
-                }
-                s.last_seen = seen;
-                let Ok(plain) = serde_json::to_vec(&s) else {
-                    continue;
-                };
-                table.insert(key.as_slice(), sealer.seal(&plain, &key).as_slice())?;
-            }
+/// Creates the table, and moves records of the earlier layout into it.
+fn migrate(db: &Database, now: i64) -> Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    {
+        let mut table = tx.open_table(TABLE)?;
+        let mut legacy = tx.open_table(LEGACY)?;
+        let mut moved = Vec::new();
+        for item in legacy.iter()? {
+            let (k, v) = item?;
+            moved.push((k.value().to_vec(), v.value().to_vec()));
         }
-        tx.commit()?;
-        Ok(())
-    })
-    .await;
-    if !matches!(r, Ok(Ok(()))) {
-        tracing::warn!(sessions = n, "could not write session idle clocks back");
+        for (k, sealed) in moved {
+            let record = Record {
+                expires_at: i64::MAX,
+                last_seen: now,
+                sealed,
+            };
+            table.insert(k.as_slice(), encode(&record).as_slice())?;
+            legacy.remove(k.as_slice())?;
+        }
     }
+    tx.commit()?;
+    Ok(())
 }

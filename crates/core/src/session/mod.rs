@@ -9,7 +9,8 @@
 //!
 //! - what a session is: [`Session`], [`Tokens`] and [`Identity`];
 //! - the memory cache in front of the store: `cache`;
-//! - persistence: `file` (the embedded `file:` store; `memory` has none).
+//! - where sessions are kept: the [`Store`] trait ([`store`]), with
+//!   [`MemoryStore`] and the embedded [`FileStore`].
 //!
 //! The layer above can keep what it derives from a session (roles,
 //! headers) in the cache with it: [`SessionStore::with_view`].
@@ -33,9 +34,11 @@
 
 mod cache;
 mod file;
+pub mod store;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -44,23 +47,19 @@ use thiserror::Error;
 use crate::crypto::{self, Sealer};
 pub use crate::identity::Identity;
 use cache::{Cache, Entry};
-use file::FileStore;
+pub use file::FileStore;
+pub use store::{MemoryStore, Record, RecordKey, Revoked, Store};
 
 /// The idle clock of a session is persisted at most this often.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
-/// Idle clocks noted by requests are written back in one transaction this
-/// often: a crash loses at most this much bookkeeping, never a session or a
+/// Idle clocks noted by requests are written back in one batch this often:
+/// a crash loses at most this much bookkeeping, never a session or a
 /// sign-out (those are written before the request is answered).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
-/// Most sessions kept decrypted in memory with a file store; the rest are
-/// read from disk on use (~2.3 KB of memory each, so 10,000 is ~23 MB; the
-/// same bound as mod_auth_openidc's default `OIDCCacheShmMax`). A memory
-/// store keeps every session: it has no disk.
+/// Most sessions kept decrypted in memory; the rest are read from the store
+/// on use (~2.3 KB of memory each, so 10,000 is ~23 MB; the same bound as
+/// mod_auth_openidc's default `OIDCCacheShmMax`).
 const MEMORY_CAP: usize = 10_000;
-
-/// A session's key in the store: an HMAC of its cookie value, so a copy of
-/// the store yields no usable cookie.
-type RecordKey = [u8; 32];
 
 /// Where sessions are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +129,8 @@ pub struct Session {
 pub struct StoreError(String);
 
 impl StoreError {
-    fn from_any(e: impl std::fmt::Display) -> Self {
+    /// A failure described by `e` (for [`Store`] implementations).
+    pub fn from_any(e: impl std::fmt::Display) -> Self {
         Self(e.to_string())
     }
 }
@@ -138,24 +138,30 @@ impl StoreError {
 /// What the layer above derives from a session when it enters the cache.
 type Derive<V> = Arc<dyn Fn(&Session) -> V + Send + Sync>;
 
-/// The session store: a memory cache over an optional persistent store.
+/// The session store: a memory cache in front of a [`Store`].
 /// `V` is what the layer above keeps with each cached session
 /// ([`SessionStore::with_view`]); `()` by default.
 pub struct SessionStore<V = ()> {
-    file: Option<FileStore>,
+    store: Arc<dyn Store>,
+    sealer: Sealer,
     lookup_key: crypto::MacKey,
     idle: i64,
     lifetime: i64,
-    cache: Cache<V>,
+    cache: Arc<Cache<V>>,
     derive: Derive<V>,
     keep_access_tokens: bool,
     clock: crate::clock::Clock,
+    /// Idle clocks waiting to be written back, in one batch per
+    /// [`FLUSH_INTERVAL`], off the request path.
+    touched: Arc<Mutex<HashMap<RecordKey, i64>>>,
+    /// Whether the background tasks (write-back, revocations) have started.
+    started: AtomicBool,
 }
 
 impl<V> std::fmt::Debug for SessionStore<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionStore")
-            .field("persistent", &self.file.is_some())
+            .field("cached", &self.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -170,30 +176,42 @@ fn well_formed(cookie: &str) -> bool {
 }
 
 impl SessionStore {
-    /// Opens the store. For `file:` the directory is created (mode 0700).
+    /// Opens the store `kind` names. For `file:` the directory is created
+    /// (mode 0700).
     pub fn open(
         kind: &StoreKind,
         secret: &[u8],
         idle: Duration,
         lifetime: Duration,
     ) -> Result<Self, StoreError> {
-        let file = match kind {
-            StoreKind::Memory => None,
-            StoreKind::File(dir) => {
-                Some(FileStore::open(dir, Sealer::new(secret, "session store"))?)
-            }
+        let clock = crate::clock::Clock::system();
+        let store: Arc<dyn Store> = match kind {
+            StoreKind::Memory => Arc::new(MemoryStore::new()),
+            StoreKind::File(dir) => Arc::new(FileStore::open(dir, clock.now())?),
         };
-        let cap = file.as_ref().map(|_| MEMORY_CAP);
-        Ok(Self {
-            file,
+        Ok(Self::with_store(store, secret, idle, lifetime))
+    }
+
+    /// Sessions kept in `store` (any [`Store`] implementation).
+    pub fn with_store(
+        store: Arc<dyn Store>,
+        secret: &[u8],
+        idle: Duration,
+        lifetime: Duration,
+    ) -> Self {
+        Self {
+            store,
+            sealer: Sealer::new(secret, "session store"),
             lookup_key: crypto::MacKey::new(&crypto::derive_key(secret, "session lookup")),
             idle: idle.as_secs() as i64,
             lifetime: lifetime.as_secs() as i64,
-            cache: Cache::new(cap),
+            cache: Arc::new(Cache::new(MEMORY_CAP)),
             derive: Arc::new(|_| ()),
             keep_access_tokens: true,
             clock: crate::clock::Clock::system(),
-        })
+            touched: Arc::new(Mutex::new(HashMap::new())),
+            started: AtomicBool::new(false),
+        }
     }
 }
 
@@ -203,19 +221,22 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// store) and handed out by [`SessionStore::get_with_view`], so a request
     /// reuses it instead of recomputing it.
     #[must_use]
-    pub fn with_view<W>(
+    pub fn with_view<W: Send + Sync + 'static>(
         self,
         derive: impl Fn(&Session) -> W + Send + Sync + 'static,
     ) -> SessionStore<W> {
         SessionStore {
-            file: self.file,
+            store: self.store,
+            sealer: self.sealer,
             lookup_key: self.lookup_key,
             idle: self.idle,
             lifetime: self.lifetime,
-            cache: Cache::new(self.cache.cap),
+            cache: Arc::new(Cache::new(self.cache.cap)),
             derive: Arc::new(derive),
             keep_access_tokens: self.keep_access_tokens,
             clock: self.clock,
+            touched: self.touched,
+            started: AtomicBool::new(false),
         }
     }
 
@@ -233,9 +254,9 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     }
 
     /// Whether access tokens stay in the memory cache (for passing them on
-    /// every request). With a file store, ID and refresh tokens never do:
-    /// they are read from disk when needed ([`SessionStore::get_full`]), which
-    /// keeps the memory per cached session to about a kilobyte.
+    /// every request). ID and refresh tokens never do: they are read from
+    /// the store when needed ([`SessionStore::get_full`]), which keeps the
+    /// memory per cached session to about a kilobyte.
     #[must_use]
     pub fn keep_access_tokens_in_memory(mut self, keep: bool) -> Self {
         self.keep_access_tokens = keep;
@@ -245,18 +266,50 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// What the memory cache keeps of a session.
     fn slim(&self, s: &Session) -> Session {
         let mut s = s.clone();
-        if self.file.is_some() {
-            s.tokens = Tokens {
-                access_token: s.tokens.access_token.filter(|_| self.keep_access_tokens),
-                access_expires_at: s.tokens.access_expires_at,
-                ..Tokens::default()
-            };
-        }
+        s.tokens = Tokens {
+            access_token: s.tokens.access_token.filter(|_| self.keep_access_tokens),
+            access_expires_at: s.tokens.access_expires_at,
+            ..Tokens::default()
+        };
         s
     }
 
     fn key_of(&self, cookie: &str) -> RecordKey {
         self.lookup_key.sign(cookie.as_bytes())
+    }
+
+    fn seal(&self, key: &RecordKey, session: &Session) -> Result<Record, StoreError> {
+        let plain = serde_json::to_vec(session).map_err(StoreError::from_any)?;
+        Ok(Record {
+            expires_at: session.expires_at,
+            last_seen: session.last_seen,
+            sealed: self.sealer.seal(&plain, key),
+        })
+    }
+
+    /// Opens a record; `None` when it was not sealed with this secret for
+    /// this key. The record's plain clocks are the live ones.
+    fn unseal(&self, key: &RecordKey, record: &Record) -> Option<Session> {
+        let plain = self.sealer.open(&record.sealed, key)?;
+        let mut s: Session = serde_json::from_slice(&plain).ok()?;
+        s.last_seen = s.last_seen.max(record.last_seen);
+        s.expires_at = s.expires_at.min(record.expires_at);
+        Some(s)
+    }
+
+    /// Reads and opens a session from the store.
+    async fn load(&self, key: &RecordKey) -> Option<Session> {
+        match self.store.get(key).await {
+            Ok(record) => self.unseal(key, &record?),
+            Err(e) => {
+                tracing::warn!(error = %e, "session store read failed");
+                None
+            }
+        }
+    }
+
+    async fn save(&self, key: &RecordKey, session: &Session) -> Result<(), StoreError> {
+        self.store.put(key, &self.seal(key, session)?).await
     }
 
     /// Caches a session (slimmed) with its view; returns the entry.
@@ -275,12 +328,47 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         )
     }
 
+    /// Starts, once, the background tasks: the write-back of idle clocks
+    /// every [`FLUSH_INTERVAL`], and (for a shared store) dropping the
+    /// sessions other processes revoke. They end when the store is dropped.
+    fn start(&self) {
+        if self.started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let store = Arc::downgrade(&self.store);
+        let touched = Arc::downgrade(&self.touched);
+        // Holds nothing strong while it sleeps: a dropped store closes its
+        // database at once (a restart in the same process can reopen it).
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FLUSH_INTERVAL).await;
+                let (Some(store), Some(touched)) = (store.upgrade(), touched.upgrade()) else {
+                    return;
+                };
+                flush(&*store, &touched).await;
+            }
+        });
+        if let Some(mut revoked) = self.store.revocations() {
+            let cache = Arc::downgrade(&self.cache);
+            tokio::spawn(async move {
+                while let Some(r) = revoked.recv().await {
+                    let Some(cache) = cache.upgrade() else { return };
+                    match r {
+                        Revoked::Session(key) => cache.remove_record(&key),
+                        Revoked::All => cache.clear(),
+                    }
+                }
+            });
+        }
+    }
+
     /// Creates a session with a fresh id and returns the cookie value.
     pub async fn create(
         &self,
         identity: Identity,
         tokens: Tokens,
     ) -> Result<(String, Arc<Session>), StoreError> {
+        self.start();
         let t = self.clock.now();
         let session = Arc::new(Session {
             identity,
@@ -292,9 +380,7 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         });
         let cookie = crypto::random_token();
         let key = self.key_of(&cookie);
-        if let Some(file) = &self.file {
-            file.put(key, &session).await?;
-        }
+        self.save(&key, &session).await?;
         self.cache(&cookie, key, &session, t);
         Ok((cookie, session))
     }
@@ -312,15 +398,13 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         let mut s = (*current).clone();
         change(&mut s);
         s.last_seen = self.clock.now();
-        if let Some(file) = &self.file {
-            file.put(key, &s).await?;
-        }
+        self.save(&key, &s).await?;
         self.cache(cookie, key, &s, s.last_seen);
         Ok(Some(Arc::new(s)))
     }
 
     /// The live session for a cookie value, or `None` (unknown, malformed,
-    /// forged, idle too long or past its lifetime). Never waits for a disk
+    /// forged, idle too long or past its lifetime). Never waits for a
     /// write: the idle clock is noted, at most once a minute per session,
     /// and written back in batches.
     pub async fn get(&self, cookie: &str) -> Option<Arc<Session>> {
@@ -333,11 +417,12 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         if !well_formed(cookie) {
             return None;
         }
+        self.start();
         let entry = match self.cache.get(cookie) {
             Some(e) => e,
             None => {
                 let key = self.key_of(cookie);
-                let session = self.file.as_ref()?.load(key).await?;
+                let session = self.load(&key).await?;
                 self.cache(cookie, key, &session, session.last_seen)
             }
         };
@@ -349,11 +434,12 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         }
         entry.last_seen.store(t, Ordering::Relaxed);
         let persisted = entry.persisted_seen.load(Ordering::Relaxed);
-        if let Some(file) = &self.file
-            && t - persisted >= TOUCH_INTERVAL.as_secs() as i64
-        {
+        if t - persisted >= TOUCH_INTERVAL.as_secs() as i64 {
+            // Noted for the next batch: the request does not wait for a write.
             entry.persisted_seen.store(t, Ordering::Relaxed);
-            file.note_seen(entry.key, t);
+            if let Ok(mut touched) = self.touched.lock() {
+                touched.insert(entry.key, t);
+            }
         }
         Some((entry.session.clone(), entry.view.clone()))
     }
@@ -361,24 +447,27 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// Writes the noted idle clocks back now (a background task does this
     /// every [`FLUSH_INTERVAL`]; call it before a planned shutdown).
     pub async fn flush_idle_clocks(&self) {
-        if let Some(file) = &self.file {
-            file.flush().await;
-        }
+        flush(&*self.store, &self.touched).await;
     }
 
-    /// Like [`SessionStore::get`], with every token (read from disk for a
-    /// file store). For token refresh, logout and `/.auth/me`, not per request.
+    /// Like [`SessionStore::get`], with every token (read from the store).
+    /// For token refresh, logout and `/.auth/me`, not per request.
     pub async fn get_full(&self, cookie: &str) -> Option<Arc<Session>> {
         let cached = self.get(cookie).await?;
-        let Some(file) = &self.file else {
-            return Some(cached);
-        };
-        let mut s = file.load(self.key_of(cookie)).await?;
+        let mut s = self.load(&self.key_of(cookie)).await?;
         s.last_seen = cached.last_seen;
         Some(Arc::new(s))
     }
 
-    /// Deletes a session (logout).
+    /// Records `id` as used (a sign-in `state`) until `expires_at`; `false`
+    /// when it was used already, here or, with a shared store, anywhere.
+    pub async fn claim_once(&self, id: &[u8; 32], expires_at: i64) -> Result<bool, StoreError> {
+        self.store
+            .claim_once(id, self.clock.now(), expires_at)
+            .await
+    }
+
+    /// Deletes a session (logout), everywhere the store is shared.
     pub async fn remove(&self, cookie: &str) {
         if well_formed(cookie) {
             self.remove_key(cookie, self.key_of(cookie)).await;
@@ -387,32 +476,51 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
 
     async fn remove_key(&self, cookie: &str, key: RecordKey) {
         self.cache.remove(cookie);
-        if let Some(file) = &self.file {
-            file.delete(key).await;
+        if let Err(e) = self.store.delete(&key).await {
+            tracing::warn!(error = %e, "could not delete a session from the store");
         }
     }
 
-    /// Removes expired sessions from memory and disk; returns how many.
+    /// Removes expired sessions from memory and from the store; returns how
+    /// many.
     pub async fn purge_expired(&self) -> usize {
         let t = self.clock.now();
         let idle = self.idle;
         let n = self.cache.retain(|e| {
             t < e.session.expires_at && t - e.last_seen.load(Ordering::Relaxed) <= idle
         });
-        match &self.file {
-            Some(file) => n.max(file.purge_expired(t, idle).await),
-            None => n,
+        // The store's idle clocks lag the live ones by up to the write-back
+        // interval.
+        let slack = TOUCH_INTERVAL.as_secs() as i64;
+        match self.store.purge_expired(t, idle + slack).await {
+            Ok(removed) => n.max(removed),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not purge the session store");
+                n
+            }
         }
     }
 
-    /// Write transactions made so far (for tests and metrics).
+    /// Write operations made on the store so far (for tests and metrics).
     pub fn disk_writes(&self) -> u64 {
-        self.file.as_ref().map_or(0, FileStore::writes)
+        self.store.writes()
     }
 
     /// Number of sessions cached in memory.
     pub fn cached_len(&self) -> usize {
         self.cache.len()
+    }
+}
+
+/// Writes a batch of noted idle clocks to the store.
+async fn flush(store: &dyn Store, touched: &Mutex<HashMap<RecordKey, i64>>) {
+    let batch: Vec<(RecordKey, i64)> = match touched.lock() {
+        Ok(mut t) if !t.is_empty() => t.drain().collect(),
+        _ => return,
+    };
+    let n = batch.len();
+    if let Err(e) = store.touch(batch).await {
+        tracing::warn!(sessions = n, error = %e, "could not write session idle clocks back");
     }
 }
 

@@ -191,7 +191,7 @@ async fn expired_sessions_end() {
 async fn a_file_store_caches_at_most_its_cap_and_reloads_the_rest_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = store(&StoreKind::File(dir.path().to_owned()));
-    s.cache.cap = Some(20);
+    s.cache = Arc::new(cache::Cache::new(20));
     let mut cookies = Vec::new();
     for i in 0..45 {
         let identity = Identity {
@@ -214,7 +214,7 @@ async fn a_file_store_caches_at_most_its_cap_and_reloads_the_rest_from_disk() {
 async fn a_full_cache_evicts_the_sessions_used_least_recently() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = store(&StoreKind::File(dir.path().to_owned()));
-    s.cache.cap = Some(20);
+    s.cache = Arc::new(cache::Cache::new(20));
     let mut cookies = Vec::new();
     for _ in 0..20 {
         cookies.push(s.create(Identity::default(), tokens()).await.unwrap().0);
@@ -235,4 +235,44 @@ async fn a_full_cache_evicts_the_sessions_used_least_recently() {
         "the two used least recently go"
     );
     assert!(cookies[7..].iter().all(cached));
+}
+
+#[tokio::test]
+async fn sessions_stored_before_the_record_header_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = StoreKind::File(dir.path().to_owned());
+    let s = store(&kind);
+    let cookie = crypto::random_token();
+    let key = s.key_of(&cookie);
+    let t = s.clock().now();
+    let session = Session {
+        identity: Identity {
+            sub: "from-v1".into(),
+            ..Identity::default()
+        },
+        tokens: tokens(),
+        created_at: t,
+        expires_at: t + 100,
+        last_seen: t,
+        checked_at: t,
+    };
+    let sealed = s.sealer.seal(&serde_json::to_vec(&session).unwrap(), &key);
+    drop(s);
+    // The earlier layout: the sealed session alone, in `sessions_v1`.
+    {
+        let db = redb::Database::create(dir.path().join("sessions.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(redb::TableDefinition::<&[u8], &[u8]>::new("sessions_v1"))
+            .unwrap()
+            .insert(key.as_slice(), sealed.as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let s = store(&kind);
+    let got = s.get_full(&cookie).await.expect("migrated session");
+    assert_eq!(got.identity.sub, "from-v1");
+    assert_eq!(got.tokens.refresh_token.as_deref(), Some("RT-secret"));
+    // Its own end still applies.
+    s.clock().advance(101);
+    assert!(s.get(&cookie).await.is_none());
 }
