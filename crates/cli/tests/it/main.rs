@@ -14,5 +14,7 @@ mod harness;
 mod hostile;
 mod paths;
 mod redirects;
+mod redis_server;
+mod scale_out;
 mod sessions;
 mod signin;

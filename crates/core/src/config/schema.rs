@@ -121,10 +121,28 @@ pub struct SessionConfig {
     /// `AADGATE_SESSION_SECRET` to writing it here.
     #[serde(default)]
     pub secret: Option<String>,
-    /// `file:<directory>` (default `file:./.aadgate/sessions`, an embedded
-    /// database that survives restarts) or `memory`.
+    /// Where sessions live:
+    /// - `file:<directory>` (default `file:./.aadgate/sessions`): an
+    ///   embedded database that survives restarts, for one process;
+    /// - `memory`: lost on restart;
+    /// - `redis://[user[:password]@]host:port[/db]`, or `rediss://…` for TLS
+    ///   (Azure Cache for Redis listens with TLS on 6380): shared by any
+    ///   number of replicas, no sticky sessions needed.
     #[serde(default)]
     pub store: Option<String>,
+    /// Password for Redis, instead of writing it in `store`'s URL. Prefer
+    /// `AADGATE_SESSION_REDIS_PASSWORD`.
+    #[serde(default)]
+    pub redis_password: Option<String>,
+    /// Prefix of every Redis key aadgate writes, so several apps can share
+    /// one Redis. Default `aadgate:`.
+    #[serde(default)]
+    pub redis_prefix: Option<String>,
+    /// PEM file of the certificate authority that signed the Redis
+    /// server's certificate (`rediss://` with a private CA). Default: the
+    /// system's trusted roots.
+    #[serde(default)]
+    pub redis_ca_file: Option<String>,
     /// A session unused for this long ends, in seconds. Default 28800 (8 h).
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,

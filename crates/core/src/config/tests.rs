@@ -228,3 +228,49 @@ fn every_key_reads_from_the_environment_by_its_type_in_the_schema() {
     assert_eq!(e.key, "AADGATE_LIMITS_HEADER_SECS");
     assert!(e.fix.contains("seconds"), "{}", e.fix);
 }
+
+#[test]
+fn redis_stores_are_checked_at_start_up() {
+    let with = |store: &str, env: &[(&str, &str)]| {
+        let text = base().replace("store = \"memory\"", &format!("store = \"{store}\""));
+        Config::from_toml_and_env(&text, env.iter().copied()).and_then(|c| c.validate())
+    };
+    let ok = with(
+        "rediss://cache.contoso.example:6380/2",
+        &[("AADGATE_SESSION_REDIS_PASSWORD", "access-key")],
+    );
+    if cfg!(feature = "redis") {
+        let StoreKind::Redis(r) = ok.unwrap().store else {
+            panic!("not a Redis store")
+        };
+        assert_eq!(r.url, "rediss://cache.contoso.example:6380/2");
+        assert_eq!(r.password.as_deref(), Some("access-key"));
+        assert_eq!(r.prefix, "aadgate:");
+        assert!(!format!("{r:?}").contains("access-key"));
+    } else {
+        assert!(ok.unwrap_err().problem.contains("Redis support"));
+    }
+    let e = with("redis-cluster://a:7000,b:7001", &[]).unwrap_err();
+    assert_eq!(e.key, "session.store");
+    assert!(e.fix.contains("Enterprise cluster policy"), "{}", e.fix);
+    let e = with("redis://", &[]).unwrap_err();
+    assert_eq!(e.key, "session.store");
+    let e = with("bogus", &[]).unwrap_err();
+    assert!(e.fix.contains("redis://"), "{}", e.fix);
+    if cfg!(feature = "redis") {
+        let e = with(
+            "redis://127.0.0.1:6379",
+            &[("AADGATE_SESSION_REDIS_CA_FILE", "/nonexistent/ca.pem")],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "session.redis_ca_file");
+        let e = with(
+            "redis://127.0.0.1:6379",
+            &[("AADGATE_SESSION_REDIS_PREFIX", "two words")],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "session.redis_prefix");
+    }
+    let e = with("memory", &[("AADGATE_SESSION_REDIS_PASSWORD", "x")]).unwrap_err();
+    assert_eq!(e.key, "session.redis_password");
+}

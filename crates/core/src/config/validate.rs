@@ -155,21 +155,7 @@ impl Config {
             .with_fix("generate one with `openssl rand -hex 32`")
         })?;
 
-        let store = match self
-            .session
-            .store
-            .as_deref()
-            .unwrap_or("file:./.aadgate/sessions")
-        {
-            "memory" => StoreKind::Memory,
-            s if s.starts_with("file:") && s.len() > 5 => StoreKind::File(s[5..].into()),
-            other => {
-                return Err(
-                    ConfigError::new("session.store", format!("{other:?} is not a store"))
-                        .with_fix("use \"file:<directory>\" (persistent, default) or \"memory\""),
-                );
-            }
-        };
+        let store = self.store_kind()?;
 
         let idle = self.session.idle_timeout_secs.unwrap_or(8 * 3600);
         let lifetime = self.session.lifetime_secs.unwrap_or(24 * 3600);
@@ -259,6 +245,81 @@ impl Config {
             session_script: self.dash.session_script,
             limits: self.limits.resolve()?,
         })
+    }
+
+    /// `session.store` and the Redis keys beside it.
+    fn store_kind(&self) -> Result<StoreKind, ConfigError> {
+        let s = &self.session;
+        let text = s.store.as_deref().unwrap_or("file:./.aadgate/sessions");
+        let kind = match text {
+            "memory" => StoreKind::Memory,
+            t if t.starts_with("file:") && t.len() > 5 => StoreKind::File(t[5..].into()),
+            t if t.starts_with("redis-cluster://") || t.starts_with("rediss-cluster://") => {
+                return Err(ConfigError::new("session.store", "Redis Cluster is not supported yet")
+                    .with_fix("point it at one endpoint: a standalone or primary/replica Redis, or Azure Managed Redis with the Enterprise cluster policy (\"redis://host:port\" or \"rediss://host:port\")"));
+            }
+            t if t.starts_with("redis://") || t.starts_with("rediss://") => {
+                let url = Url::parse(t)
+                    .ok()
+                    .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()));
+                if url.is_none() {
+                    return Err(ConfigError::new("session.store", "is not a Redis URL")
+                        .with_fix("use redis://host:port[/db] or rediss://host:port (TLS); put the password in AADGATE_SESSION_REDIS_PASSWORD"));
+                }
+                if !cfg!(feature = "redis") {
+                    return Err(ConfigError::new(
+                        "session.store",
+                        "needs Redis support, which this build leaves out",
+                    )
+                    .with_fix("use the aadgate binary, or build with the `redis` cargo feature"));
+                }
+                let prefix = s
+                    .redis_prefix
+                    .clone()
+                    .unwrap_or_else(|| "aadgate:".to_owned());
+                if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+                    return Err(ConfigError::new(
+                        "session.redis_prefix",
+                        format!("{prefix:?} is not a key prefix"),
+                    )
+                    .with_fix("use a short name without spaces, e.g. \"dash-sales:\""));
+                }
+                let ca_file = match s.redis_ca_file.as_deref() {
+                    None => None,
+                    Some(path) if std::path::Path::new(path).is_file() => Some(path.into()),
+                    Some(path) => {
+                        return Err(ConfigError::new("session.redis_ca_file", format!("{path:?} is not a readable file"))
+                            .with_fix("give the path of the PEM file of the CA that signed the Redis server's certificate"));
+                    }
+                };
+                StoreKind::Redis(crate::session::RedisConfig {
+                    url: t.to_owned(),
+                    password: non_empty(s.redis_password.as_deref()),
+                    prefix,
+                    ca_file,
+                })
+            }
+            other => {
+                return Err(
+                    ConfigError::new("session.store", format!("{other:?} is not a store"))
+                        .with_fix("use \"file:<directory>\" (persistent, default), \"memory\", or \"redis://host:port\" / \"rediss://host:port\" (shared by replicas)"),
+                );
+            }
+        };
+        let redis_keys = [
+            ("session.redis_password", s.redis_password.is_some()),
+            ("session.redis_prefix", s.redis_prefix.is_some()),
+            ("session.redis_ca_file", s.redis_ca_file.is_some()),
+        ];
+        if let Some((key, _)) = redis_keys.iter().find(|(_, set)| *set)
+            && !matches!(kind, StoreKind::Redis(_))
+        {
+            return Err(
+                ConfigError::new(*key, "is set but session.store is not Redis")
+                    .with_fix("remove it, or set session.store = \"redis://host:port\""),
+            );
+        }
+        Ok(kind)
     }
 
     fn resolve_provider(&self) -> Result<(Url, ProviderKind), ConfigError> {

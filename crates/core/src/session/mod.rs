@@ -34,6 +34,8 @@
 
 mod cache;
 mod file;
+#[cfg(feature = "redis")]
+mod redis;
 pub mod store;
 
 use std::collections::HashMap;
@@ -48,6 +50,8 @@ use crate::crypto::{self, Sealer};
 pub use crate::identity::Identity;
 use cache::{Cache, Entry};
 pub use file::FileStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 pub use store::{MemoryStore, Record, RecordKey, Revoked, Store};
 
 /// The idle clock of a session is persisted at most this often.
@@ -61,6 +65,40 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// mod_auth_openidc's default `OIDCCacheShmMax`).
 const MEMORY_CAP: usize = 10_000;
 
+/// `session.store = "redis://…"`: where and how to reach Redis.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user[:password]@]host:port[/db]` or `rediss://…`.
+    pub url: String,
+    /// Overrides the URL's password (`AADGATE_SESSION_REDIS_PASSWORD`).
+    pub password: Option<String>,
+    /// Key prefix, so several apps can share one Redis.
+    pub prefix: String,
+    /// PEM file of the CA that signed the server's certificate (`rediss://`
+    /// with a private CA); default: the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry the password.
+        let shown = url::Url::parse(&self.url).map_or_else(
+            |_| "<unparsable>".to_owned(),
+            |mut u| {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("redacted"));
+                }
+                u.to_string()
+            },
+        );
+        f.debug_struct("RedisConfig")
+            .field("url", &shown)
+            .field("prefix", &self.prefix)
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where sessions are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
@@ -68,6 +106,8 @@ pub enum StoreKind {
     Memory,
     /// Embedded database in this directory.
     File(std::path::PathBuf),
+    /// Redis, shared by every replica (the `redis` cargo feature).
+    Redis(RedisConfig),
 }
 
 /// Tokens kept server-side.
@@ -188,6 +228,14 @@ impl SessionStore {
         let store: Arc<dyn Store> = match kind {
             StoreKind::Memory => Arc::new(MemoryStore::new()),
             StoreKind::File(dir) => Arc::new(FileStore::open(dir, clock.now())?),
+            #[cfg(feature = "redis")]
+            StoreKind::Redis(config) => Arc::new(RedisStore::new(config, idle.as_secs() as i64)?),
+            #[cfg(not(feature = "redis"))]
+            StoreKind::Redis(_) => {
+                return Err(StoreError::from_any(
+                    "this build has no Redis support (cargo feature `redis`)",
+                ));
+            }
         };
         Ok(Self::with_store(store, secret, idle, lifetime))
     }

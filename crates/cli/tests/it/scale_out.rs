@@ -1,0 +1,198 @@
+//! Scale-out: replicas sharing sessions in a real Redis. A sign-in started
+//! on one replica completes on another, a replayed `state` is refused on
+//! every replica, and a sign-out on one reaches the others within a second.
+
+use std::time::{Duration, Instant};
+
+use aadgate_dev_idp::DevIdpConfig;
+
+use crate::harness::{Browser, Idp, Proxy, config_text, listener, location, seen, start_echo};
+use crate::redis_server::RedisServer;
+
+/// Replicas of one app (one `public_url`, one secret) in front of the echo
+/// app, sharing `redis`.
+struct Replicas {
+    _idp: Idp,
+    proxies: Vec<Proxy>,
+    redis: RedisServer,
+}
+
+impl Replicas {
+    async fn start(n: usize, redis: RedisServer) -> Self {
+        let echo = start_echo().await;
+        let mut listeners = Vec::new();
+        for _ in 0..n {
+            listeners.push(listener().await);
+        }
+        let public_port = listeners[0].1.port();
+        let idp = Idp::start(DevIdpConfig::default(), &[public_port]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(public_port, echo, &idp.idp, dir.path(), "")
+            .replace(
+                &format!("store = \"file:{}\"", dir.path().display()),
+                &format!("store = \"{}\"", redis.url()),
+            )
+            // Every replica is reached at its own address in these tests
+            // (in production, all behind one balancer at public_url).
+            .replace("[oidc]", "trusted_proxies = [\"127.0.0.1/32\"]\n\n[oidc]");
+        assert!(text.contains("redis://"), "{text}");
+        let mut proxies = Vec::new();
+        for (l, _) in listeners {
+            proxies.push(Proxy::start(l, &text, &idp.idp.config().client_secret).await);
+        }
+        Self {
+            _idp: idp,
+            proxies,
+            redis,
+        }
+    }
+
+    /// A browser at replica `i` (cookies are shared by host, as a browser
+    /// behind one balancer shares them across replicas).
+    fn at(&self, b: &Browser, i: usize) -> Browser {
+        Browser {
+            client: b.client.clone(),
+            proxy: self.proxies[i].addr,
+        }
+    }
+
+    /// `url` (on replica 0, the public URL) pointed at replica `i`.
+    fn on(&self, url: &str, i: usize) -> String {
+        url.replace(
+            &self.proxies[0].addr.to_string(),
+            &self.proxies[i].addr.to_string(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_on_one_replica_is_a_session_on_every_replica_until_signed_out() {
+    let r = Replicas::start(2, RedisServer::start().await).await;
+    let a = Browser::new(r.proxies[0].addr);
+    let b = r.at(&a, 1);
+
+    // Started on A, completed on B.
+    let authorize = a.start_login("/admin").await;
+    let callback = a.pick_user(&authorize, "admin").await;
+    let done = b.navigate(&r.on(&callback, 1)).await;
+    assert_eq!(done.status(), 302, "{}", done.text().await.unwrap());
+    assert_eq!(location(&done), "/admin");
+
+    // The session works on both.
+    for browser in [&a, &b] {
+        let echo = browser.echo("/admin").await;
+        assert_eq!(seen(&echo, "x-forwarded-email"), ["admin@contoso.example"]);
+    }
+
+    // Signed out on A: B refuses the session within a second.
+    let out = a.navigate(&a.url("/auth/logout")).await;
+    assert!(out.status().is_redirection(), "{}", out.status());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let status = b.navigate(&b.url("/admin")).await.status();
+        if status == 302 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            Instant::now() < deadline,
+            "replica B still accepts a session signed out on A after 1 s"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_state_is_refused_on_every_replica() {
+    let r = Replicas::start(2, RedisServer::start().await).await;
+    // No cookie jar: the pending-sign-in cookie is sent by hand, twice.
+    let raw = crate::harness::no_redirects();
+    let login = raw
+        .get(r.proxies[0].url("/auth/login?rd=%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 302);
+    let pending: Vec<String> = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    let authorize = location(&login);
+    let picked = raw
+        .get(format!("{authorize}&login_hint=reader"))
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&picked);
+    let complete = |i: usize| {
+        raw.get(r.on(&callback, i))
+            .header("cookie", pending.join("; "))
+            .send()
+    };
+    assert_eq!(complete(1).await.unwrap().status(), 302, "first use, on B");
+    let replay = complete(0).await.unwrap();
+    assert_eq!(replay.status(), 400, "replayed on A");
+    assert!(replay.text().await.unwrap().contains("Correlation id"));
+}
+
+#[tokio::test]
+async fn redis_down_is_a_503_never_a_500_and_service_returns_with_it() {
+    let r = Replicas::start(2, RedisServer::start().await).await;
+    let a = Browser::new(r.proxies[0].addr);
+    a.sign_in("writer", "/").await;
+    assert_eq!(a.navigate(&a.url("/write")).await.status(), 200);
+
+    let mut r = r;
+    r.redis.kill();
+    // A session this replica holds in memory keeps working.
+    assert_eq!(a.navigate(&a.url("/write")).await.status(), 200);
+    // A new sign-in cannot be saved: a 503 page that says so.
+    let fresh = Browser::new(r.proxies[1].addr);
+    let authorize = fresh.start_login("/").await;
+    let callback = fresh.pick_user(&authorize, "reader").await;
+    let refused = fresh.navigate(&r.on(&callback, 1)).await;
+    assert_eq!(refused.status(), 503);
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("could not be saved") && page.contains("Correlation id"),
+        "{page}"
+    );
+
+    // Redis is back (empty, as after a restart without persistence): the
+    // next sign-in works without restarting aadgate.
+    r.redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let authorize = fresh.start_login("/").await;
+        let callback = fresh.pick_user(&authorize, "reader").await;
+        let done = fresh.navigate(&r.on(&callback, 1)).await;
+        if done.status() == 302 {
+            break;
+        }
+        assert_eq!(done.status(), 503);
+        assert!(Instant::now() < deadline, "still 503 after Redis returned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let echo = fresh.echo("/").await;
+    assert_eq!(seen(&echo, "x-forwarded-email"), ["reader@contoso.example"]);
+
+    // The restarted Redis lost the first session: replica A forgets it too
+    // (it cannot know what was revoked meanwhile), and the user is sent
+    // through sign-in again, not shown an error.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = a.navigate(&a.url("/write")).await;
+        if r.status() == 302 {
+            assert!(location(&r).starts_with("/auth/login"), "{}", location(&r));
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        assert!(
+            Instant::now() < deadline,
+            "replica A kept a session Redis lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
