@@ -64,6 +64,7 @@ fn unhex(text: &str) -> Option<RecordKey> {
     Some(key)
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(failed)`
 fn failed(e: redis::RedisError) -> StoreError {
     StoreError::from_any(format!("redis: {e}"))
 }
