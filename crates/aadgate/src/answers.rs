@@ -60,6 +60,36 @@ pub(crate) fn login_required(
     )
 }
 
+/// The session store cannot be read, so the request's session cannot be
+/// checked: 503 (a page for a navigation, JSON otherwise), never a trip
+/// through sign-in, which could not save a session either.
+pub(crate) fn sessions_unavailable<B>(
+    error: &aadgate_core::session::StoreError,
+    req: &axum::http::Request<B>,
+) -> Response {
+    unavailable(error).respond(crate::is_navigation(req.method(), req.headers()))
+}
+
+/// [`sessions_unavailable`] for aadgate's JSON routes (`/auth/me`).
+pub(crate) fn sessions_unavailable_json(error: &aadgate_core::session::StoreError) -> Response {
+    unavailable(error).respond(false)
+}
+
+fn unavailable(error: &aadgate_core::session::StoreError) -> crate::Refusal {
+    let mut refusal = crate::Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "sessions_unavailable",
+        "Sign-in is unavailable",
+    )
+    .message("aadgate cannot check your session right now. Try again in a minute.")
+    .reason(format!(
+        "session store unreachable ({error}); check session.store"
+    ))
+    .error();
+    refusal = refusal.field("retry_after_secs", 10);
+    refusal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

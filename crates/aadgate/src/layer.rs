@@ -121,6 +121,12 @@ where
             cookies::strip_own_cookies(req.headers_mut(), &auth.cookie_names());
             let policy = &inner_auth.settings.policy;
             let decision = policy.decide(&path);
+            let user = match (user, decision.requirement) {
+                (Ok(user), _) => user,
+                // Public pages do not need the session.
+                (Err(_), Requirement::Public) => None,
+                (Err(e), _) => return Ok(crate::answers::sessions_unavailable(&e, &req)),
+            };
             if decision.malformed {
                 return Ok(bad_path(&req));
             }

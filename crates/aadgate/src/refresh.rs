@@ -103,7 +103,7 @@ impl Auth {
             let t = self.clock().now();
             if t - session.checked_at < every {
                 // Another request revalidated it while this one waited.
-                return inner.store.get_with_view(cookie).await;
+                return inner.store.get_with_view(cookie).await.ok().flatten();
             }
             let grace = inner.settings.revalidate_grace.as_secs() as i64;
             let outcome = if self.failed_recently(cookie) {
@@ -112,7 +112,7 @@ impl Auth {
                 self.redeem(cookie, &session).await
             };
             match outcome {
-                Redeemed::Renewed(_) => inner.store.get_with_view(cookie).await,
+                Redeemed::Renewed(_) => inner.store.get_with_view(cookie).await.ok().flatten(),
                 Redeemed::Ended => None,
                 Redeemed::NoRefreshToken => {
                     tracing::info!(user = %session.identity.user_id(), "session ended for revalidation: it has no refresh token (grant the offline_access scope, or set session.revalidate_secs = 0)");
@@ -126,7 +126,7 @@ impl Auth {
                 }
                 Redeemed::Unavailable => {
                     tracing::warn!(user = %session.identity.user_id(), overdue_secs = t - session.checked_at - every, "roles not revalidated (provider unreachable); session kept within session.revalidate_grace_secs");
-                    inner.store.get_with_view(cookie).await
+                    inner.store.get_with_view(cookie).await.ok().flatten()
                 }
             }
         })

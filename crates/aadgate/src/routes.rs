@@ -447,8 +447,10 @@ fn unauthorized(auth: &Auth) -> Response {
 }
 
 async fn me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
-    let Some(user) = auth.current_user(&headers).await else {
-        return unauthorized(&auth);
+    let user = match auth.current_user(&headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return unauthorized(&auth),
+        Err(e) => return crate::answers::sessions_unavailable_json(&e),
     };
     let id = user.identity();
     let mut resp = axum::Json(json!({
@@ -469,8 +471,10 @@ async fn me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
 }
 
 async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Response {
-    let Some(user) = auth.current_user(&headers).await else {
-        return unauthorized(&auth);
+    let user = match auth.current_user(&headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return unauthorized(&auth),
+        Err(e) => return crate::answers::sessions_unavailable_json(&e),
     };
     let mut entry = json!({
         "provider_name": "aad",

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aadgate_core::session::{Identity, Session};
+use aadgate_core::session::{Identity, Session, StoreError};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -103,12 +103,22 @@ impl std::fmt::Debug for UserView {
 
 impl crate::Auth {
     /// The signed-in user of a request (the first session cookie that names a
-    /// live session), or `None`.
-    pub(crate) async fn current_user(&self, headers: &axum::http::HeaderMap) -> Option<User> {
+    /// live session), `None`, or an error when a session cookie could only be
+    /// checked in a store that cannot be read.
+    pub(crate) async fn current_user(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Option<User>, StoreError> {
         let inner = &self.inner;
+        let mut failure = None;
         for value in crate::cookies::cookie_values(headers, inner.cookies.session) {
-            let Some((mut session, mut view)) = inner.store.get_with_view(value).await else {
-                continue;
+            let (mut session, mut view) = match inner.store.get_with_view(value).await {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
+                Err(e) => {
+                    failure = Some(e);
+                    continue;
+                }
             };
             let mut cookie: Option<Arc<str>> = None;
             if let Some(every) = inner.settings.revalidate {
@@ -122,13 +132,13 @@ impl crate::Auth {
                     cookie = Some(c);
                 }
             }
-            return Some(User {
+            return Ok(Some(User {
                 session,
                 view,
                 cookie: cookie.unwrap_or_else(|| value.into()),
-            });
+            }));
         }
-        None
+        failure.map_or(Ok(None), Err)
     }
 }
 

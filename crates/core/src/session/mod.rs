@@ -346,14 +346,12 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     }
 
     /// Reads and opens a session from the store.
-    async fn load(&self, key: &RecordKey) -> Option<Session> {
-        match self.store.get(key).await {
-            Ok(record) => self.unseal(key, &record?),
-            Err(e) => {
-                tracing::warn!(error = %e, "session store read failed");
-                None
-            }
-        }
+    async fn load(&self, key: &RecordKey) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .store
+            .get(key)
+            .await?
+            .and_then(|record| self.unseal(key, &record)))
     }
 
     async fn save(&self, key: &RecordKey, session: &Session) -> Result<(), StoreError> {
@@ -455,22 +453,36 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// forged, idle too long or past its lifetime). Never waits for a
     /// write: the idle clock is noted, at most once a minute per session,
     /// and written back in batches.
+    /// A store that cannot be read counts as no session (logged); use
+    /// [`SessionStore::get_with_view`] to tell the two apart.
     pub async fn get(&self, cookie: &str) -> Option<Arc<Session>> {
-        self.get_with_view(cookie).await.map(|(s, _)| s)
+        match self.get_with_view(cookie).await {
+            Ok(found) => found.map(|(s, _)| s),
+            Err(e) => {
+                tracing::warn!(error = %e, "session store read failed");
+                None
+            }
+        }
     }
 
     /// Like [`SessionStore::get`], with the view kept for the session
-    /// ([`SessionStore::with_view`]).
-    pub async fn get_with_view(&self, cookie: &str) -> Option<(Arc<Session>, Arc<V>)> {
+    /// ([`SessionStore::with_view`]), and an error when the session is not
+    /// in memory and the store cannot be read.
+    pub async fn get_with_view(
+        &self,
+        cookie: &str,
+    ) -> Result<Option<(Arc<Session>, Arc<V>)>, StoreError> {
         if !well_formed(cookie) {
-            return None;
+            return Ok(None);
         }
         self.start();
         let entry = match self.cache.get(cookie) {
             Some(e) => e,
             None => {
                 let key = self.key_of(cookie);
-                let session = self.load(&key).await?;
+                let Some(session) = self.load(&key).await? else {
+                    return Ok(None);
+                };
                 self.cache(cookie, key, &session, session.last_seen)
             }
         };
@@ -478,7 +490,7 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         let seen = entry.last_seen.load(Ordering::Relaxed);
         if t >= entry.session.expires_at || t - seen > self.idle {
             self.remove_key(cookie, entry.key).await;
-            return None;
+            return Ok(None);
         }
         entry.last_seen.store(t, Ordering::Relaxed);
         let persisted = entry.persisted_seen.load(Ordering::Relaxed);
@@ -489,7 +501,7 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
                 touched.insert(entry.key, t);
             }
         }
-        Some((entry.session.clone(), entry.view.clone()))
+        Ok(Some((entry.session.clone(), entry.view.clone())))
     }
 
     /// Writes the noted idle clocks back now (a background task does this
@@ -502,7 +514,13 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// For token refresh, logout and `/.auth/me`, not per request.
     pub async fn get_full(&self, cookie: &str) -> Option<Arc<Session>> {
         let cached = self.get(cookie).await?;
-        let mut s = self.load(&self.key_of(cookie)).await?;
+        let mut s = match self.load(&self.key_of(cookie)).await {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::warn!(error = %e, "session store read failed");
+                return None;
+            }
+        };
         s.last_seen = cached.last_seen;
         Some(Arc::new(s))
     }
