@@ -70,9 +70,11 @@ impl Auth {
             if self.failed_recently(&user.cookie) {
                 return unexpired(&user.session.tokens, self.clock().now());
             }
-            // Another request may have refreshed while this one waited.
+            // Another request (or replica) may have refreshed while this one
+            // waited.
             let session = self.inner.store.get_full(&user.cookie).await?;
             if let Some(t) = fresh(&session.tokens, self.clock().now()) {
+                self.inner.store.recache(&user.cookie, &session);
                 return Some(t);
             }
             match self.redeem(&user.cookie, &session).await {
@@ -102,8 +104,9 @@ impl Auth {
             let session = inner.store.get_full(cookie).await?;
             let t = self.clock().now();
             if t - session.checked_at < every {
-                // Another request revalidated it while this one waited.
-                return inner.store.get_with_view(cookie).await.ok().flatten();
+                // Another request (or replica) revalidated it while this one
+                // waited.
+                return Some(inner.store.recache(cookie, &session));
             }
             let grace = inner.settings.revalidate_grace.as_secs() as i64;
             let outcome = if self.failed_recently(cookie) {
@@ -146,7 +149,8 @@ impl Auth {
             .clone();
         let result = {
             let _single_flight = lock.lock().await;
-            work.await
+            // And one process at a time, when replicas share the store.
+            self.inner.store.exclusive(cookie, work).await
         };
         // Forget the lock unless another request is already waiting on it.
         let mut map = self.inner.refreshing.lock().expect("refresh map lock");

@@ -19,15 +19,19 @@ struct Replicas {
 
 impl Replicas {
     async fn start(n: usize, redis: RedisServer) -> Self {
+        Self::with(n, redis, "", DevIdpConfig::default()).await
+    }
+
+    async fn with(n: usize, redis: RedisServer, extra: &str, idp_config: DevIdpConfig) -> Self {
         let echo = start_echo().await;
         let mut listeners = Vec::new();
         for _ in 0..n {
             listeners.push(listener().await);
         }
         let public_port = listeners[0].1.port();
-        let idp = Idp::start(DevIdpConfig::default(), &[public_port]).await;
+        let idp = Idp::start(idp_config, &[public_port]).await;
         let dir = tempfile::tempdir().unwrap();
-        let text = config_text(public_port, echo, &idp.idp, dir.path(), "")
+        let text = config_text(public_port, echo, &idp.idp, dir.path(), extra)
             .replace(
                 &format!("store = \"file:{}\"", dir.path().display()),
                 &format!("store = \"{}\"", redis.url()),
@@ -208,5 +212,50 @@ async fn redis_down_is_a_503_never_a_500_and_service_returns_with_it() {
             "replica A kept a session Redis lost"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_across_replicas_redeem_each_refresh_token_once() {
+    // Access tokens that live 30 s are always "about to expire": every
+    // request that passes one on refreshes first. The dev IdP rotates
+    // refresh tokens and refuses a reused one (invalid_grant), as Entra
+    // does; two replicas redeeming the same one would end the session.
+    let idp_config = DevIdpConfig {
+        access_token_lifetime_secs: 30,
+        ..Default::default()
+    };
+    let r = Replicas::with(
+        2,
+        RedisServer::start().await,
+        "pass_access_token = true",
+        idp_config,
+    )
+    .await;
+    let a = Browser::new(r.proxies[0].addr);
+    a.sign_in("reader", "/").await;
+    let b = r.at(&a, 1);
+    for round in 0..4 {
+        let results = futures_util::future::join_all((0..12).map(|i| {
+            let browser = if i % 2 == 0 { &a } else { &b };
+            let (c, url) = (
+                browser.client.clone(),
+                browser.url(&format!("/r{round}/{i}")),
+            );
+            async move { crate::harness::api_get(&c, url).await.status() }
+        }))
+        .await;
+        assert!(
+            results.iter().all(|st| *st == 200),
+            "round {round}: {results:?}"
+        );
+    }
+    for browser in [&a, &b] {
+        let echo = browser.echo("/after").await;
+        assert_eq!(
+            seen(&echo, "x-forwarded-access-token").len(),
+            1,
+            "the session is alive, with a token, on both replicas"
+        );
     }
 }

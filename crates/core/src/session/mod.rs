@@ -64,6 +64,11 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// on use (~2.3 KB of memory each, so 10,000 is ~23 MB; the same bound as
 /// mod_auth_openidc's default `OIDCCacheShmMax`).
 const MEMORY_CAP: usize = 10_000;
+/// A process holds a session's lock ([`SessionStore::exclusive`]) at most
+/// this long (a refresh takes well under it; a crashed holder frees it).
+pub const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How long a process waits for a session's lock held by another.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// `session.store = "redis://…"`: where and how to reach Redis.
 #[derive(Clone, PartialEq, Eq)]
@@ -523,6 +528,60 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         };
         s.last_seen = cached.last_seen;
         Some(Arc::new(s))
+    }
+
+    /// Runs `work` holding the session's lock in the store, so that only one
+    /// process at a time does it (redeeming a rotating refresh token). A
+    /// process that finds the lock held waits for it (up to
+    /// [`LOCK_WAIT`]), then runs `work`, which should re-read the session
+    /// first: the holder has usually done the work already. When the store
+    /// cannot lock (unreachable), `work` runs anyway, and that is logged.
+    pub async fn exclusive<T>(
+        &self,
+        cookie: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let key = self.key_of(cookie);
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut delay = Duration::from_millis(10);
+        let token = loop {
+            match self.store.lock(&key, LOCK_TTL).await {
+                Ok(Some(token)) => break Some(token),
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+                Ok(None) => {
+                    tracing::warn!(
+                        "a session's lock was held longer than {LOCK_WAIT:?}; going ahead"
+                    );
+                    break None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the session store cannot lock; going ahead without the lock");
+                    break None;
+                }
+            }
+        };
+        let out = work.await;
+        if let Some(token) = token
+            && let Err(e) = self.store.unlock(&key, token).await
+        {
+            tracing::warn!(error = %e, "could not release a session's lock (it expires by itself)");
+        }
+        out
+    }
+
+    /// Puts `session` (as read from the store, changed by another process)
+    /// into the cache in place of what it held; returns it with its view.
+    pub fn recache(&self, cookie: &str, session: &Session) -> (Arc<Session>, Arc<V>) {
+        let key = self.key_of(cookie);
+        let seen = self
+            .cache
+            .get(cookie)
+            .map_or(session.last_seen, |e| e.last_seen.load(Ordering::Relaxed));
+        let entry = self.cache(cookie, key, session, seen.max(session.last_seen));
+        (entry.session.clone(), entry.view.clone())
     }
 
     /// Records `id` as used (a sign-in `state`) until `expires_at`; `false`

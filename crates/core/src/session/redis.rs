@@ -39,6 +39,7 @@ pub struct RedisStore {
     idle: i64,
     writes: AtomicU64,
     touch: redis::Script,
+    unlock: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -113,6 +114,15 @@ impl RedisStore {
                 redis.call('HSET', KEYS[1], 's', t)
                 redis.call('PEXPIREAT', KEYS[1], math.min(e, t + tonumber(ARGV[2])) * 1000)
                 return 1
+                ",
+            ),
+            // Deletes the lock only if it is still the caller's.
+            unlock: redis::Script::new(
+                r"
+                if redis.call('GET', KEYS[1]) == ARGV[1] then
+                    return redis.call('DEL', KEYS[1])
+                end
+                return 0
                 ",
             ),
         })
@@ -264,6 +274,36 @@ impl Store for RedisStore {
                 .await
                 .map_err(failed)?;
             Ok(set.is_some())
+        })
+    }
+
+    fn lock<'a>(&'a self, key: &'a RecordKey, ttl: Duration) -> StoreFuture<'a, Option<u128>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let token = u128::from_be_bytes(crate::crypto::random_bytes::<16>());
+            let set: Option<String> = redis::cmd("SET")
+                .arg(format!("{}lock:{}", self.prefix, hex(key)))
+                .arg(token.to_string())
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut conn)
+                .await
+                .map_err(failed)?;
+            Ok(set.map(|_| token))
+        })
+    }
+
+    fn unlock<'a>(&'a self, key: &'a RecordKey, token: u128) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            self.unlock
+                .key(format!("{}lock:{}", self.prefix, hex(key)))
+                .arg(token.to_string())
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(failed)
         })
     }
 
