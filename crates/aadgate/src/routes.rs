@@ -34,6 +34,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
         .route(APP_SERVICE_LOGIN, get(app_service_login))
         .route(APP_SERVICE_LOGOUT, get(app_service_logout))
         .route(HEALTHZ, get(|| async { "ok" }))
+        .route(READYZ, get(ready))
         .with_state(auth)
 }
 
@@ -440,6 +441,37 @@ async fn signed_out(RawQuery(q): RawQuery) -> Response {
             escape(&local_url(paths::LOGIN, "rd", &rd))
         ),
     )
+}
+
+/// `/readyz`: 200 when sign-ins and sessions can work, else 503 naming the
+/// part that cannot (the log has the precise reason).
+async fn ready(State(auth): State<Auth>) -> Response {
+    let (provider, store) = tokio::join!(auth.provider().ready(), auth.inner.store.ping());
+    if provider.is_ok() && store.is_ok() {
+        return (
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            "ready",
+        )
+            .into_response();
+    }
+    if let Err(e) = &provider {
+        tracing::warn!(error = %e, "not ready: the identity provider's metadata or keys cannot be loaded");
+    }
+    if let Err(e) = &store {
+        tracing::warn!(error = %e, "not ready: the session store cannot be reached (session.store)");
+    }
+    let mut resp = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({
+            "ready": false,
+            "provider": if provider.is_ok() { "ok" } else { "unreachable" },
+            "session_store": if store.is_ok() { "ok" } else { "unreachable" },
+        })),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn unauthorized(auth: &Auth) -> Response {

@@ -7,7 +7,7 @@
 //! assert!(paths::is_own_path(paths::CALLBACK));
 //! assert!(!paths::is_own_path("/auth/callback/"));
 //! assert!(!paths::is_own_path("/auth/../admin"));
-//! assert_eq!(OWN_PATHS.len(), 10);
+//! assert_eq!(OWN_PATHS.len(), 11);
 //! ```
 
 /// Starts sign-in (`?rd=` a local return path).
@@ -30,6 +30,15 @@ pub const APP_SERVICE_LOGIN: &str = "/.auth/login/aad";
 pub const APP_SERVICE_LOGOUT: &str = "/.auth/logout";
 /// Liveness: `ok`, on any `Host`.
 pub const HEALTHZ: &str = "/healthz";
+/// Readiness: the provider's metadata and keys loaded, the session store
+/// reachable; on any `Host`.
+pub const READYZ: &str = "/readyz";
+
+/// Whether `path` is a health probe, answered whatever the `Host` (load
+/// balancers probe by address).
+pub fn is_probe(path: &str) -> bool {
+    path == HEALTHZ || path == READYZ
+}
 
 /// Every path aadgate answers itself (matched exactly on the raw path), with
 /// what it is for. They are reachable without a session.
@@ -56,6 +65,10 @@ pub const OWN_PATHS: &[(&str, &str)] = &[
     (APP_SERVICE_LOGIN, "Azure App Service compatible sign-in"),
     (APP_SERVICE_LOGOUT, "Azure App Service compatible sign-out"),
     (HEALTHZ, "`ok`, answered whatever the `Host`"),
+    (
+        READYZ,
+        "200 `ready` when the provider's metadata and keys are loaded and the session store answers; 503 JSON naming which is not; answered whatever the `Host`",
+    ),
 ];
 
 /// Whether `path` is exactly one of [`OWN_PATHS`]: `/auth/../admin` is not,

@@ -225,6 +225,19 @@ impl Provider {
         Ok(())
     }
 
+    /// Whether sign-ins can work now: discovery loaded and signing keys
+    /// fetched (fetching them when not yet). Once both have been loaded, a
+    /// later provider outage does not make this fail: signed-in users keep
+    /// working, and sign-ins report the outage themselves.
+    pub async fn ready(&self) -> Result<(), ProviderError> {
+        self.metadata().await?;
+        let fetched = self.keys.lock().expect("keys lock").fetched_at.is_some();
+        if !fetched {
+            self.fetch_keys(false).await?;
+        }
+        Ok(())
+    }
+
     /// The issuer tokens must carry (discovery's, possibly a template).
     pub async fn issuer(&self) -> Result<String, ProviderError> {
         Ok(self.metadata().await?.issuer.clone())

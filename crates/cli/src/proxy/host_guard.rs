@@ -16,7 +16,7 @@ use url::Url;
 /// HTTP/2 authority) is not `public_url`'s, before anything else happens, so
 /// the app only ever sees `public_url`'s authority as `Host` and
 /// `X-Forwarded-Host` (a forged host would otherwise reach links, redirects
-/// and cache keys the app builds from it). `/healthz` is answered on any host,
+/// and cache keys the app builds from it). `/healthz` and `/readyz` are answered on any host,
 /// for load balancers that probe by address.
 #[derive(Clone)]
 pub struct HostGuard<S> {
@@ -130,7 +130,7 @@ where
                 .get::<ConnectInfo<SocketAddr>>()
                 .is_some_and(|ConnectInfo(peer)| g.trusted.iter().any(|n| n.contains(&peer.ip())))
         };
-        if g.allows(&req) || req.uri().path() == aadgate_core::paths::HEALTHZ || trusted() {
+        if g.allows(&req) || aadgate_core::paths::is_probe(req.uri().path()) || trusted() {
             return Either::Left(self.inner.call(req));
         }
         let url = g.public_url.as_str();

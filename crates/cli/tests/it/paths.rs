@@ -31,3 +31,27 @@ async fn every_own_path_is_served_without_a_session_and_documented() {
         );
     }
 }
+
+#[tokio::test]
+async fn readyz_reports_the_provider_and_passes_once_it_is_reachable() {
+    let mut s = Setup::new().await;
+    let c = crate::harness::no_redirects();
+    s.idp.stop().await;
+    let r = c.get(s.proxy().url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["provider"], "unreachable");
+    assert_eq!(body["session_store"], "ok");
+    s.idp.restart().await;
+    let r = c.get(s.proxy().url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ready");
+    // Probes come by address: any Host.
+    let r = c
+        .get(s.proxy().url("/readyz"))
+        .header("host", "10.1.2.3:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

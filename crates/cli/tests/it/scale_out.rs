@@ -148,8 +148,15 @@ async fn redis_down_is_a_503_never_a_500_and_service_returns_with_it() {
     a.sign_in("writer", "/").await;
     assert_eq!(a.navigate(&a.url("/write")).await.status(), 200);
 
+    let c = crate::harness::no_redirects();
+    let ready = |i: usize| c.get(r.proxies[i].url("/readyz")).send();
+    assert_eq!(ready(1).await.unwrap().status(), 200);
     let mut r = r;
     r.redis.kill();
+    let not_ready = c.get(r.proxies[1].url("/readyz")).send().await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let body: serde_json::Value = not_ready.json().await.unwrap();
+    assert_eq!(body["session_store"], "unreachable");
     // A session this replica holds in memory keeps working.
     assert_eq!(a.navigate(&a.url("/write")).await.status(), 200);
     // One the other replica would have to read from Redis: a 503 page (or
@@ -180,6 +187,20 @@ async fn redis_down_is_a_503_never_a_500_and_service_returns_with_it() {
     // next sign-in works without restarting aadgate.
     r.redis.restart().await;
     let deadline = Instant::now() + Duration::from_secs(10);
+    while c
+        .get(r.proxies[1].url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still failing after Redis returned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     loop {
         let authorize = fresh.start_login("/").await;
         let callback = fresh.pick_user(&authorize, "reader").await;

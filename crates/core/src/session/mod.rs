@@ -626,6 +626,11 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         }
     }
 
+    /// Whether the store can be used now (`/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
     /// Write operations made on the store so far (for tests and metrics).
     pub fn disk_writes(&self) -> u64 {
         self.store.writes()

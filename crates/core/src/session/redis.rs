@@ -307,6 +307,17 @@ impl Store for RedisStore {
         })
     }
 
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(failed)
+        })
+    }
+
     fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }

@@ -104,6 +104,11 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// Whether the store can be used now (`/readyz`).
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// Write operations made so far (for tests and metrics).
     fn writes(&self) -> u64 {
         0
