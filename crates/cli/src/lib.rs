@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod proxy;
 mod request_body;
+pub mod sessions;
 pub mod upstream;
 
 pub use request_body::BodyTimedOut;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use aadgate::Auth;
 #[cfg(feature = "dev-idp")]
 use aadgate_cli::demo;
-use aadgate_cli::{proxy, spawn_session_sweeper};
+use aadgate_cli::{proxy, sessions, spawn_session_sweeper};
 use aadgate_core::Config;
 #[cfg(feature = "dev-idp")]
 use aadgate_dev_idp::{DevIdp, DevIdpConfig};
@@ -51,6 +51,12 @@ enum Command {
         #[arg(long, default_value_t = 4181)]
         idp_port: u16,
     },
+    /// List or revoke signed-in sessions (with a Redis store, while the
+    /// replicas run: a revoked session ends on every replica within a second).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
     /// Check a proxy configuration and exit: names the key and the fix on error.
     CheckConfig {
         /// TOML configuration.
@@ -59,6 +65,31 @@ enum Command {
         /// Also fetch the provider's discovery document and keys.
         #[arg(long)]
         online: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsAction {
+    /// Every live session: id, user, name, sign-in, last use, end.
+    List {
+        /// TOML configuration (the proxy's).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// End sessions: one user's, one session, or all.
+    Revoke {
+        /// TOML configuration (the proxy's).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The user's object id (oid), UPN or email.
+        #[arg(long)]
+        user: Option<String>,
+        /// A session id from `aadgate sessions list`.
+        #[arg(long)]
+        session: Option<String>,
+        /// Every session.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -201,6 +232,25 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             Ok(())
         }
         Command::Proxy { config } => run_proxy(&config).await,
+        Command::Sessions { action } => match action {
+            SessionsAction::List { config } => {
+                let store = sessions::open(&Config::load(&config)?)?;
+                print!("{}", sessions::table(&store.list().await?));
+                Ok(())
+            }
+            SessionsAction::Revoke {
+                config,
+                user,
+                session,
+                all,
+            } => {
+                let which = sessions::which(user, session, all)?;
+                let store = sessions::open(&Config::load(&config)?)?;
+                let n = store.revoke(&which).await?;
+                println!("revoked {n} session(s)");
+                Ok(())
+            }
+        },
         Command::CheckConfig { config, online } => {
             let config = Config::load(&config)?;
             let settings = config.validate()?;

@@ -12,6 +12,8 @@ use crate::redis_server::RedisServer;
 /// Replicas of one app (one `public_url`, one secret) in front of the echo
 /// app, sharing `redis`.
 struct Replicas {
+    /// The configuration every replica runs with.
+    config: String,
     _idp: Idp,
     proxies: Vec<Proxy>,
     redis: RedisServer,
@@ -45,6 +47,7 @@ impl Replicas {
             proxies.push(Proxy::start(l, &text, &idp.idp.config().client_secret).await);
         }
         Self {
+            config: text,
             _idp: idp,
             proxies,
             redis,
@@ -279,4 +282,108 @@ async fn concurrent_refreshes_across_replicas_redeem_each_refresh_token_once() {
             "the session is alive, with a token, on both replicas"
         );
     }
+}
+
+/// Runs `aadgate sessions …` (the real binary) with the replicas' configuration.
+async fn sessions_command(r: &Replicas, args: &[&str]) -> (bool, String) {
+    run_sessions(&r.config, args).await
+}
+
+async fn run_sessions(config: &str, args: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aadgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    // The replicas serve on this runtime: the command runs on another thread.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aadgate"))
+            .arg("sessions")
+            .args(&args)
+            .arg("--config")
+            .arg(&path)
+            .env("AADGATE_SESSION_SECRET", crate::harness::SECRET)
+            .env("AADGATE_OIDC_CLIENT_SECRET", "unused-by-this-command")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Waits until replica `b` refuses the session of browser `b` (302 to
+/// sign-in), at most `within`.
+async fn refused_within(b: &Browser, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = b.navigate(&b.url("/")).await.status();
+        if status == 302 {
+            return;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            Instant::now() < deadline,
+            "the session still works after {within:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_revoked_by_user_or_all_on_every_replica() {
+    let r = Replicas::start(2, RedisServer::start().await).await;
+    let reader = Browser::new(r.proxies[0].addr);
+    reader.sign_in("reader", "/").await;
+    let admin = Browser::new(r.proxies[0].addr);
+    admin.sign_in("admin", "/").await;
+    // Both sessions are in replica B's memory too.
+    let (reader_b, admin_b) = (r.at(&reader, 1), r.at(&admin, 1));
+    assert_eq!(reader_b.navigate(&reader_b.url("/")).await.status(), 200);
+    assert_eq!(admin_b.navigate(&admin_b.url("/")).await.status(), 200);
+
+    let (ok, list) = sessions_command(&r, &["list"]).await;
+    assert!(ok, "{list}");
+    assert!(
+        list.contains("reader@contoso.example") && list.contains("admin@contoso.example"),
+        "{list}"
+    );
+    assert!(list.contains("2 session(s)"), "{list}");
+    assert!(!list.contains("eyJ"), "no token is printed: {list}");
+
+    let (ok, out) = sessions_command(&r, &["revoke", "--user", "READER@contoso.example"]).await;
+    assert!(ok && out.contains("revoked 1 session(s)"), "{out}");
+    refused_within(&reader_b, Duration::from_secs(1)).await;
+    refused_within(&reader, Duration::from_secs(1)).await;
+    assert_eq!(admin_b.navigate(&admin_b.url("/")).await.status(), 200);
+
+    let (ok, out) = sessions_command(&r, &["revoke"]).await;
+    assert!(!ok && out.contains("exactly one of"), "{out}");
+
+    let (ok, out) = sessions_command(&r, &["revoke", "--all"]).await;
+    assert!(ok && out.contains("revoked 1 session(s)"), "{out}");
+    refused_within(&admin_b, Duration::from_secs(1)).await;
+    refused_within(&admin, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn the_sessions_command_explains_a_file_store_in_use() {
+    let s = crate::harness::Setup::new().await;
+    let config = config_text(
+        s.proxy().addr.port(),
+        s.echo,
+        &s.idp.idp,
+        &s.store_dir.path().join("sessions"),
+        "",
+    );
+    let (ok, out) = run_sessions(&config, &["list"]).await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("one process at a time") && out.contains("Redis"),
+        "{out}"
+    );
 }

@@ -176,6 +176,34 @@ impl Store for FileStore {
         Box::pin(std::future::ready(Ok(fresh)))
     }
 
+    fn scan<'a>(
+        &'a self,
+        visit: &'a mut (dyn FnMut(RecordKey, Record) + Send),
+    ) -> StoreFuture<'a, ()> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            let all = blocking(move || {
+                let tx = db.begin_read()?;
+                let table = tx.open_table(TABLE)?;
+                let mut all = Vec::new();
+                for item in table.iter()? {
+                    let (k, v) = item?;
+                    if let (Ok(key), Some(record)) =
+                        (RecordKey::try_from(k.value()), decode(v.value()))
+                    {
+                        all.push((key, record));
+                    }
+                }
+                Ok(all)
+            })
+            .await?;
+            for (k, r) in all {
+                visit(k, r);
+            }
+            Ok(())
+        })
+    }
+
     fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }

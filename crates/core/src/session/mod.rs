@@ -626,6 +626,44 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         }
     }
 
+    /// Every live session in the store, opened, oldest sign-in first (for
+    /// `aadgate sessions list`; reads the whole store).
+    pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
+        let mut found = Vec::new();
+        self.store
+            .scan(&mut |key, record| found.push((key, record)))
+            .await?;
+        let t = self.clock.now();
+        let mut out: Vec<Listed> = found
+            .into_iter()
+            .filter_map(|(key, record)| {
+                let session = self.unseal(&key, &record)?;
+                (t < session.expires_at
+                    && t - session.last_seen <= self.idle + TOUCH_INTERVAL.as_secs() as i64)
+                    .then(|| Listed {
+                        id: Listed::id_of(&key),
+                        key,
+                        session,
+                    })
+            })
+            .collect();
+        out.sort_by_key(|l| l.session.created_at);
+        Ok(out)
+    }
+
+    /// Ends every session `which` names, in the store and (through the
+    /// store) in every process's memory; returns how many.
+    pub async fn revoke(&self, which: &Which) -> Result<usize, StoreError> {
+        let listed = self.list().await?;
+        let mut n = 0;
+        for l in listed.iter().filter(|l| which.matches(l)) {
+            self.cache.remove_record(&l.key);
+            self.store.delete(&l.key).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Whether the store can be used now (`/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
@@ -639,6 +677,54 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// Number of sessions cached in memory.
     pub fn cached_len(&self) -> usize {
         self.cache.len()
+    }
+}
+
+/// A session as `aadgate sessions list` shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// A short id for `aadgate sessions revoke --session` (the first 16 hex
+    /// digits of its record key: no use as a cookie).
+    pub id: String,
+    key: RecordKey,
+    /// The session (with its tokens; do not print them).
+    pub session: Session,
+}
+
+impl Listed {
+    fn id_of(key: &RecordKey) -> String {
+        key[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Which sessions to revoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// A user's, by object id (`oid`), `sub`, UPN (`preferred_username`) or
+    /// email, compared without case.
+    User(String),
+    /// One session, by the id `aadgate sessions list` shows.
+    Session(String),
+    /// Every session.
+    All,
+}
+
+impl Which {
+    fn matches(&self, l: &Listed) -> bool {
+        let id = &l.session.identity;
+        match self {
+            Which::All => true,
+            Which::Session(s) => l.id.eq_ignore_ascii_case(s),
+            Which::User(u) => [
+                Some(id.sub.as_str()),
+                id.oid.as_deref(),
+                id.preferred_username.as_deref(),
+                id.email.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|v| v.eq_ignore_ascii_case(u)),
+        }
     }
 }
 

@@ -307,6 +307,41 @@ impl Store for RedisStore {
         })
     }
 
+    fn scan<'a>(
+        &'a self,
+        visit: &'a mut (dyn FnMut(RecordKey, Record) + Send),
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let pattern = format!("{}s:*", self.prefix);
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(failed)?;
+                let keys: Vec<RecordKey> = names
+                    .iter()
+                    .filter_map(|n| unhex(n.strip_prefix(&format!("{}s:", self.prefix))?))
+                    .collect();
+                for key in keys {
+                    if let Some(record) = self.get(&key).await? {
+                        visit(key, record);
+                    }
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        })
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let mut conn = self.conn().await?;

@@ -104,6 +104,13 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// Calls `visit` with every record (for `aadgate sessions`, never on a
+    /// request path).
+    fn scan<'a>(
+        &'a self,
+        visit: &'a mut (dyn FnMut(RecordKey, Record) + Send),
+    ) -> StoreFuture<'a, ()>;
+
     /// Whether the store can be used now (`/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
@@ -221,6 +228,21 @@ impl Store for MemoryStore {
             .unwrap_or_else(|e| e.into_inner())
             .claim(*id, now, expires_at);
         Box::pin(std::future::ready(Ok(fresh)))
+    }
+
+    fn scan<'a>(
+        &'a self,
+        visit: &'a mut (dyn FnMut(RecordKey, Record) + Send),
+    ) -> StoreFuture<'a, ()> {
+        let all: Vec<(RecordKey, Record)> = self
+            .records()
+            .iter()
+            .map(|(k, r)| (*k, r.clone()))
+            .collect();
+        for (k, r) in all {
+            visit(k, r);
+        }
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
