@@ -28,6 +28,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
         .route(CALLBACK, get(callback))
         .route(LOGOUT, get(logout).post(logout))
         .route(SIGNED_OUT, get(signed_out))
+        .route(FRONTCHANNEL_LOGOUT, get(frontchannel_logout))
         .route(ME, get(me))
         .route(SESSION_JS, get(session_js))
         .route(APP_SERVICE_ME, get(app_service_me))
@@ -441,6 +442,38 @@ async fn signed_out(RawQuery(q): RawQuery) -> Response {
             escape(&local_url(paths::LOGIN, "rd", &rd))
         ),
     )
+}
+
+/// Front-channel logout: the provider, in a hidden iframe of its signed-out
+/// page, names one of its sessions (`sid`; Entra sends no `iss`); every
+/// aadgate session signed in under it ends, on every replica. No cookie is
+/// needed (a third-party iframe usually carries none). Always a small empty
+/// page: whether a session was found is not the framing page's business.
+async fn frontchannel_logout(State(auth): State<Auth>, RawQuery(q): RawQuery) -> Response {
+    let pairs = query_pairs(q.as_deref(), &["sid", "iss"]).unwrap_or_default();
+    let sid = param(&pairs, "sid").filter(|s| !s.is_empty() && s.len() <= 256);
+    let iss = param(&pairs, "iss");
+    let status = match sid {
+        None => StatusCode::BAD_REQUEST,
+        Some(sid) => match auth.inner.store.end_provider_session(sid, iss).await {
+            Ok(n) => {
+                tracing::info!(sessions = n, "front-channel logout");
+                StatusCode::OK
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "front-channel logout failed: the session store cannot be reached");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        },
+    };
+    let mut resp = (
+        status,
+        axum::response::Html("<!doctype html><title>Signed out</title>"),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// `/readyz`: 200 when sign-ins and sessions can work, else 503 naming the

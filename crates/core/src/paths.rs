@@ -7,7 +7,7 @@
 //! assert!(paths::is_own_path(paths::CALLBACK));
 //! assert!(!paths::is_own_path("/auth/callback/"));
 //! assert!(!paths::is_own_path("/auth/../admin"));
-//! assert_eq!(OWN_PATHS.len(), 11);
+//! assert_eq!(OWN_PATHS.len(), 12);
 //! ```
 
 /// Starts sign-in (`?rd=` a local return path).
@@ -18,6 +18,9 @@ pub const CALLBACK: &str = "/auth/callback";
 pub const LOGOUT: &str = "/auth/logout";
 /// Where the provider returns after sign-out.
 pub const SIGNED_OUT: &str = "/auth/signed-out";
+/// Entra's front-channel logout: the provider ends the sessions of one of
+/// its sessions (`?sid=`), loading this in a hidden iframe.
+pub const FRONTCHANNEL_LOGOUT: &str = "/auth/frontchannel-logout";
 /// The signed-in user as JSON.
 pub const ME: &str = "/auth/me";
 /// The page script that turns a `401 login_required` into a sign-in.
@@ -55,6 +58,10 @@ pub const OWN_PATHS: &[(&str, &str)] = &[
     (
         SIGNED_OUT,
         "the page the provider returns to after sign-out",
+    ),
+    (
+        FRONTCHANNEL_LOGOUT,
+        "front-channel logout: ends every session of the provider session `sid` (and `iss`, when sent), on every replica; register `public_url` + this path as the app's Front-channel logout URL",
     ),
     (ME, "the signed-in user as JSON; 401 when signed out"),
     (

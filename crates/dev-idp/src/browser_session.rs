@@ -31,11 +31,13 @@ pub(crate) fn current(
     })
 }
 
-/// Ends the browser's session, if its cookie names one.
-pub(crate) fn end(idp: &DevIdp, headers: &HeaderMap) {
-    if let Some(id) = session_cookie(headers) {
-        idp.store().remove_session(&id);
-    }
+/// Ends the browser's session, if its cookie names one; returns its `sid`.
+pub(crate) fn end(idp: &DevIdp, headers: &HeaderMap) -> Option<String> {
+    let id = session_cookie(headers)?;
+    let mut store = idp.store();
+    let sid = store.session(&id, crate::clock::now_secs()).map(|s| s.sid);
+    store.remove_session(&id);
+    sid
 }
 
 /// Clears the session cookie in the browser.

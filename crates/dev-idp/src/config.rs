@@ -105,6 +105,12 @@ pub struct DevIdpConfig {
     /// compared exactly. Default: empty, which allows any URI whose origin
     /// (scheme, host and port) equals the origin of a registered redirect URI.
     pub post_logout_redirect_uris: Vec<String>,
+    /// The application's front-channel logout URL, as registered in Entra
+    /// (Authentication > Front-channel logout URL). When a browser signs out
+    /// at this dev IdP, the signed-out page loads it in a hidden iframe with
+    /// the ended session's `sid`, as Entra does (only `sid`, no `iss`).
+    /// Default: none.
+    pub frontchannel_logout_url: Option<String>,
     /// App roles defined by the application; users' `roles` must be among
     /// them. Default: `["App.Read", "App.Write", "App.Admin"]`.
     pub app_roles: Vec<String>,
@@ -132,6 +138,7 @@ impl Default for DevIdpConfig {
                 "http://localhost:4180/auth/callback".to_owned(),
             ],
             post_logout_redirect_uris: Vec::new(),
+            frontchannel_logout_url: None,
             app_roles: vec![
                 "App.Read".to_owned(),
                 "App.Write".to_owned(),
@@ -407,6 +414,9 @@ impl DevIdpConfig {
                     format!("{uri:?} must not contain a fragment ('#...')"),
                 ));
             }
+        }
+        if let Some(uri) = &self.frontchannel_logout_url {
+            check_absolute_url("frontchannel_logout_url", uri)?;
         }
         for (i, uri) in self.post_logout_redirect_uris.iter().enumerate() {
             check_absolute_url(&format!("post_logout_redirect_uris[{i}]"), uri)?;

@@ -46,11 +46,18 @@ fn logout(idp: &DevIdp, tenant: &str, headers: &HeaderMap, params: &Params) -> R
         return html::error_page(&err, "");
     }
     // End the dev IdP's own session, if the browser has one.
-    browser_session::end(idp, headers);
+    let ended = browser_session::end(idp, headers);
     let target = params.get("post_logout_redirect_uri");
-    let mut response = match target {
-        Some(uri) if is_allowed(idp, uri) => redirect(uri, params.get("state")),
-        _ => signed_out_page(target),
+    let frontchannel = ended.zip(idp.config().frontchannel_logout_url.clone());
+    let mut response = match (target, frontchannel) {
+        // The app's front-channel logout URL must load before the browser
+        // leaves: a page with the iframe that then moves on.
+        (target, Some((sid, url))) => {
+            let next = target.filter(|uri| is_allowed(idp, uri));
+            frontchannel_page(&url, &sid, next, params.get("state"))
+        }
+        (Some(uri), None) if is_allowed(idp, uri) => redirect(uri, params.get("state")),
+        (target, None) => signed_out_page(target),
     };
     browser_session::clear_cookie(idp, &mut response);
     tracing::info!(
@@ -80,6 +87,45 @@ fn is_allowed(idp: &DevIdp, uri: &str) -> bool {
         .iter()
         .filter_map(|r| Url::parse(r).ok())
         .any(|r| r.origin() == origin)
+}
+
+/// The signed-out page with the application's front-channel logout URL in a
+/// hidden iframe (`?sid=…`, as Entra sends it), then on to `next`.
+fn frontchannel_page(url: &str, sid: &str, next: Option<&str>, state: Option<&str>) -> Response {
+    let Ok(mut frame) = Url::parse(url) else {
+        return signed_out_page(None);
+    };
+    frame.query_pairs_mut().append_pair("sid", sid);
+    let onward = next.and_then(|uri| {
+        let mut u = Url::parse(uri).ok()?;
+        if let Some(state) = state {
+            u.query_pairs_mut().append_pair("state", state);
+        }
+        Some(u)
+    });
+    let go_on = onward.map_or(String::new(), |u| {
+        format!(
+            "<p><a id=\"continue\" href=\"{u}\">Continue</a></p><script>document.getElementById('frontchannel').addEventListener('load',function(){{location.href=document.getElementById('continue').href}})</script>",
+            u = escape(u.as_str())
+        )
+    });
+    let mut page = html::page(
+        StatusCode::OK,
+        "You have signed out",
+        &format!(
+            "<h1>You have signed out of your account</h1>\
+<iframe id=\"frontchannel\" src=\"{src}\" style=\"display:none\" title=\"front-channel logout\"></iframe>{go_on}",
+            src = escape(frame.as_str())
+        ),
+    );
+    // This page, unlike the others, frames the app and moves on by script.
+    page.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-src http: https:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    page
 }
 
 fn redirect(uri: &str, state: Option<&str>) -> Response {

@@ -14,7 +14,7 @@ use crate::redis_server::RedisServer;
 struct Replicas {
     /// The configuration every replica runs with.
     config: String,
-    _idp: Idp,
+    idp: Idp,
     proxies: Vec<Proxy>,
     redis: RedisServer,
 }
@@ -24,13 +24,19 @@ impl Replicas {
         Self::with(n, redis, "", DevIdpConfig::default()).await
     }
 
-    async fn with(n: usize, redis: RedisServer, extra: &str, idp_config: DevIdpConfig) -> Self {
+    async fn with(n: usize, redis: RedisServer, extra: &str, mut idp_config: DevIdpConfig) -> Self {
         let echo = start_echo().await;
         let mut listeners = Vec::new();
         for _ in 0..n {
             listeners.push(listener().await);
         }
         let public_port = listeners[0].1.port();
+        // Registered as in Entra: public_url + /auth/frontchannel-logout.
+        if idp_config.frontchannel_logout_url.is_some() {
+            idp_config.frontchannel_logout_url = Some(format!(
+                "http://127.0.0.1:{public_port}/auth/frontchannel-logout"
+            ));
+        }
         let idp = Idp::start(idp_config, &[public_port]).await;
         let dir = tempfile::tempdir().unwrap();
         let text = config_text(public_port, echo, &idp.idp, dir.path(), extra)
@@ -48,7 +54,7 @@ impl Replicas {
         }
         Self {
             config: text,
-            _idp: idp,
+            idp,
             proxies,
             redis,
         }
@@ -386,4 +392,56 @@ async fn the_sessions_command_explains_a_file_store_in_use() {
         out.contains("one process at a time") && out.contains("Redis"),
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn signing_out_at_the_provider_ends_the_session_on_every_replica() {
+    // Entra's front-channel logout: the provider's signed-out page loads the
+    // app's front-channel logout URL in a hidden iframe, with only `sid`.
+    let idp_config = DevIdpConfig {
+        frontchannel_logout_url: Some("set by Replicas::with".into()),
+        ..Default::default()
+    };
+    let r = Replicas::with(2, RedisServer::start().await, "", idp_config).await;
+    let a = Browser::new(r.proxies[0].addr);
+    a.sign_in("writer", "/").await;
+    let other = Browser::new(r.proxies[0].addr);
+    other.sign_in("admin", "/").await;
+    let b = r.at(&a, 1);
+    assert_eq!(b.navigate(&b.url("/")).await.status(), 200);
+
+    // The user signs out at the provider (from another app, say), in the
+    // browser that holds the provider's session cookie.
+    let discovery: serde_json::Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        r.idp.idp.issuer()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let end_session = discovery["end_session_endpoint"].as_str().unwrap();
+    let page = a.navigate(end_session).await.text().await.unwrap();
+    let src = page
+        .split("<iframe id=\"frontchannel\" src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no front-channel iframe: {page}"))
+        .replace("&amp;", "&");
+    assert!(src.contains("/auth/frontchannel-logout?sid="), "{src}");
+    // A third-party iframe: no cookies.
+    let framed = reqwest::get(&src).await.unwrap();
+    assert_eq!(framed.status(), 200);
+
+    refused_within(&b, Duration::from_secs(1)).await;
+    refused_within(&a, Duration::from_secs(1)).await;
+    // Another user's session is untouched.
+    assert_eq!(other.navigate(&other.url("/")).await.status(), 200);
+    // Without a sid: 400, nothing ended.
+    let bare = reqwest::get(r.proxies[1].url("/auth/frontchannel-logout"))
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 400);
+    assert_eq!(other.navigate(&other.url("/")).await.status(), 200);
 }

@@ -432,6 +432,11 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         let cookie = crypto::random_token();
         let key = self.key_of(&cookie);
         self.save(&key, &session).await?;
+        if let Some(sid) = &session.identity.sid {
+            self.store
+                .index(&provider_session(sid), &key, session.expires_at)
+                .await?;
+        }
         self.cache(&cookie, key, &session, t);
         Ok((cookie, session))
     }
@@ -664,6 +669,40 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
         Ok(n)
     }
 
+    /// Ends the sessions signed in under the provider's session `sid` (and
+    /// issuer `iss`, when the provider names it): front-channel logout.
+    /// Returns how many.
+    pub async fn end_provider_session(
+        &self,
+        sid: &str,
+        iss: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let which = Which::ProviderSession {
+            sid: sid.to_owned(),
+            iss: iss.map(str::to_owned),
+        };
+        let Some(keys) = self.store.indexed(&provider_session(sid)).await? else {
+            return self.revoke(&which).await;
+        };
+        let mut n = 0;
+        for key in keys {
+            let Some(session) = self.load(&key).await? else {
+                continue;
+            };
+            let listed = Listed {
+                id: Listed::id_of(&key),
+                key,
+                session,
+            };
+            if which.matches(&listed) {
+                self.cache.remove_record(&key);
+                self.store.delete(&key).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Whether the store can be used now (`/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
@@ -707,6 +746,14 @@ pub enum Which {
     Session(String),
     /// Every session.
     All,
+    /// The sessions of one provider session (front-channel logout): the ID
+    /// token's `sid`, and its issuer when the provider names it.
+    ProviderSession {
+        /// The `sid` claim.
+        sid: String,
+        /// The issuer, when given.
+        iss: Option<String>,
+    },
 }
 
 impl Which {
@@ -715,6 +762,10 @@ impl Which {
         match self {
             Which::All => true,
             Which::Session(s) => l.id.eq_ignore_ascii_case(s),
+            Which::ProviderSession { sid, iss } => {
+                id.sid.as_deref() == Some(sid.as_str())
+                    && iss.as_deref().is_none_or(|i| i == id.issuer)
+            }
             Which::User(u) => [
                 Some(id.sub.as_str()),
                 id.oid.as_deref(),
@@ -726,6 +777,12 @@ impl Which {
             .any(|v| v.eq_ignore_ascii_case(u)),
         }
     }
+}
+
+/// The index name of a provider session: a hash of its `sid`, so the store
+/// holds no provider id in the clear.
+fn provider_session(sid: &str) -> [u8; 32] {
+    crypto::sha256(format!("sid\n{sid}").as_bytes())
 }
 
 /// Writes a batch of noted idle clocks to the store.

@@ -307,6 +307,47 @@ impl Store for RedisStore {
         })
     }
 
+    fn index<'a>(
+        &'a self,
+        name: &'a [u8; 32],
+        key: &'a RecordKey,
+        until: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let set = format!("{}sid:{}", self.prefix, hex(name));
+            redis::pipe()
+                .sadd(&set, hex(key))
+                .ignore()
+                // Lives as long as its longest-lived session.
+                .cmd("PEXPIREAT")
+                .arg(&set)
+                .arg(until.saturating_mul(1000))
+                .arg("GT")
+                .ignore()
+                .cmd("PEXPIREAT")
+                .arg(&set)
+                .arg(until.saturating_mul(1000))
+                .arg("NX")
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(failed)
+        })
+    }
+
+    fn indexed<'a>(&'a self, name: &'a [u8; 32]) -> StoreFuture<'a, Option<Vec<RecordKey>>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let members: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(format!("{}sid:{}", self.prefix, hex(name)))
+                .query_async(&mut conn)
+                .await
+                .map_err(failed)?;
+            Ok(Some(members.iter().filter_map(|m| unhex(m)).collect()))
+        })
+    }
+
     fn scan<'a>(
         &'a self,
         visit: &'a mut (dyn FnMut(RecordKey, Record) + Send),

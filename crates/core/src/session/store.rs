@@ -104,6 +104,27 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// Notes that the record `key` belongs to the group `name` (the sessions
+    /// of one provider session, for front-channel logout) until `until`.
+    /// A store without an index does nothing: [`Store::indexed`] then says
+    /// to scan.
+    fn index<'a>(
+        &'a self,
+        name: &'a [u8; 32],
+        key: &'a RecordKey,
+        until: i64,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (name, key, until);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The records noted under `name`, or `None` when this store keeps no
+    /// index (the caller scans instead).
+    fn indexed<'a>(&'a self, name: &'a [u8; 32]) -> StoreFuture<'a, Option<Vec<RecordKey>>> {
+        let _ = name;
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Calls `visit` with every record (for `aadgate sessions`, never on a
     /// request path).
     fn scan<'a>(

@@ -276,3 +276,27 @@ async fn sessions_stored_before_the_record_header_are_kept() {
     s.clock().advance(101);
     assert!(s.get(&cookie).await.is_none());
 }
+
+#[tokio::test]
+async fn a_provider_session_ends_every_session_signed_in_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&StoreKind::File(dir.path().to_owned()));
+    let with_sid = |sid: &str| Identity {
+        issuer: "https://idp.example/v2.0".into(),
+        sid: Some(sid.into()),
+        ..Identity::default()
+    };
+    let (a1, _) = s.create(with_sid("S1"), tokens()).await.unwrap();
+    let (a2, _) = s.create(with_sid("S1"), tokens()).await.unwrap();
+    let (b, _) = s.create(with_sid("S2"), tokens()).await.unwrap();
+    assert_eq!(
+        s.end_provider_session("S1", Some("https://other.example/v2.0"))
+            .await
+            .unwrap(),
+        0,
+        "another issuer's sid"
+    );
+    assert_eq!(s.end_provider_session("S1", None).await.unwrap(), 2);
+    assert!(s.get(&a1).await.is_none() && s.get(&a2).await.is_none());
+    assert!(s.get(&b).await.is_some());
+}
