@@ -42,12 +42,19 @@ impl Replicas {
         let text = config_text(public_port, echo, &idp.idp, dir.path(), extra)
             .replace(
                 &format!("store = \"file:{}\"", dir.path().display()),
-                &format!("store = \"{}\"", redis.url()),
+                &match &redis.ca_file {
+                    None => format!("store = \"{}\"", redis.url()),
+                    Some(ca) => format!(
+                        "store = \"{}\"\nredis_ca_file = \"{}\"",
+                        redis.url(),
+                        ca.display()
+                    ),
+                },
             )
             // Every replica is reached at its own address in these tests
             // (in production, all behind one balancer at public_url).
             .replace("[oidc]", "trusted_proxies = [\"127.0.0.1/32\"]\n\n[oidc]");
-        assert!(text.contains("redis://"), "{text}");
+        assert!(text.contains("store = \"redis"), "{text}");
         let mut proxies = Vec::new();
         for (l, _) in listeners {
             proxies.push(Proxy::start(l, &text, &idp.idp.config().client_secret).await);
@@ -444,4 +451,20 @@ async fn signing_out_at_the_provider_ends_the_session_on_every_replica() {
         .unwrap();
     assert_eq!(bare.status(), 400);
     assert_eq!(other.navigate(&other.url("/")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn replicas_share_sessions_over_tls_with_a_private_ca() {
+    // As Azure Cache for Redis: TLS only (rediss://), here with a CA of
+    // our own given in session.redis_ca_file.
+    let r = Replicas::start(2, RedisServer::start_tls().await).await;
+    assert!(r.config.contains("rediss://localhost:"), "{}", r.config);
+    let a = Browser::new(r.proxies[0].addr);
+    a.sign_in("reader", "/").await;
+    let b = r.at(&a, 1);
+    let echo = b.echo("/").await;
+    assert_eq!(seen(&echo, "x-forwarded-email"), ["reader@contoso.example"]);
+    let out = a.navigate(&a.url("/auth/logout")).await;
+    assert!(out.status().is_redirection());
+    refused_within(&b, Duration::from_secs(1)).await;
 }
