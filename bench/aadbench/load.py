@@ -73,13 +73,13 @@ def measure(c: Contestant, conns, seconds, warmup, status_port, up_pgid):
         ok, why = probe(c)
     if not ok:
         raise BenchError(why)
-    if warmup > 0:
-        run_wrk(c.port, c.path, c.headers, conns, warmup)
+    warm = run_wrk(c.port, c.path, c.headers, conns, warmup) if warmup > 0 else None
     before = upstream_count(status_port)
     snap0 = cpu_snapshot()
     cpu0 = group_cpu_split(c.pgid) if c.pgid else (0.0, 0.0)
     up0 = group_cpu_seconds(up_pgid)
     r = run_wrk(c.port, c.path, c.headers, conns, seconds)
+    r["warmup_requests"] = warm["requests"] if warm else 0
     cpu1 = group_cpu_split(c.pgid) if c.pgid else (0.0, 0.0)
     up1 = group_cpu_seconds(up_pgid)
     snap1 = cpu_snapshot()

@@ -23,9 +23,59 @@ from .testbed import (BIN, CLIENT_SECRET, CORE_CLIENT, CORE_SERVER, MOD_OIDC_COO
                       TENANT, BenchError, log)
 
 
+def redis_command(port, *words):
+    """One command to Redis over a plain socket (RESP); the reply's text."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        parts = [f"${len(w)}\r\n{w}\r\n" for w in words]
+        sock.sendall(f"*{len(words)}\r\n{''.join(parts)}".encode())
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if data.startswith(b"$"):
+                size = int(data[1:data.index(b"\r\n")])
+                if len(data) >= data.index(b"\r\n") + 2 + size + 2:
+                    break
+            elif data.endswith(b"\r\n"):
+                break
+        return data.decode(errors="replace")
+
+
+def wait_redis(port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if "PONG" in redis_command(port, "PING"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise BenchError(f"redis-server did not start on :{port}")
+
+
+def redis_command_calls(port):
+    """Commands Redis has executed (INFO commandstats), not counting INFO."""
+    total = 0
+    for line in redis_command(port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_") and not line.startswith("cmdstat_info:"):
+            total += int(line.split("calls=")[1].split(",")[0])
+    return total
+
+
+def redis_memory(port):
+    info = redis_command(port, "INFO", "memory")
+    used = next(int(l.split(":")[1]) for l in info.splitlines() if l.startswith("used_memory:"))
+    keys = redis_command(port, "EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "aadgate:s:*")
+    return {"used_memory": used, "sessions": int(keys.strip().lstrip(":") or 0)}
+
+
 def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conns, sweep_keys):
     up_port, up_status, idp_port = free_port(), free_port(), free_port()
     ag_port, ngx_port, ap_port = free_port(), free_port(), free_port()
+    # The same aadgate with its sessions in Redis (the scale-out store).
+    agr_port, redis_port = free_port(), free_port()
     session_secret = secrets.token_hex(32)
     # Every scripted sign-in comes from 127.0.0.1: lift the per-client sign-in
     # rate (an environment key, which builds without [limits] ignore).
@@ -45,6 +95,7 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
     ngx_cfg = write("nginx-proxy.conf", nginx_proxy_conf(tmp, ngx_port, up_port))
     ap_cfg = write("apache.conf", apache_conf(tmp, ap_port, up_port, idp_port))
     idp_cfg = write("idp.toml", idp_conf([f"http://127.0.0.1:{ag_port}/auth/callback",
+                                          f"http://127.0.0.1:{agr_port}/auth/callback",
                                           f"http://127.0.0.1:{ap_port}/redirect_uri"]))
     ag_cfg = write("aadgate.toml", aadgate_conf(ag_port, up_port, idp_port, store))
     if args.store == "memory":
@@ -52,6 +103,9 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
             text = f.read().replace(f'store = "file:{store}"', 'store = "memory"')
         with open(ag_cfg, "w") as f:
             f.write(text)
+
+    agr_cfg = write("aadgate-redis.toml", aadgate_conf(agr_port, up_port, idp_port, store).replace(
+        f'store = "file:{store}"', f'store = "redis://127.0.0.1:{redis_port}"'))
 
     log(f"temp dir {tmp}; upstream :{up_port}, dev IdP :{idp_port}, aadgate :{ag_port}, "
         f"nginx :{ngx_port}, apache :{ap_port}")
@@ -75,9 +129,16 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
     log("start-up (exec to /healthz): " + ", ".join(f"{x:.1f}" for x in res["startup"]["empty"]) + " ms")
 
     ag = procs.start("aadgate", [BIN, "proxy", "--config", ag_cfg], CORE_SERVER, env=ag_env)
+    # Redis serves from the client core, as a store on another machine would
+    # not take the proxy's CPU; its work per request is counted below.
+    redis = procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
+                                  "--save", "", "--appendonly", "no", "--dir", tmp], CORE_CLIENT)
+    wait_redis(redis_port)
+    agr = procs.start("aadgate-redis", [BIN, "proxy", "--config", agr_cfg], CORE_SERVER, env=ag_env)
     ngx = procs.start("nginx-proxy", ["nginx", "-p", tmp, "-c", ngx_cfg, "-g", "daemon off;"], CORE_SERVER)
     apache = procs.start("apache", ["/usr/sbin/apache2", "-f", ap_cfg, "-DFOREGROUND"], CORE_SERVER)
     wait_http(ag_port, "/healthz", proc=ag, name="aadgate", procs=procs)
+    wait_http(agr_port, "/readyz", proc=agr, name="aadgate-redis", procs=procs)
     wait_http(ngx_port, "/", proc=ngx, name="nginx-proxy", procs=procs)
     wait_http(ap_port, "/", proc=apache, name="apache", procs=procs)
     time.sleep(0.5)
@@ -93,6 +154,12 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         b.close()
         return ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={c}"]
 
+    def agr_signin():
+        b = Browser(idp_port)
+        c = b.sign_in(agr_port, "/auth/login?rd=/", SESSION_COOKIE)
+        b.close()
+        return ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={c}"]
+
     def ap_signin():
         b = Browser(idp_port)
         c = b.sign_in(ap_port, "/", MOD_OIDC_COOKIE)
@@ -105,6 +172,7 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         Contestant("nginx", "nginx proxy_pass", ngx_port, "/", html, 200, True, ngx.pid),
         Contestant("public", "aadgate public route", ag_port, "/public/", html, 200, True, ag.pid),
         Contestant("signed", "aadgate signed-in", ag_port, "/", ag_signin(), 200, True, ag.pid, ag_signin),
+        Contestant("redis", "aadgate signed-in, Redis store", agr_port, "/", agr_signin(), 200, True, agr.pid, agr_signin),
         Contestant("modoidc", "mod_auth_openidc signed-in", ap_port, "/", ap_signin(), 200, True, apache.pid, ap_signin),
         Contestant("reject302", "aadgate rejection (302)", ag_port, "/", html, 302, False, ag.pid),
         Contestant("reject401", "aadgate rejection (401)", ag_port, "/", ["Accept: application/json"], 401, False, ag.pid),
@@ -118,10 +186,16 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         f"{rounds} round(s) x {seconds:g} s (+{warmup:g} s warm-up)")
 
     runs = {c.key: [] for c in contestants}
+    redis_calls = redis_requests = 0
     for rnd in range(rounds):
         order = contestants if rnd % 2 == 0 else list(reversed(contestants))
         for c in order:
+            before = redis_command_calls(redis_port) if c.key == "redis" else 0
             r = measure(c, 64, seconds, warmup, up_status, up.pid)
+            if c.key == "redis":
+                # Warm-up requests count on both sides of the ratio.
+                redis_calls += redis_command_calls(redis_port) - before
+                redis_requests += r["requests"] + r.get("warmup_requests", 0)
             runs[c.key].append(r)
             log(f"  round {rnd + 1}: {c.label:28s} {r['rps']:>9,.0f} req/s  p50 {fmt_ms(r['p50_us'])}  "
                 f"p99 {fmt_ms(r['p99_us'])}  p99.9 {fmt_ms(r['p999_us'])} ms  errors {err_detail(r)}")
@@ -130,6 +204,12 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         m = median_result(runs[c.key])
         m["label"] = c.label
         res["main"][c.key] = m
+    res["redis"] = {"commands": redis_calls, "requests": redis_requests,
+                    "commands_per_request": redis_calls / max(1, redis_requests),
+                    "memory": redis_memory(redis_port)}
+    log(f"Redis: {redis_calls:,} commands for {redis_requests:,} signed-in requests "
+        f"({res['redis']['commands_per_request']:.5f} per request); "
+        f"{res['redis']['memory']['used_memory']:,} B used for {res['redis']['memory']['sessions']} session(s)")
 
     res["memory"]["rss_after_main_kib"] = rss_kib(ag.pid)["VmRSS"]
     log(f"concurrency sweep: {sweep_conns} connections for {', '.join(sweep_keys)}")
@@ -201,6 +281,19 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         res["memory"]["signed_with_sessions"] = r
         res["memory"]["rss_sessions_after_load_kib"] = rss_kib(ag.pid)["VmRSS"]
         log(f"  aadgate signed-in with the sessions: {r['rps']:,.0f} req/s p99 {fmt_ms(r['p99_us'])} ms errors {r['errors']}")
+
+        # The same sign-ins into the Redis store: their rate, and Redis's
+        # memory per session.
+        mem0 = redis_memory(redis_port)
+        ok_r, err_r, secs_r, _, first_error_r = mass_sign_in(idp_port, agr_port, n_sessions, args.signin_workers)
+        if first_error_r:
+            log(f"  first sign-in error (Redis store): {first_error_r}")
+        mem1 = redis_memory(redis_port)
+        res["redis"]["signin"] = {"ok": ok_r, "errors": err_r, "seconds": secs_r, "rate": ok_r / secs_r}
+        res["redis"]["bytes_per_session"] = (mem1["used_memory"] - mem0["used_memory"]) / max(1, ok_r)
+        res["redis"]["sessions_after_signins"] = mem1["sessions"]
+        log(f"  Redis store: {ok_r:,} sign-ins in {secs_r:.1f} s = {ok_r / secs_r:,.0f}/s, {err_r} errors; "
+            f"{res['redis']['bytes_per_session']:,.0f} B of Redis memory per session")
 
         # Store size, then a restart on the populated store.
         procs.stop(ag)
