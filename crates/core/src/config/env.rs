@@ -67,6 +67,22 @@ fn schema() -> &'static Schema {
     })
 }
 
+/// Whether `AADGATE_…` names a configuration key.
+fn is_key(variable: &str) -> bool {
+    let Some(rest) = variable.strip_prefix("AADGATE_") else {
+        return false;
+    };
+    let lower = rest.to_ascii_lowercase();
+    schema().sections.iter().any(|(section, keys)| {
+        let key = if section.is_empty() {
+            Some(lower.as_str())
+        } else {
+            lower.strip_prefix(&format!("{section}_"))
+        };
+        key.is_some_and(|k| keys.contains_key(k))
+    })
+}
+
 /// The struct a top-level key holds, when it is a section (`[oidc]`).
 fn section_type(format: &Format) -> Option<&str> {
     match format {
@@ -97,6 +113,18 @@ fn kind(format: &Format) -> Kind {
 /// Applies one environment variable to the parsed file, when it is one of
 /// aadgate's (`AADGATE_LOG` and unknown names are left alone).
 pub(super) fn apply(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
+    // `AADGATE_SESSION_SECRET_FILE=/run/secrets/session`: the value is the
+    // file's content (mounted secrets, as official container images do).
+    if let Some(variable) = name.strip_suffix("_FILE")
+        && variable.starts_with("AADGATE_")
+        && is_key(variable)
+    {
+        let content = std::fs::read_to_string(value).map_err(|e| {
+            ConfigError::new(name, format!("cannot read {value:?}: {e}"))
+                .with_fix("mount the secret file at that path, or unset the variable")
+        })?;
+        return apply(table, variable, content.trim_end_matches(['\n', '\r']));
+    }
     let Some(rest) = name.strip_prefix("AADGATE_") else {
         return Ok(());
     };

@@ -72,17 +72,34 @@ impl Config {
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        let at = |e: &toml::de::Error| {
+            e.span().map_or(String::new(), |span| {
+                let before = &toml_text[..span.start.min(toml_text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            })
+        };
         let mut table: toml::Table = toml_text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::new("(file)", format!("is not valid TOML: {}", e.message()))
-                .with_fix("check the line the message points at")
+            ConfigError::new("(file)", format!("is not valid TOML: {}{}", at(&e), e.message()))
+                .with_fix("correct the TOML at that line (strings in \"quotes\", one key per line, [sections] on their own line)")
         })?;
+        // The file alone first, so that its mistakes are reported with their
+        // line (a wrong key, a string where a number belongs).
+        if let Err(e) = toml::from_str::<Config>(toml_text) {
+            return Err(
+                ConfigError::new("(file)", format!("{}{}", at(&e), e.message())).with_fix(
+                    "see the configuration reference in README.md for the keys and their types",
+                ),
+            );
+        }
         for (name, value) in env {
             env::apply(&mut table, name.as_ref(), value.as_ref())?;
         }
         Config::deserialize(toml::Value::Table(table)).map_err(|e| {
             let msg = e.message().to_owned();
-            ConfigError::new("(file)", msg).with_fix(
-                "see the configuration reference in README.md for the keys and their types",
+            ConfigError::new("(environment)", msg).with_fix(
+                "check the AADGATE_* variables against the configuration reference in README.md",
             )
         })
     }

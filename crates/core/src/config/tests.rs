@@ -274,3 +274,36 @@ fn redis_stores_are_checked_at_start_up() {
     let e = with("memory", &[("AADGATE_SESSION_REDIS_PASSWORD", "x")]).unwrap_err();
     assert_eq!(e.key, "session.redis_password");
 }
+
+#[test]
+fn file_mistakes_name_their_line_and_secrets_come_from_mounted_files() {
+    let e = Config::from_toml_and_env(
+        "public_url = \"x\"\n[oidc\nclient_id = 1\n",
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap_err();
+    assert!(e.problem.contains("line 2"), "{e}");
+    let text = format!("{}\n[authz]\nroles = \"App.Read\"\n", base());
+    let line = text.lines().position(|l| l.starts_with("roles")).unwrap() + 1;
+    let e = Config::from_toml_and_env(&text, Vec::<(String, String)>::new()).unwrap_err();
+    assert!(e.problem.contains(&format!("line {line}, column 9")), "{e}");
+    assert!(e.problem.contains("expected a sequence"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client_secret");
+    std::fs::write(&path, "from-a-mounted-file\n").unwrap();
+    let c = Config::from_toml_and_env(
+        &base(),
+        [("AADGATE_OIDC_CLIENT_SECRET_FILE", path.to_str().unwrap())],
+    )
+    .unwrap();
+    assert_eq!(c.oidc.client_secret.as_deref(), Some("from-a-mounted-file"));
+    let e = Config::from_toml_and_env(
+        &base(),
+        [("AADGATE_SESSION_SECRET_FILE", "/nonexistent/secret")],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "AADGATE_SESSION_SECRET_FILE");
+    // Not a key: left alone, as any foreign AADGATE_ variable.
+    assert!(Config::from_toml_and_env(&base(), [("AADGATE_LOG_FILE", "/x")]).is_ok());
+}
