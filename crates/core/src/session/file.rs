@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::StoreError;
-use super::store::{OnceSet, Record, RecordKey, Store, StoreFuture};
+use super::store::{OnceSet, Record, RecordKey, Store, StoreFuture, claim_in_process};
 
 /// Records: 8 bytes `expires_at`, 8 bytes `last_seen` (big-endian), then the
 /// sealed session.
@@ -168,12 +168,7 @@ impl Store for FileStore {
         now: i64,
         expires_at: i64,
     ) -> StoreFuture<'a, bool> {
-        let fresh = self
-            .once
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .claim(*id, now, expires_at);
-        Box::pin(std::future::ready(Ok(fresh)))
+        claim_in_process(&self.once, id, now, expires_at)
     }
 
     fn scan<'a>(

@@ -161,6 +161,20 @@ pub(super) struct OnceSet {
     order: VecDeque<(i64, [u8; 32])>,
 }
 
+/// [`Store::claim_once`] for a store one process uses: its [`OnceSet`].
+pub(super) fn claim_in_process(
+    once: &Mutex<OnceSet>,
+    id: &[u8; 32],
+    now: i64,
+    expires_at: i64,
+) -> StoreFuture<'static, bool> {
+    let fresh = once
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .claim(*id, now, expires_at);
+    Box::pin(std::future::ready(Ok(fresh)))
+}
+
 impl OnceSet {
     /// Most values remembered.
     const CAP: usize = 200_000;
@@ -243,12 +257,7 @@ impl Store for MemoryStore {
         now: i64,
         expires_at: i64,
     ) -> StoreFuture<'a, bool> {
-        let fresh = self
-            .once
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .claim(*id, now, expires_at);
-        Box::pin(std::future::ready(Ok(fresh)))
+        claim_in_process(&self.once, id, now, expires_at)
     }
 
     fn scan<'a>(
