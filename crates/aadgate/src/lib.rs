@@ -194,6 +194,8 @@ pub(crate) struct Inner {
     pub(crate) refresh_failed: Mutex<HashMap<Arc<str>, i64>>,
     /// Sign-in steps per client address.
     pub(crate) signin_throttle: throttle::SignInThrottle,
+    /// Set when the process is shutting down: `/readyz` fails.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 impl Auth {
@@ -228,9 +230,20 @@ impl Auth {
                 refreshing: Mutex::new(HashMap::new()),
                 refresh_failed: Mutex::new(HashMap::new()),
                 signin_throttle: throttle::SignInThrottle::new(settings.signin_per_minute),
+                draining: std::sync::atomic::AtomicBool::new(false),
                 settings,
             }),
         })
+    }
+
+    /// Marks the process as shutting down: `/readyz` answers 503 from now
+    /// on, so load balancers stop sending new requests while open ones
+    /// finish. The proxy calls it on SIGTERM; an app using the library can
+    /// call it from its own shutdown signal.
+    pub fn drain(&self) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The validated settings.

@@ -479,6 +479,20 @@ async fn frontchannel_logout(State(auth): State<Auth>, RawQuery(q): RawQuery) ->
 /// `/readyz`: 200 when sign-ins and sessions can work, else 503 naming the
 /// part that cannot (the log has the precise reason).
 async fn ready(State(auth): State<Auth>) -> Response {
+    if auth
+        .inner
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let mut resp = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "draining": true })),
+        )
+            .into_response();
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return resp;
+    }
     let (provider, store) = tokio::join!(auth.provider().ready(), auth.inner.store.ping());
     if provider.is_ok() && store.is_ok() {
         return (

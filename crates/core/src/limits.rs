@@ -57,6 +57,9 @@ pub struct LimitsConfig {
     pub signin_per_minute: Option<u32>,
 }
 
+/// Default of the top-level `shutdown_timeout_secs`.
+pub const DEFAULT_SHUTDOWN_SECS: u64 = 30;
+
 /// `[limits]` resolved: what the proxy's connections and forwarding obey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -77,6 +80,10 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// See [`LimitsConfig::upstream_max_connections`].
     pub upstream_max_connections: usize,
+    /// How long open requests may take to finish after a shutdown signal
+    /// (the top-level `shutdown_timeout_secs`, set by
+    /// [`crate::Config::proxy_settings`]; default 30 s).
+    pub shutdown: Duration,
 }
 
 impl Default for Limits {
@@ -136,6 +143,7 @@ impl LimitsConfig {
                 self.upstream_max_connections,
             )?
             .unwrap_or(256),
+            shutdown: Duration::from_secs(DEFAULT_SHUTDOWN_SECS),
         })
     }
 }

@@ -75,8 +75,12 @@ pub async fn serve_workers(
     }
     drop(stopped);
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let draining = auth.clone();
     let shutdown = async move {
         shutdown.await;
+        // Load balancers see /readyz fail while open requests finish.
+        draining.drain();
+        tracing::info!("shutting down: not accepting connections, finishing open requests");
         let _ = stop.send(true);
     };
     let served = serve_with(listener, first, shutdown, &limits).await;
@@ -210,11 +214,14 @@ pub async fn serve_with(
         tokio::spawn(async move { tracker.watch(id, conn, served).await });
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+    if tokio::time::timeout(limits.shutdown, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open 10 s after shutdown; closing them");
+        tracing::warn!(
+            "requests still open {} s after the shutdown signal (shutdown_timeout_secs); closing them",
+            limits.shutdown.as_secs()
+        );
     }
     Ok(())
 }

@@ -365,3 +365,76 @@ async fn out_of_descriptors_the_proxy_still_answers_and_the_log_stays_small() {
         "{failed} lines, {bytes} bytes of log"
     );
 }
+
+/// SIGTERM: the proxy stops accepting, lets the request in flight finish
+/// (within `shutdown_timeout_secs`) and exits 0; past the timeout it closes
+/// what is left and still exits 0.
+#[tokio::test]
+async fn sigterm_lets_open_requests_finish_within_the_shutdown_timeout() {
+    use crate::harness::{Browser, SLOW_STARTED};
+    use std::process::Stdio;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    for (timeout_secs, slow_ms, finishes) in [(20, 1500, true), (1, 8000, false)] {
+        let bin = start_binary(
+            &format!("shutdown_timeout_secs = {timeout_secs}"),
+            "",
+            Stdio::null(),
+            Stdio::null(),
+        )
+        .await;
+        let (mut child, addr) = (bin.child, bin.addr);
+        let b = Browser::new(addr);
+        // Wait for the binary to listen, then sign in.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(Instant::now() < deadline, "the proxy did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        b.sign_in("reader", "/").await;
+        let started = SLOW_STARTED.load(Ordering::SeqCst);
+        let url = b.url(&format!("/slow?ms={slow_ms}"));
+        let client = b.client.clone();
+        let in_flight = tokio::spawn(async move { client.get(url).send().await });
+        // Signal once the app has the request.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while SLOW_STARTED.load(Ordering::SeqCst) == started {
+            assert!(
+                Instant::now() < deadline,
+                "the slow request never reached the app"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let signalled = Instant::now();
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || child.wait()),
+        )
+        .await
+        .expect("exits")
+        .unwrap()
+        .unwrap();
+        assert!(status.success(), "{status:?}");
+        let answer = in_flight.await.unwrap();
+        if finishes {
+            let r = answer.expect("the request in flight is answered");
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.text().await.unwrap(), "slow answer");
+        } else {
+            assert!(answer.is_err(), "closed after the timeout");
+            assert!(
+                signalled.elapsed() < Duration::from_millis(slow_ms),
+                "did not wait for the whole slow request"
+            );
+        }
+    }
+}

@@ -23,6 +23,11 @@ pub(crate) async fn listener() -> (TcpListener, SocketAddr) {
 }
 
 /// An upstream that echoes what it received as JSON, plus a websocket echo.
+/// Requests the echo app's `/slow` has begun (for tests that must act while
+/// one is in flight).
+pub(crate) static SLOW_STARTED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 pub(crate) async fn start_echo() -> SocketAddr {
     let (l, addr) = listener().await;
     let app = Router::new()
@@ -38,6 +43,13 @@ pub(crate) async fn start_echo() -> SocketAddr {
         }))
         .route("/page.html", get(|| async {
             axum::response::Html("<html><head><title>t</title></head><body>hi</body></html>")
+        }))
+        // Answers after `?ms=` milliseconds; counts the requests that began.
+        .route("/slow", get(|q: axum::extract::RawQuery| async move {
+            SLOW_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ms = q.0.and_then(|q| q.strip_prefix("ms=").and_then(|v| v.parse().ok())).unwrap_or(1500);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            "slow answer"
         }))
         .route("/set-cookie", get(|| async {
             (

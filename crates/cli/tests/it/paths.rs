@@ -54,4 +54,11 @@ async fn readyz_reports_the_provider_and_passes_once_it_is_reachable() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+
+    // Shutting down (the proxy does this on SIGTERM): not ready any more.
+    s.proxy().auth.drain();
+    let r = c.get(s.proxy().url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["draining"], true);
 }

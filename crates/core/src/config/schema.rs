@@ -38,6 +38,11 @@ pub struct Config {
     /// (its CPU affinity and cgroup quota). Unused by the library.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// On SIGTERM (or Ctrl-C) the proxy fails `/readyz`, stops accepting
+    /// connections and gives open requests this long to finish, then exits
+    /// 0. In seconds; default 30 (Kubernetes' default grace period).
+    #[serde(default)]
+    pub shutdown_timeout_secs: Option<u64>,
     /// The identity provider.
     #[serde(default)]
     pub oidc: OidcConfig,

@@ -238,12 +238,24 @@ impl Config {
             }
         };
 
+        let mut limits = self.limits.resolve()?;
+        limits.shutdown = match self.shutdown_timeout_secs {
+            None => Duration::from_secs(crate::limits::DEFAULT_SHUTDOWN_SECS),
+            Some(n @ 1..=3600) => Duration::from_secs(n),
+            Some(n) => {
+                return Err(ConfigError::new(
+                    "shutdown_timeout_secs",
+                    format!("{n} is out of range"),
+                )
+                .with_fix("use 1 to 3600 seconds (default 30)"));
+            }
+        };
         Ok(ProxySettings {
             listen,
             upstream,
             workers,
             session_script: self.dash.session_script,
-            limits: self.limits.resolve()?,
+            limits,
         })
     }
 
