@@ -80,7 +80,9 @@ impl SignInError {
                 "The sign-in service cannot be reached right now. Please try again in a minute."
             }
             Self::Provider(
-                ProviderError::IssuerMismatch { .. } | ProviderError::Invalid { .. },
+                ProviderError::IssuerMismatch { .. }
+                | ProviderError::Invalid { .. }
+                | ProviderError::Refused { .. },
             ) => {
                 "The identity provider answered with settings aadgate cannot trust. An administrator must check oidc.tenant / oidc.issuer."
             }

@@ -56,6 +56,7 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
         pass_access_token: true,
         workers: None,
         shutdown_timeout_secs: None,
+        log_format: None,
         oidc: OidcConfig {
             tenant: Some(idp.config().tenant_id.clone()),
             issuer: Some(idp.issuer()),

@@ -8,6 +8,7 @@ use aadgate::Auth;
 use aadgate_cli::demo;
 use aadgate_cli::{proxy, sessions, spawn_session_sweeper};
 use aadgate_core::Config;
+use aadgate_core::config::LogFormat;
 #[cfg(feature = "dev-idp")]
 use aadgate_dev_idp::{DevIdp, DevIdpConfig};
 use clap::{Parser, Subcommand};
@@ -93,18 +94,22 @@ enum SessionsAction {
     },
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AADGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
+        .with_target(false);
+    match format {
+        LogFormat::Json => log.json().flatten_event(true).init(),
         // Colour only on a terminal: no escape codes in files, pipes and journald.
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stdout())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+        LogFormat::Text => log
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -124,8 +129,16 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // The proxy's configuration says how to log; everything else logs text.
+    let format = match &cli.command {
+        Command::Proxy { config } => Config::load(config)
+            .ok()
+            .and_then(|c| c.proxy_settings().ok())
+            .map_or(LogFormat::Text, |s| s.log_format),
+        _ => LogFormat::Text,
+    };
+    init_tracing(format);
     let result = match cli.command {
         // The proxy runs one single-threaded runtime per worker (see
         // `proxy::serve_workers`); this thread's runtime is worker 0.
@@ -164,8 +177,14 @@ async fn run_proxy(
     let bound = listener.local_addr()?;
     let settings = auth.settings();
     tracing::info!(listen = %bound, public_url = %settings.public_url, upstream = %proxy_settings.upstream, issuer = %settings.issuer, workers = proxy_settings.workers, "aadgate proxy started");
-    if let Err(e) = auth.provider().metadata().await {
-        tracing::warn!(error = %e, "identity provider not reachable yet; sign-ins fail until it is, existing sessions keep working");
+    match auth.provider().metadata().await {
+        Ok(_) => {}
+        Err(e @ aadgate_core::ProviderError::Refused { .. }) => {
+            tracing::error!(error = %e, "the identity provider refused aadgate's configuration: sign-ins fail until it is fixed (check oidc.tenant, oidc.cloud, oidc.issuer)");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "identity provider not reachable yet; sign-ins fail until it is, existing sessions keep working");
+        }
     }
     spawn_session_sweeper(&auth);
     proxy::serve_workers(listener, auth, proxy_settings, shutdown_signal()).await?;

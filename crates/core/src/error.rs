@@ -46,6 +46,19 @@ pub enum ProviderError {
         /// Why it failed.
         reason: String,
     },
+    /// The provider answered, with an error about the request itself: for
+    /// Entra ID, usually a wrong tenant or cloud (AADSTS90002), not an outage.
+    #[error("identity provider refused {url}: HTTP {status}: {description}{hint}")]
+    Refused {
+        /// What was asked for.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The provider's `error_description` (or `error`).
+        description: String,
+        /// What to fix, when the AADSTS code is a known one.
+        hint: String,
+    },
     /// The provider answered with something unusable.
     #[error("identity provider sent an invalid {what}: {reason}")]
     Invalid {

@@ -273,8 +273,33 @@ impl Provider {
             .send()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(unreachable(format!("HTTP {}", resp.status())));
+        let status = resp.status();
+        if status.is_client_error() {
+            // Entra answers a wrong tenant with 400 and an AADSTS code: the
+            // setting is wrong, the provider is up.
+            let body = read_capped(resp).await.unwrap_or_default();
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let description = json
+                .get("error_description")
+                .or_else(|| json.get("error"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let hint = crate::entra::find_code(&description)
+                .and_then(crate::entra::explain)
+                .map_or(String::new(), |exp| format!(". Fix: {}", exp.fix));
+            return Err(ProviderError::Refused {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                description,
+                hint,
+            });
+        }
+        if !status.is_success() {
+            return Err(unreachable(format!("HTTP {status}")));
         }
         let body = read_capped(resp).await.map_err(unreachable)?;
         serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid {

@@ -438,3 +438,104 @@ async fn sigterm_lets_open_requests_finish_within_the_shutdown_timeout() {
         }
     }
 }
+
+/// A wrong tenant is reported as what it is, with Entra's code and the
+/// setting to fix, not as an unreachable provider.
+#[tokio::test]
+async fn check_config_online_names_a_wrong_tenant() {
+    use crate::harness::{Idp, config_text, start_echo};
+    let idp = Idp::start(aadgate_dev_idp::DevIdpConfig::default(), &[4180]).await;
+    let echo = start_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = idp.idp.config().tenant_id.clone();
+    let wrong = "0f0f0f0f-1111-2222-3333-444444444444";
+    let text = config_text(4180, echo, &idp.idp, &dir.path().join("s"), "").replace(&tenant, wrong);
+    let path = write(&dir, &text);
+    let out = tokio::task::spawn_blocking(move || {
+        aadgate()
+            .args(["check-config", "--online", "--config"])
+            .arg(path)
+            .env("AADGATE_OIDC_CLIENT_SECRET", "x")
+            .env(SESSION.0, SESSION.1)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("AADSTS90002"), "{text}");
+    assert!(text.contains("oidc.tenant"), "{text}");
+    assert!(!text.contains("unreachable"), "{text}");
+}
+
+/// `log_format = "json"`: every line is one JSON object, and no secret,
+/// cookie or token reaches the log.
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_without_secrets() {
+    use crate::harness::{Browser, session_cookie};
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let bin = start_binary("log_format = \"json\"", "", Stdio::piped(), Stdio::piped()).await;
+    let client_secret = bin._idp.idp.config().client_secret.clone();
+    let (mut child, addr) = (bin.child, bin.addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let b = Browser::new(addr);
+    let cookie = session_cookie(&b).await;
+    let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
+    // A refusal (403: reader on an admin route) is logged with its reason.
+    assert_eq!(b.navigate(&b.url("/admin")).await.status(), 403);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let text = tokio::task::spawn_blocking(move || {
+        stdout.read_to_string(&mut out).unwrap();
+        stderr.read_to_string(&mut err).unwrap();
+        child.wait().unwrap();
+        out + &err
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{text}");
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+    }
+    assert!(text.contains("aadgate proxy started"), "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("request refused") && l.contains("correlation_id")),
+        "{text}"
+    );
+    for secret in [
+        crate::harness::SECRET,
+        client_secret.as_str(),
+        cookie_value.as_str(),
+        "eyJ",
+    ] {
+        assert!(!text.contains(secret), "the log holds a secret: {secret}");
+    }
+}

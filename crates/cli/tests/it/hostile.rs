@@ -23,6 +23,7 @@ async fn slow_clients_are_disconnected() {
         workers: 1,
         session_script: false,
         limits: limits.clone(),
+        log_format: Default::default(),
     };
     let app = aadgate_cli::proxy::app(&s.proxy().auth, &settings).unwrap();
     tokio::spawn(async move {

@@ -38,6 +38,10 @@ pub struct Config {
     /// (its CPU affinity and cgroup quota). Unused by the library.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// `text` (default: one readable line per event) or `json` (one JSON
+    /// object per line, for log collectors). `aadgate proxy` only.
+    #[serde(default)]
+    pub log_format: Option<String>,
     /// On SIGTERM (or Ctrl-C) the proxy fails `/readyz`, stops accepting
     /// connections and gives open requests this long to finish, then exits
     /// 0. In seconds; default 30 (Kubernetes' default grace period).

@@ -106,4 +106,16 @@ pub struct ProxySettings {
     pub session_script: bool,
     /// Timeouts and caps on connections and request bodies.
     pub limits: crate::limits::Limits,
+    /// How the log is written.
+    pub log_format: LogFormat,
+}
+
+/// `log_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use ipnet::IpNet;
 use url::Url;
 
-use super::{Config, ProviderKind, ProxySettings, Settings};
+use super::{Config, LogFormat, ProviderKind, ProxySettings, Settings};
 use crate::error::ConfigError;
 use crate::policy::Policy;
 use crate::session::StoreKind;
@@ -250,12 +250,24 @@ impl Config {
                 .with_fix("use 1 to 3600 seconds (default 30)"));
             }
         };
+        let log_format = match self.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "log_format",
+                    format!("{other:?} is not a log format"),
+                )
+                .with_fix("use \"text\" or \"json\""));
+            }
+        };
         Ok(ProxySettings {
             listen,
             upstream,
             workers,
             session_script: self.dash.session_script,
             limits,
+            log_format,
         })
     }
 
