@@ -158,13 +158,16 @@ where
                     Ok(forbidden_by_group(&req, &u))
                 }
                 (_, Some(u)) => {
+                    let id = crate::UserId(u.id().into());
                     let mut req = match dash_callback_check(&auth, req, Some(&u)).await {
                         Ok(r) => r,
                         Err(resp) => return Ok(resp),
                     };
                     req.extensions_mut().insert(u);
                     req.extensions_mut().insert(auth.clone());
-                    inner.call(req).await
+                    let mut resp = inner.call(req).await?;
+                    resp.extensions_mut().insert(id);
+                    Ok(resp)
                 }
             }
         })

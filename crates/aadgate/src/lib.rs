@@ -157,10 +157,10 @@ use aadgate_core::{Config, Provider, SessionStore};
 pub use aadgate_core;
 pub use error::{AuthError, SignInError};
 pub use layer::{AuthLayer, AuthService, is_navigation, is_own_path};
-pub use refusal::Refusal;
+pub use refusal::{CorrelationId, Refusal};
 pub use role::{RequireRole, RequireRoleLayer};
 pub use throttle::client_address;
-pub use user::{AccessToken, MaybeUser, NotSignedIn, User, UserView};
+pub use user::{AccessToken, MaybeUser, NotSignedIn, User, UserId, UserView};
 
 /// The session store as the library keeps it: each cached session with its
 /// [`UserView`].

@@ -23,6 +23,11 @@ use serde_json::{Map, Value};
 
 use crate::pages::{self, escape};
 
+/// The correlation id a refusal was answered and logged with, in the
+/// response's extensions (for an access log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationId(pub String);
+
 /// A refusal: see the module documentation.
 #[derive(Debug, Clone)]
 pub struct Refusal {
@@ -172,7 +177,7 @@ impl Refusal {
                     )
                 })
                 .collect();
-            return pages::page(
+            let mut page = pages::page(
                 self.status,
                 self.title,
                 &format!(
@@ -182,11 +187,15 @@ impl Refusal {
                     escape(self.primary.0),
                 ),
             );
+            page.extensions_mut().insert(CorrelationId(cid));
+            return page;
         }
         let mut json = Map::new();
         json.insert("error".into(), self.code.into());
         json.extend(self.fields);
-        json.insert("correlation_id".into(), cid.into());
-        (self.status, axum::Json(Value::Object(json))).into_response()
+        json.insert("correlation_id".into(), cid.clone().into());
+        let mut resp = (self.status, axum::Json(Value::Object(json))).into_response();
+        resp.extensions_mut().insert(CorrelationId(cid));
+        resp
     }
 }

@@ -142,6 +142,11 @@ impl crate::Auth {
     }
 }
 
+/// The signed-in user's id (`oid`, else `sub`), in the extensions of the
+/// response to a request the layer admitted (for an access log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserId(pub Arc<str>);
+
 /// Rejection when no user is signed in.
 #[derive(Debug, Clone, Copy)]
 pub struct NotSignedIn;

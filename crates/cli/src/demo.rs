@@ -57,6 +57,8 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
         workers: None,
         shutdown_timeout_secs: None,
         log_format: None,
+        access_log: None,
+        access_log_query: false,
         oidc: OidcConfig {
             tenant: Some(idp.config().tenant_id.clone()),
             issuer: Some(idp.issuer()),

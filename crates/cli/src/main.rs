@@ -94,11 +94,21 @@ enum SessionsAction {
     },
 }
 
-fn init_tracing(format: LogFormat) {
+/// Sets up the log; the guard flushes it when dropped (at exit).
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AADGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Lines are written by a thread of their own, in batches: a request
+    // never waits for the write (the access log is a line per request).
+    // Not lossy: under a flood the buffer fills and requests wait, rather
+    // than lines being dropped.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("aadgate-log")
+        .finish(std::io::stdout());
     let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_target(false);
     match format {
         LogFormat::Json => log.json().flatten_event(true).init(),
@@ -110,6 +120,7 @@ fn init_tracing(format: LogFormat) {
             )
             .init(),
     }
+    guard
 }
 
 async fn shutdown_signal() {
@@ -138,7 +149,7 @@ fn main() -> ExitCode {
             .map_or(LogFormat::Text, |s| s.log_format),
         _ => LogFormat::Text,
     };
-    init_tracing(format);
+    let _log = init_tracing(format);
     let result = match cli.command {
         // The proxy runs one single-threaded runtime per worker (see
         // `proxy::serve_workers`); this thread's runtime is worker 0.

@@ -241,6 +241,9 @@ impl Forwarder {
     /// removed, the session script put into HTML pages when configured.
     async fn relay_response(&self, resp: Response<PooledBody>, navigation: bool) -> Response {
         let (mut parts, body) = resp.into_parts();
+        parts
+            .extensions
+            .insert(super::access_log::UpstreamStatus(parts.status.as_u16()));
         strip_headers(&mut parts.headers, None);
         self.auth.strip_own_set_cookies(&mut parts.headers);
         if self.session_script && injectable(&parts.headers) {

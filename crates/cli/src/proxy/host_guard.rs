@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aadgate::Refusal;
+use aadgate_core::config::AccessLog;
 use aadgate_core::limits::Limits;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{StatusCode, header};
@@ -32,6 +33,7 @@ struct GuardShared {
     public_url: Url,
     trusted: Vec<ipnet::IpNet>,
     limits: Limits,
+    access_log: AccessLog,
 }
 
 impl<S> std::fmt::Debug for HostGuard<S> {
@@ -43,11 +45,32 @@ impl<S> std::fmt::Debug for HostGuard<S> {
 }
 
 impl<S> HostGuard<S> {
-    pub(super) fn new(inner: S, public: &Url, trusted: Vec<ipnet::IpNet>, limits: Limits) -> Self {
+    pub(super) fn new(
+        inner: S,
+        public: &Url,
+        trusted: Vec<ipnet::IpNet>,
+        limits: Limits,
+        access_log: AccessLog,
+    ) -> Self {
         Self {
             inner,
-            shared: Arc::new(GuardShared::new(public, trusted, limits)),
+            shared: Arc::new(GuardShared::new(public, trusted, limits, access_log)),
         }
+    }
+
+    /// Whether and how requests are logged.
+    pub fn access_log(&self) -> AccessLog {
+        self.shared.access_log
+    }
+
+    /// The client's address: the connection's, or the one a trusted proxy
+    /// in front reports.
+    pub(super) fn client_of<B>(
+        &self,
+        req: &axum::http::Request<B>,
+        peer: SocketAddr,
+    ) -> std::net::IpAddr {
+        aadgate::client_address(req.headers(), peer, &self.shared.trusted)
     }
 
     /// The limits the proxy was configured with.
@@ -57,7 +80,12 @@ impl<S> HostGuard<S> {
 }
 
 impl GuardShared {
-    fn new(public: &Url, trusted: Vec<ipnet::IpNet>, limits: Limits) -> Self {
+    fn new(
+        public: &Url,
+        trusted: Vec<ipnet::IpNet>,
+        limits: Limits,
+        access_log: AccessLog,
+    ) -> Self {
         let host = public.host_str().unwrap_or_default();
         let port = public.port_or_known_default().unwrap_or(80);
         let default = if public.scheme() == "https" { 443 } else { 80 };
@@ -70,6 +98,7 @@ impl GuardShared {
             public_url: public.clone(),
             trusted,
             limits,
+            access_log,
         }
     }
 

@@ -10,8 +10,10 @@
 //! - `forward`: the request rewritten into exactly what the app sees, the
 //!   answer relayed; `headers`: which headers cross, in each direction;
 //!   `session_script`: the script put into HTML pages;
-//! - `serve`: listening, the workers, and the connections' limits.
+//! - `serve`: listening, the workers, and the connections' limits;
+//!   `access_log`: a line per request.
 
+mod access_log;
 mod forward;
 mod headers;
 mod host_guard;
@@ -63,6 +65,7 @@ pub fn app(auth: &Auth, settings: &ProxySettings) -> Result<Proxy, UpstreamError
         &library.public_url,
         library.trusted_proxies.clone(),
         limits,
+        settings.access_log,
     ))
 }
 

@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, Request};
 use http_body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::access_log::Started;
 use super::{Proxy, app};
 use crate::connections::{Backoff, LogLimit, Tracker, Watched};
 use crate::request_body::TimedBody;
@@ -139,6 +140,7 @@ pub async fn serve_with(
         .max_connections
         .unwrap_or_else(|| crate::connections::default_cap(1, limits.upstream_max_connections));
     let tracker = Tracker::new(cap, limits.first_byte, limits.keepalive);
+    let access = app.access_log();
     let (body_idle, body_whole) = (limits.body_idle, limits.request);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -197,10 +199,16 @@ pub async fn serve_with(
                 req
             };
             req.extensions_mut().insert(ConnectInfo(peer));
+            let logged = access
+                .enabled
+                .then(|| Started::new(&req, proxy.client_of(&req, peer), access));
             let answered = proxy.clone().call(req);
             async move {
                 let resp = answered.await;
                 drop(in_flight);
+                if let (Some(started), Ok(resp)) = (logged, &resp) {
+                    started.finish(resp);
+                }
                 resp
             }
         });

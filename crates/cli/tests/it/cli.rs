@@ -496,7 +496,13 @@ async fn json_logs_are_one_object_per_line_without_secrets() {
     let cookie = session_cookie(&b).await;
     let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
     // A refusal (403: reader on an admin route) is logged with its reason.
-    assert_eq!(b.navigate(&b.url("/admin")).await.status(), 403);
+    assert_eq!(
+        b.navigate(&b.url("/admin?code=QUERY-SECRET"))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(b.navigate(&b.url("/reports")).await.status(), 200);
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -530,12 +536,86 @@ async fn json_logs_are_one_object_per_line_without_secrets() {
             .any(|l| l.contains("request refused") && l.contains("correlation_id")),
         "{text}"
     );
+    // The access log: a line per request, without the query string.
+    let access: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["message"] == "request")
+        .collect();
+    let refused = access
+        .iter()
+        .find(|v| v["path"] == "/admin")
+        .unwrap_or_else(|| panic!("no access line for /admin: {text}"));
+    assert_eq!(refused["status"], 403);
+    assert!(refused["correlation_id"].is_string(), "{refused}");
+    let served = access
+        .iter()
+        .find(|v| v["path"] == "/reports")
+        .unwrap_or_else(|| panic!("no access line for /reports: {text}"));
+    assert_eq!(served["status"], 200);
+    assert_eq!(served["upstream_status"], 200);
+    assert_eq!(served["method"], "GET");
+    assert!(
+        served["user"].as_str().is_some_and(|u| !u.is_empty()),
+        "{served}"
+    );
+    assert!(
+        served["duration_ms"].is_number() && served["client"] == "127.0.0.1",
+        "{served}"
+    );
     for secret in [
         crate::harness::SECRET,
         client_secret.as_str(),
         cookie_value.as_str(),
         "eyJ",
+        "QUERY-SECRET",
     ] {
         assert!(!text.contains(secret), "the log holds a secret: {secret}");
     }
+}
+
+/// `access_log = false`: no line per request.
+#[tokio::test]
+async fn the_access_log_can_be_turned_off() {
+    use crate::harness::Browser;
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let bin = start_binary(
+        "log_format = \"json\"\naccess_log = false",
+        "",
+        Stdio::piped(),
+        Stdio::null(),
+    )
+    .await;
+    let (mut child, addr) = (bin.child, bin.addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let b = Browser::new(addr);
+    assert_eq!(b.navigate(&b.url("/public/x")).await.status(), 200);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let text = tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).unwrap();
+        child.wait().unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(text.contains("aadgate proxy started"), "{text}");
+    assert!(!text.contains("\"message\":\"request\""), "{text}");
 }

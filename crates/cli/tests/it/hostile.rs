@@ -24,6 +24,7 @@ async fn slow_clients_are_disconnected() {
         session_script: false,
         limits: limits.clone(),
         log_format: Default::default(),
+        access_log: Default::default(),
     };
     let app = aadgate_cli::proxy::app(&s.proxy().auth, &settings).unwrap();
     tokio::spawn(async move {

@@ -56,7 +56,7 @@ pub use crate::limits::LimitsConfig;
 pub use crate::policy::{AuthzConfig, RouteConfig};
 pub use crate::session::StoreKind;
 pub use schema::{Config, OidcConfig, SessionConfig};
-pub use settings::{LogFormat, ProviderKind, ProxySettings, Settings};
+pub use settings::{AccessLog, LogFormat, ProviderKind, ProxySettings, Settings};
 pub use validate::is_loopback_url;
 
 use serde::Deserialize as _;

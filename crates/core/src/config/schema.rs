@@ -42,6 +42,15 @@ pub struct Config {
     /// object per line, for log collectors). `aadgate proxy` only.
     #[serde(default)]
     pub log_format: Option<String>,
+    /// One line per request in the log (method, path, status, duration,
+    /// bytes, user id, correlation id, client, the app's status). Default
+    /// `true`. `aadgate proxy` only.
+    #[serde(default)]
+    pub access_log: Option<bool>,
+    /// Include the query string in the access log. Default `false`: query
+    /// strings can carry codes, tokens and personal data.
+    #[serde(default)]
+    pub access_log_query: bool,
     /// On SIGTERM (or Ctrl-C) the proxy fails `/readyz`, stops accepting
     /// connections and gives open requests this long to finish, then exits
     /// 0. In seconds; default 30 (Kubernetes' default grace period).

@@ -108,6 +108,26 @@ pub struct ProxySettings {
     pub limits: crate::limits::Limits,
     /// How the log is written.
     pub log_format: LogFormat,
+    /// The access log.
+    pub access_log: AccessLog,
+}
+
+/// `access_log` and `access_log_query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessLog {
+    /// A line per request.
+    pub enabled: bool,
+    /// With the query string.
+    pub query: bool,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            query: false,
+        }
+    }
 }
 
 /// `log_format`.

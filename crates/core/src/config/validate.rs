@@ -7,7 +7,7 @@ use base64::Engine as _;
 use ipnet::IpNet;
 use url::Url;
 
-use super::{Config, LogFormat, ProviderKind, ProxySettings, Settings};
+use super::{AccessLog, Config, LogFormat, ProviderKind, ProxySettings, Settings};
 use crate::error::ConfigError;
 use crate::policy::Policy;
 use crate::session::StoreKind;
@@ -268,6 +268,10 @@ impl Config {
             session_script: self.dash.session_script,
             limits,
             log_format,
+            access_log: AccessLog {
+                enabled: self.access_log.unwrap_or(true),
+                query: self.access_log_query,
+            },
         })
     }
 
