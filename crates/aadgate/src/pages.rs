@@ -35,9 +35,23 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
         t = escape(title)
     );
     let mut resp = (status, Html(html)).into_response();
-    resp.headers_mut().insert(
+    let headers = resp.headers_mut();
+    headers.insert(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
+    );
+    // No other site may frame aadgate's pages (a framed "Sign out" button
+    // invites a click-jacked sign-out). Front-channel logout, which the
+    // provider does frame, is not one of these pages.
+    headers.insert(
+        axum::http::header::X_FRAME_OPTIONS,
+        axum::http::HeaderValue::from_static("DENY"),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
     );
     resp
 }

@@ -126,6 +126,14 @@ async fn another_site_cannot_sign_anyone_out() {
                 continue;
             }
             assert_eq!(r.status(), 200, "{path}");
+            // Another site cannot frame the button to trick a click on it.
+            assert_eq!(r.headers()["x-frame-options"], "DENY");
+            assert!(
+                r.headers()["content-security-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("frame-ancestors 'none'")
+            );
             let page = r.text().await.unwrap();
             assert!(
                 page.contains("method=\"post\"") && page.contains("Sign out"),
