@@ -158,7 +158,7 @@ where
                     Ok(forbidden_by_group(&req, &u))
                 }
                 (_, Some(u)) => {
-                    let id = crate::UserId(u.id().into());
+                    let id = crate::UserId(u.view.id.clone());
                     let mut req = match dash_callback_check(&auth, req, Some(&u)).await {
                         Ok(r) => r,
                         Err(resp) => return Ok(resp),

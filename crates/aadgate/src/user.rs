@@ -79,6 +79,9 @@ impl User {
 /// and reuses on every request of that session: the effective roles, and
 /// the identity headers (built at first use). Kept by [`crate::Sessions`].
 pub struct UserView {
+    /// The user's id, for the response's [`UserId`] (shared, not copied
+    /// per request).
+    pub(crate) id: Arc<str>,
     pub(crate) roles: Arc<[String]>,
     pub(crate) headers: std::sync::OnceLock<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
 }
@@ -87,6 +90,7 @@ impl UserView {
     /// Derives the view of `session` under `policy`.
     pub(crate) fn of(session: &Session, policy: &aadgate_core::Policy) -> Self {
         Self {
+            id: session.identity.user_id().into(),
             roles: policy.effective_roles(&session.identity.roles).into(),
             headers: std::sync::OnceLock::new(),
         }

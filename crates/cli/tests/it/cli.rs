@@ -204,6 +204,18 @@ async fn start_binary(
     }
 }
 
+/// Waits (at most 30 s) until the binary accepts connections at `addr`.
+async fn listening(addr: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// `aadgate proxy` as deployed: several worker threads share the listening
 /// socket and the sessions; SIGTERM stops all of them and the process exits 0.
 #[tokio::test]
@@ -386,12 +398,7 @@ async fn sigterm_lets_open_requests_finish_within_the_shutdown_timeout() {
         .await;
         let (mut child, addr) = (bin.child, bin.addr);
         let b = Browser::new(addr);
-        // Wait for the binary to listen, then sign in.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(Instant::now() < deadline, "the proxy did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        listening(addr).await;
         b.sign_in("reader", "/").await;
         let started = SLOW_STARTED.load(Ordering::SeqCst);
         let url = b.url(&format!("/slow?ms={slow_ms}"));
@@ -484,14 +491,7 @@ async fn json_logs_are_one_object_per_line_without_secrets() {
     let bin = start_binary("log_format = \"json\"", "", Stdio::piped(), Stdio::piped()).await;
     let client_secret = bin._idp.idp.config().client_secret.clone();
     let (mut child, addr) = (bin.child, bin.addr);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the proxy did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    listening(addr).await;
     let b = Browser::new(addr);
     let cookie = session_cookie(&b).await;
     let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
@@ -589,14 +589,7 @@ async fn the_access_log_can_be_turned_off() {
     )
     .await;
     let (mut child, addr) = (bin.child, bin.addr);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the proxy did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    listening(addr).await;
     let b = Browser::new(addr);
     assert_eq!(b.navigate(&b.url("/public/x")).await.status(), 200);
     let pid = child.id().to_string();
