@@ -6,35 +6,53 @@
 use axum::http::{HeaderMap, HeaderValue, header};
 use url::Url;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct CookieNames {
     pub(crate) session: &'static str,
     pub(crate) pending: &'static str,
     pub(crate) secure: bool,
+    /// `session.cookie_domain`: the session cookie's `Domain` (the pending
+    /// sign-in cookie always stays on `public_url`'s host, where sign-in
+    /// starts and ends).
+    domain: Option<String>,
 }
 
 impl CookieNames {
-    /// `__Host-` prefixed and `Secure` on https; plain names on loopback http.
-    pub(crate) fn for_url(public_url: &Url) -> Self {
+    /// `__Host-` prefixed and `Secure` on https; plain names on loopback
+    /// http. A session cookie shared under `cookie_domain` cannot be
+    /// `__Host-` (that prefix forbids `Domain`): it is `__Secure-aadgate`.
+    pub(crate) fn new(public_url: &Url, cookie_domain: Option<&str>) -> Self {
+        let domain = cookie_domain.map(str::to_owned);
         if public_url.scheme() == "https" {
             Self {
-                session: "__Host-aadgate",
+                session: if domain.is_some() {
+                    "__Secure-aadgate"
+                } else {
+                    "__Host-aadgate"
+                },
                 pending: "__Host-aadgate-login",
                 secure: true,
+                domain,
             }
         } else {
             Self {
                 session: "aadgate",
                 pending: "aadgate_login",
                 secure: false,
+                domain,
             }
         }
     }
 
     pub(crate) fn set(&self, name: &str, value: &str, max_age: i64) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
-        let v =
-            format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+        let domain = match &self.domain {
+            Some(d) if name == self.session => format!("; Domain={d}"),
+            _ => String::new(),
+        };
+        let v = format!(
+            "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}{domain}"
+        );
         HeaderValue::from_str(&v).expect("cookie values are URL-safe base64")
     }
 

@@ -5,6 +5,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::Engine as _;
 use serde_json::json;
 
+use aadgate_core::config::HeaderFamilies;
+
 use crate::User;
 
 /// Whether a header name is one of the identity headers aadgate owns.
@@ -105,13 +107,22 @@ fn value(text: &str) -> Option<HeaderValue> {
     }
 }
 
-/// The headers that tell the app who the user is. Everything but the access
-/// token is computed once per cached session and reused.
+/// The longest identity header value sent, in bytes. gunicorn refuses a
+/// header line over 8,190 bytes (`limit_request_field_size`), and other
+/// servers have similar limits; 200 group ids (the most Entra ID puts in a
+/// token) come to 7,399 bytes and fit. A groups header that would be longer
+/// is left out, and `X-MS-CLIENT-PRINCIPAL` leaves its group claims out
+/// when they would make it longer (both logged).
+pub const MAX_HEADER_VALUE: usize = 8_000;
+
+/// The headers that tell the app who the user is: the families chosen by
+/// `identity_headers`, computed once per cached session and reused, plus
+/// the access token when given.
 pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = user
         .view
         .headers
-        .get_or_init(|| build_identity_headers(user))
+        .get_or_init(|| build_identity_headers(user, user.view.families))
         .clone();
     if let Some(hv) = access_token.and_then(value) {
         out.push((HeaderName::from_static("x-forwarded-access-token"), hv));
@@ -119,42 +130,93 @@ pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderN
     out
 }
 
-fn build_identity_headers(user: &User) -> Vec<(HeaderName, HeaderValue)> {
+/// The identity headers of `families` (not cached).
+pub(crate) fn build_identity_headers(
+    user: &User,
+    families: HeaderFamilies,
+) -> Vec<(HeaderName, HeaderValue)> {
     let id = user.identity();
     let mut out = Vec::new();
     let mut add = |name: &'static str, v: Option<&str>| {
         if let Some(hv) = v.and_then(value) {
+            if hv.len() > MAX_HEADER_VALUE {
+                tracing::warn!(
+                    user = %id.user_id(),
+                    header = name,
+                    bytes = hv.len(),
+                    "identity header left out: longer than {MAX_HEADER_VALUE} bytes"
+                );
+                return;
+            }
             out.push((HeaderName::from_static(name), hv));
         }
     };
-    add("x-forwarded-user", Some(id.user_id()));
-    add("x-forwarded-email", id.email.as_deref());
-    add(
-        "x-forwarded-preferred-username",
-        id.preferred_username.as_deref(),
-    );
-    add("x-forwarded-name", id.name.as_deref());
-    add("x-forwarded-roles", Some(&user.roles().join(",")));
-    add("x-forwarded-groups", Some(&id.groups.join(",")));
-    let principal = json!({
-        "auth_typ": "aad",
-        "claims": principal_claims(user),
-        "name_typ": "name",
-        "role_typ": "roles",
-    });
-    let b64 = base64::engine::general_purpose::STANDARD.encode(principal.to_string());
-    add("x-ms-client-principal", Some(&b64));
-    add("x-ms-client-principal-id", Some(id.user_id()));
-    add(
-        "x-ms-client-principal-name",
-        Some(
-            id.preferred_username
-                .as_deref()
-                .unwrap_or(id.display_name()),
-        ),
-    );
-    add("x-ms-client-principal-idp", Some("aad"));
+    let roles = user.roles().join(",");
+    let groups = id.groups.join(",");
+    if families.aadgate {
+        add("x-forwarded-user", Some(id.user_id()));
+        add("x-forwarded-email", id.email.as_deref());
+        add(
+            "x-forwarded-preferred-username",
+            id.preferred_username.as_deref(),
+        );
+        add("x-forwarded-name", id.name.as_deref());
+        add("x-forwarded-roles", Some(&roles));
+        add("x-forwarded-groups", Some(&groups));
+    }
+    if families.oauth2_proxy {
+        add("x-auth-request-user", Some(id.user_id()));
+        add("x-auth-request-email", id.email.as_deref());
+        add(
+            "x-auth-request-preferred-username",
+            id.preferred_username.as_deref(),
+        );
+        add("x-auth-request-groups", Some(&groups));
+        add("x-auth-request-roles", Some(&roles));
+    }
+    if families.app_service {
+        add("x-ms-client-principal", Some(&client_principal(user)));
+        add("x-ms-client-principal-id", Some(id.user_id()));
+        add(
+            "x-ms-client-principal-name",
+            Some(
+                id.preferred_username
+                    .as_deref()
+                    .unwrap_or(id.display_name()),
+            ),
+        );
+        add("x-ms-client-principal-idp", Some("aad"));
+    }
     out
+}
+
+/// App Service's `X-MS-CLIENT-PRINCIPAL`: base64 JSON of the claims, the
+/// group claims left out when they would take it past [`MAX_HEADER_VALUE`].
+fn client_principal(user: &User) -> String {
+    let encode = |claims: Vec<serde_json::Value>| {
+        let principal = json!({
+            "auth_typ": "aad",
+            "claims": claims,
+            "name_typ": "name",
+            "role_typ": "roles",
+        });
+        base64::engine::general_purpose::STANDARD.encode(principal.to_string())
+    };
+    let full = encode(principal_claims(user));
+    if full.len() <= MAX_HEADER_VALUE {
+        return full;
+    }
+    tracing::warn!(
+        user = %user.id(),
+        groups = user.identity().groups.len(),
+        "X-MS-CLIENT-PRINCIPAL sent without group claims: with them it would be {} bytes (over {MAX_HEADER_VALUE}); the groups are in X-Forwarded-Groups",
+        full.len()
+    );
+    let without_groups = principal_claims(user)
+        .into_iter()
+        .filter(|c| c["typ"] != "groups")
+        .collect();
+    encode(without_groups)
 }
 
 #[cfg(test)]

@@ -113,7 +113,14 @@ where
                 *req.method_mut() = m;
             }
             let path = req.uri().path().to_owned();
-            if is_own_path(&path) {
+            // aadgate's own paths go to its routes; but a request rebuilt by
+            // `/auth/check` is for the app behind another proxy, whatever
+            // its path, and gets the app's rules.
+            let checking = req
+                .extensions()
+                .get::<crate::forward_auth::ForwardAuthCheck>()
+                .is_some();
+            if is_own_path(&path) && !checking {
                 return inner.call(req).await;
             }
             let inner_auth = &auth.inner;
@@ -198,6 +205,20 @@ async fn dash_callback_check(
             StatusCode::FORBIDDEN,
             "forbidden",
             "refused a Dash WebSocket or MCP callback request: callback role rules cannot inspect them",
+        ));
+    }
+    // Forward-auth never sees the body, and may not even be told the real
+    // method: every request for the callback path is refused (fail closed).
+    if dash::is_callback_path(path)
+        && req
+            .extensions()
+            .get::<crate::forward_auth::ForwardAuthCheck>()
+            .is_some()
+    {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "refused a Dash callback asked about through /auth/check: forward-auth never sees the callback's body, so [[dash.callback]] rules cannot be applied (put `aadgate proxy` in front of Dash apps that have callback rules)",
         ));
     }
     // Any method but the three that never reach Dash's dispatch is inspected
@@ -326,9 +347,18 @@ fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
 }
 
 pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
+    // After sign-in, back to the request: for `/auth/check`, the original
+    // URL on the protected host.
+    let return_to = match req
+        .extensions()
+        .get::<crate::forward_auth::ForwardAuthCheck>()
+    {
+        Some(check) => check.return_to.as_str(),
+        None => req.uri().path_and_query().map_or("/", |pq| pq.as_str()),
+    };
     crate::answers::login_required(
         Some(&auth.inner.settings.public_url),
-        Some(req.uri().path_and_query().map_or("/", |pq| pq.as_str())),
+        Some(return_to),
         is_navigation(req.method(), req.headers()),
     )
 }

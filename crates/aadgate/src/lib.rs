@@ -135,6 +135,7 @@
 mod answers;
 mod cookies;
 mod error;
+mod forward_auth;
 #[cfg(feature = "graph")]
 pub mod graph;
 pub mod headers;
@@ -217,10 +218,12 @@ impl Auth {
         .with_clock(aadgate_core::clock::Clock::system())
         .with_view({
             let policy = settings.policy.clone();
-            move |session| UserView::of(session, &policy)
+            let families = settings.identity_headers;
+            move |session| UserView::of(session, &policy, families)
         });
         let provider = Provider::new(&settings);
-        let cookies = cookies::CookieNames::for_url(&settings.public_url);
+        let cookies =
+            cookies::CookieNames::new(&settings.public_url, settings.cookie_domain.as_deref());
         Ok(Self {
             inner: Arc::new(Inner {
                 pending_sealer: Sealer::new(&settings.secret, "pending login"),

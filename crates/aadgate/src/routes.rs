@@ -30,6 +30,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
         .route(SIGNED_OUT, get(signed_out))
         .route(FRONTCHANNEL_LOGOUT, get(frontchannel_logout))
         .route(ME, get(me))
+        .route(CHECK, axum::routing::any(crate::forward_auth::check))
         .route(SESSION_JS, get(session_js))
         .route(APP_SERVICE_ME, get(app_service_me))
         .route(APP_SERVICE_LOGIN, get(app_service_login))
@@ -122,8 +123,10 @@ async fn login(
         .primary("Sign in again", paths::LOGIN)
         .respond(true);
     };
+    // A local path, or an absolute URL on a host aadgate protects
+    // (`forward_auth.hosts`); anything else would be an open redirect.
     let rd = param(&pairs, "rd")
-        .and_then(safe_return_path)
+        .and_then(|rd| auth.settings().hosts.safe_return_target(rd))
         .unwrap_or_else(|| "/".to_owned());
     let login_hint =
         param(&pairs, "login_hint").filter(|h| h.len() <= 256 && !h.chars().any(char::is_control));

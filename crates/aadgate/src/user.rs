@@ -84,15 +84,22 @@ pub struct UserView {
     pub(crate) id: Arc<str>,
     pub(crate) roles: Arc<[String]>,
     pub(crate) headers: std::sync::OnceLock<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
+    /// Which identity headers the app gets (`identity_headers`).
+    pub(crate) families: aadgate_core::config::HeaderFamilies,
 }
 
 impl UserView {
     /// Derives the view of `session` under `policy`.
-    pub(crate) fn of(session: &Session, policy: &aadgate_core::Policy) -> Self {
+    pub(crate) fn of(
+        session: &Session,
+        policy: &aadgate_core::Policy,
+        families: aadgate_core::config::HeaderFamilies,
+    ) -> Self {
         Self {
             id: session.identity.user_id().into(),
             roles: policy.effective_roles(&session.identity.roles).into(),
             headers: std::sync::OnceLock::new(),
+            families,
         }
     }
 }

@@ -59,6 +59,8 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
         log_format: None,
         access_log: None,
         access_log_query: false,
+        identity_headers: None,
+        forward_auth: Default::default(),
         oidc: OidcConfig {
             tenant: Some(idp.config().tenant_id.clone()),
             issuer: Some(idp.issuer()),

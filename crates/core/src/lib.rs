@@ -15,6 +15,7 @@ pub mod dash;
 pub mod entra;
 pub mod error;
 pub mod flow;
+pub mod hosts;
 pub mod identity;
 pub mod limits;
 pub mod paths;

@@ -7,10 +7,11 @@
 //! assert!(paths::is_own_path(paths::CALLBACK));
 //! assert!(!paths::is_own_path("/auth/callback/"));
 //! assert!(!paths::is_own_path("/auth/../admin"));
-//! assert_eq!(OWN_PATHS.len(), 12);
+//! assert_eq!(OWN_PATHS.len(), 13);
 //! ```
 
-/// Starts sign-in (`?rd=` a local return path).
+/// Starts sign-in (`?rd=` a local return path, or an absolute URL on a
+/// host in `forward_auth.hosts`).
 pub const LOGIN: &str = "/auth/login";
 /// The redirect URI (`public_url` + this), where the provider returns.
 pub const CALLBACK: &str = "/auth/callback";
@@ -31,6 +32,9 @@ pub const APP_SERVICE_ME: &str = "/.auth/me";
 pub const APP_SERVICE_LOGIN: &str = "/.auth/login/aad";
 /// Azure App Service's sign-out URL.
 pub const APP_SERVICE_LOGOUT: &str = "/.auth/logout";
+/// Forward-auth: may the request a reverse proxy in front names
+/// (`X-Forwarded-Method`, `-Uri`, `-Host`) go through?
+pub const CHECK: &str = "/auth/check";
 /// Liveness: `ok`, on any `Host`.
 pub const HEALTHZ: &str = "/healthz";
 /// Readiness: the provider's metadata and keys loaded, the session store
@@ -48,7 +52,7 @@ pub fn is_probe(path: &str) -> bool {
 pub const OWN_PATHS: &[(&str, &str)] = &[
     (
         LOGIN,
-        "start sign-in; `rd` must be a local path (anything else becomes `/`)",
+        "start sign-in; `rd` must be a local path, or an absolute URL on a host in `forward_auth.hosts` (anything else becomes `/`)",
     ),
     (CALLBACK, "the redirect URI"),
     (
@@ -64,6 +68,10 @@ pub const OWN_PATHS: &[(&str, &str)] = &[
         "front-channel logout: ends every session of the provider session `sid` (and `iss`, when sent), on every replica; register `public_url` + this path as the app's Front-channel logout URL",
     ),
     (ME, "the signed-in user as JSON; 401 when signed out"),
+    (
+        CHECK,
+        "forward-auth for nginx `auth_request`, Caddy `forward_auth`, Traefik `forwardAuth`: 200 with identity headers, 401 (sign-in URL in `Location`; `?redirect=1`: a 302) or 403 for the request named by `X-Forwarded-Method`, `-Uri` (or `X-Original-URI`) and `-Host`, from `trusted_proxies` only",
+    ),
     (
         SESSION_JS,
         "the page script that turns a `401 login_required` on a background request into a sign-in",

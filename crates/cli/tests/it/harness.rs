@@ -88,12 +88,21 @@ pub(crate) struct Idp {
 
 impl Idp {
     pub(crate) async fn start(config: DevIdpConfig, redirect_ports: &[u16]) -> Self {
+        let uris = redirect_ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}/auth/callback"))
+            .collect();
+        Self::start_with_redirect_uris(config, uris).await
+    }
+
+    /// The dev IdP with exactly these redirect URIs registered.
+    pub(crate) async fn start_with_redirect_uris(
+        config: DevIdpConfig,
+        redirect_uris: Vec<String>,
+    ) -> Self {
         let (l, addr) = listener().await;
         let config = DevIdpConfig {
-            redirect_uris: redirect_ports
-                .iter()
-                .map(|p| format!("http://127.0.0.1:{p}/auth/callback"))
-                .collect(),
+            redirect_uris,
             ..config
         };
         Self::start_on(l, addr, config)
@@ -165,10 +174,16 @@ pub(crate) fn config_text(
 ) -> String {
     // Keys for `[session]` come after a `[session]` line in `extra`.
     let (extra, session) = extra.split_once("[session]\n").unwrap_or((extra, ""));
+    // `extra` may name another public URL (a host name mapped to loopback).
+    let public_url = if extra.contains("public_url") {
+        String::new()
+    } else {
+        format!("public_url = \"http://127.0.0.1:{port}\"")
+    };
     format!(
         r#"
 listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
+{public_url}
 upstream = "http://{echo}"
 {workers}
 {extra}

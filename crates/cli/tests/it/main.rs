@@ -8,6 +8,7 @@ mod conformance;
 mod dash;
 mod dash_differential;
 mod demo;
+mod forward_auth;
 mod forwarding;
 mod hardening;
 mod harness;

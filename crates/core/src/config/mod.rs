@@ -55,8 +55,8 @@ pub use crate::dash::DashConfig;
 pub use crate::limits::LimitsConfig;
 pub use crate::policy::{AuthzConfig, RouteConfig};
 pub use crate::session::StoreKind;
-pub use schema::{Config, OidcConfig, SessionConfig};
-pub use settings::{AccessLog, LogFormat, ProviderKind, ProxySettings, Settings};
+pub use schema::{Config, ForwardAuthConfig, OidcConfig, SessionConfig};
+pub use settings::{AccessLog, HeaderFamilies, LogFormat, ProviderKind, ProxySettings, Settings};
 pub use validate::is_loopback_url;
 
 use serde::Deserialize as _;

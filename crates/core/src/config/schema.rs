@@ -56,6 +56,20 @@ pub struct Config {
     /// 0. In seconds; default 30 (Kubernetes' default grace period).
     #[serde(default)]
     pub shutdown_timeout_secs: Option<u64>,
+    /// Which families of identity headers the app receives, any of:
+    /// `aadgate` (`X-Forwarded-User`, `-Email`, `-Preferred-Username`,
+    /// `-Name`, `-Roles`, `-Groups`), `app-service` (`X-MS-CLIENT-PRINCIPAL`,
+    /// `-ID`, `-NAME`, `-IDP`, as Azure App Service sends them) and
+    /// `oauth2-proxy` (`X-Auth-Request-User`, `-Email`,
+    /// `-Preferred-Username`, `-Groups`, `-Roles`). Default
+    /// `["aadgate", "app-service"]`. Every family is always stripped from
+    /// what clients send.
+    #[serde(default)]
+    pub identity_headers: Option<Vec<String>>,
+    /// aadgate as the sign-in check of another reverse proxy (nginx
+    /// `auth_request`, Caddy `forward_auth`, Traefik `forwardAuth`).
+    #[serde(default)]
+    pub forward_auth: ForwardAuthConfig,
     /// The identity provider.
     #[serde(default)]
     pub oidc: OidcConfig,
@@ -130,6 +144,20 @@ pub struct OidcConfig {
     pub post_logout_redirect_uri: Option<String>,
 }
 
+/// `[forward_auth]`: `GET /auth/check` for a reverse proxy in front of
+/// other apps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthConfig {
+    /// Hosts besides `public_url`'s that `/auth/check` decides for and that
+    /// sign-in may return to: exact names (`sales.contoso.com`) or one
+    /// leading wildcard (`*.apps.contoso.com`). Each must lie under
+    /// `session.cookie_domain`, or it would never receive the session
+    /// cookie. Default: none.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
 /// `[session]`: server-side sessions.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +189,12 @@ pub struct SessionConfig {
     /// system's trusted roots.
     #[serde(default)]
     pub redis_ca_file: Option<String>,
+    /// Share the session cookie with every host under this domain
+    /// (`contoso.com`), for forward-auth in front of several hosts. It must
+    /// contain `public_url`'s host. Default: none (the cookie belongs to
+    /// `public_url`'s host alone, `__Host-` prefixed on https).
+    #[serde(default)]
+    pub cookie_domain: Option<String>,
     /// A session unused for this long ends, in seconds. Default 28800 (8 h).
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,

@@ -75,6 +75,34 @@ pub struct Settings {
     pub revalidate: Option<Duration>,
     /// How long a session outlives a provider that cannot be reached for revalidation.
     pub revalidate_grace: Duration,
+    /// `public_url`'s host and `forward_auth.hosts`: what `/auth/check`
+    /// decides for and where sign-in may return.
+    pub hosts: crate::hosts::ProtectedHosts,
+    /// `session.cookie_domain`, lower-case, without a leading dot.
+    pub cookie_domain: Option<String>,
+    /// `identity_headers`: which header families the app receives.
+    pub identity_headers: HeaderFamilies,
+}
+
+/// `identity_headers`: the families of identity headers sent to the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderFamilies {
+    /// `X-Forwarded-User`, `-Email`, `-Preferred-Username`, `-Name`, `-Roles`, `-Groups`.
+    pub aadgate: bool,
+    /// `X-MS-CLIENT-PRINCIPAL`, `-ID`, `-NAME`, `-IDP`.
+    pub app_service: bool,
+    /// `X-Auth-Request-User`, `-Email`, `-Preferred-Username`, `-Groups`, `-Roles`.
+    pub oauth2_proxy: bool,
+}
+
+impl Default for HeaderFamilies {
+    fn default() -> Self {
+        Self {
+            aadgate: true,
+            app_service: true,
+            oauth2_proxy: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Settings {

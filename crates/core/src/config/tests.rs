@@ -307,3 +307,89 @@ fn file_mistakes_name_their_line_and_secrets_come_from_mounted_files() {
     // Not a key: left alone, as any foreign AADGATE_ variable.
     assert!(Config::from_toml_and_env(&base(), [("AADGATE_LOG_FILE", "/x")]).is_ok());
 }
+
+#[test]
+fn forward_auth_hosts_must_receive_the_session_cookie() {
+    let with = |top: &str, session: &str| {
+        base()
+            .replace("[oidc]", &format!("{top}\n[oidc]"))
+            .replace("[session]", &format!("[session]\n{session}"))
+            .replace("127.0.0.1:4180", "auth.contoso.localhost:4180")
+    };
+    // A protected host without a cookie domain would loop through sign-in.
+    let e = err(
+        &with("[forward_auth]\nhosts = [\"app.contoso.localhost\"]", ""),
+        &[],
+    );
+    assert_eq!(e.key, "forward_auth.hosts");
+    assert!(e.to_string().contains("session.cookie_domain"), "{e}");
+    // Outside the cookie domain: the same.
+    let e = err(
+        &with(
+            "[forward_auth]\nhosts = [\"app.other.localhost\"]",
+            "cookie_domain = \"contoso.localhost\"",
+        ),
+        &[],
+    );
+    assert_eq!(e.key, "forward_auth.hosts");
+    // A cookie domain that does not contain public_url's host.
+    let e = err(&with("", "cookie_domain = \"other.localhost\""), &[]);
+    assert_eq!(e.key, "session.cookie_domain");
+    for bad in [
+        "*",
+        "*.localhost",
+        "https://x.contoso.localhost",
+        "x.contoso.localhost:80",
+    ] {
+        let e = err(
+            &with(
+                &format!("[forward_auth]\nhosts = [\"{bad}\"]"),
+                "cookie_domain = \"contoso.localhost\"",
+            ),
+            &[],
+        );
+        assert_eq!(e.key, "forward_auth.hosts", "{bad}");
+    }
+    let s = Config::from_toml_and_env(
+        &with(
+            "[forward_auth]\nhosts = [\"app.contoso.localhost\", \"*.apps.contoso.localhost\"]",
+            "cookie_domain = \".Contoso.localhost\"",
+        ),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert_eq!(s.cookie_domain.as_deref(), Some("contoso.localhost"));
+    assert!(s.hosts.contains("x.apps.contoso.localhost"));
+    assert!(!s.hosts.contains("apps.contoso.localhost"));
+}
+
+#[test]
+fn identity_header_families_are_named() {
+    let e = err(
+        &format!("identity_headers = [\"easy-auth\"]\n{}", base()),
+        &[],
+    );
+    assert_eq!(e.key, "identity_headers");
+    let s = Config::from_toml_and_env(
+        &format!("identity_headers = [\"oauth2-proxy\"]\n{}", base()),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert!(s.identity_headers.oauth2_proxy && !s.identity_headers.aadgate);
+    let s = Config::from_toml_and_env(
+        &base(),
+        [("AADGATE_IDENTITY_HEADERS", "aadgate,oauth2-proxy")],
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert!(
+        s.identity_headers.aadgate
+            && s.identity_headers.oauth2_proxy
+            && !s.identity_headers.app_service
+    );
+}

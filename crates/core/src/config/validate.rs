@@ -171,6 +171,8 @@ impl Config {
             .with_fix("use a number of seconds greater than zero"));
         }
 
+        let (hosts, cookie_domain) = self.protected_hosts(&public_url)?;
+        let identity_headers = self.header_families()?;
         let policy = Policy::from_config(&self.authz, &self.route)?;
         let dash_callbacks = crate::dash::CallbackRules::from_config(&self.dash, policy.roles())?;
 
@@ -202,7 +204,94 @@ impl Config {
             revalidate_grace: Duration::from_secs(
                 self.session.revalidate_grace_secs.unwrap_or(3600),
             ),
+            hosts,
+            cookie_domain,
+            identity_headers,
         })
+    }
+
+    /// `forward_auth.hosts` and `session.cookie_domain`, checked together:
+    /// a protected host outside the cookie's domain would loop through
+    /// sign-in for ever (it never receives the session cookie).
+    fn protected_hosts(
+        &self,
+        public_url: &Url,
+    ) -> Result<(crate::hosts::ProtectedHosts, Option<String>), ConfigError> {
+        use crate::hosts::{ProtectedHosts, within_domain};
+        let public_host = public_url.host_str().unwrap_or_default();
+        let cookie_domain = match self.session.cookie_domain.as_deref() {
+            None => None,
+            Some(d) => {
+                let d = d.trim_start_matches('.').to_ascii_lowercase();
+                let valid = ProtectedHosts::new(public_url, std::slice::from_ref(&d)).is_ok();
+                if !valid || !d.contains('.') {
+                    return Err(ConfigError::new(
+                        "session.cookie_domain",
+                        format!("{d:?} is not a domain a cookie can be shared under"),
+                    )
+                    .with_fix("use the parent domain of the protected hosts, e.g. \"contoso.com\" (at least two labels, no scheme, port or wildcard)"));
+                }
+                if !within_domain(public_host, &d) {
+                    return Err(ConfigError::new(
+                        "session.cookie_domain",
+                        format!("{d:?} does not contain public_url's host {public_host:?}; browsers would refuse the cookie"),
+                    )
+                    .with_fix("use a parent domain of public_url's host"));
+                }
+                Some(d)
+            }
+        };
+        let hosts = ProtectedHosts::new(public_url, &self.forward_auth.hosts).map_err(|bad| {
+            ConfigError::new(
+                "forward_auth.hosts",
+                format!("{:?} is not a host name or `*.` pattern", bad.0),
+            )
+            .with_fix("list lower-case host names (\"sales.contoso.com\") or one leading wildcard (\"*.apps.contoso.com\"), without scheme, port or path")
+        })?;
+        for pattern in hosts.patterns() {
+            let name = pattern.trim_start_matches("*.");
+            let shared = cookie_domain
+                .as_deref()
+                .is_some_and(|d| within_domain(name, d));
+            if name != public_host && !shared {
+                return Err(ConfigError::new(
+                    "forward_auth.hosts",
+                    format!("{pattern:?} would never receive the session cookie, so its users would be sent to sign in again and again"),
+                )
+                .with_fix(match &cookie_domain {
+                    Some(d) => format!("list only hosts under session.cookie_domain ({d:?}), or widen it"),
+                    None => "set session.cookie_domain to a parent domain of this host and of public_url's host".to_owned(),
+                }));
+            }
+        }
+        Ok((hosts, cookie_domain))
+    }
+
+    /// `identity_headers`.
+    fn header_families(&self) -> Result<crate::config::HeaderFamilies, ConfigError> {
+        let Some(names) = &self.identity_headers else {
+            return Ok(Default::default());
+        };
+        let mut families = crate::config::HeaderFamilies {
+            aadgate: false,
+            app_service: false,
+            oauth2_proxy: false,
+        };
+        for name in names {
+            match name.as_str() {
+                "aadgate" => families.aadgate = true,
+                "app-service" => families.app_service = true,
+                "oauth2-proxy" => families.oauth2_proxy = true,
+                other => {
+                    return Err(ConfigError::new(
+                        "identity_headers",
+                        format!("{other:?} is not a family of identity headers"),
+                    )
+                    .with_fix("use any of \"aadgate\", \"app-service\", \"oauth2-proxy\""));
+                }
+            }
+        }
+        Ok(families)
     }
 
     /// Checks the keys only `aadgate proxy` reads (`listen`, `upstream`,
