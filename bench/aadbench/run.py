@@ -76,6 +76,8 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
     ag_port, ngx_port, ap_port = free_port(), free_port(), free_port()
     # The same aadgate with its sessions in Redis (the scale-out store).
     agr_port, redis_port = free_port(), free_port()
+    # The same aadgate sending only its own header family (identity_headers).
+    agl_port = free_port()
     session_secret = secrets.token_hex(32)
     # Every scripted sign-in comes from 127.0.0.1: lift the per-client sign-in
     # rate (an environment key, which builds without [limits] ignore).
@@ -96,6 +98,7 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
     ap_cfg = write("apache.conf", apache_conf(tmp, ap_port, up_port, idp_port))
     idp_cfg = write("idp.toml", idp_conf([f"http://127.0.0.1:{ag_port}/auth/callback",
                                           f"http://127.0.0.1:{agr_port}/auth/callback",
+                                          f"http://127.0.0.1:{agl_port}/auth/callback",
                                           f"http://127.0.0.1:{ap_port}/redirect_uri"]))
     ag_cfg = write("aadgate.toml", aadgate_conf(ag_port, up_port, idp_port, store))
     if args.store == "memory":
@@ -106,6 +109,9 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
 
     agr_cfg = write("aadgate-redis.toml", aadgate_conf(agr_port, up_port, idp_port, store).replace(
         f'store = "file:{store}"', f'store = "redis://127.0.0.1:{redis_port}"'))
+
+    agl_cfg = write("aadgate-lean.toml", 'identity_headers = ["aadgate"]\n' + aadgate_conf(
+        agl_port, up_port, idp_port, store + "-lean"))
 
     log(f"temp dir {tmp}; upstream :{up_port}, dev IdP :{idp_port}, aadgate :{ag_port}, "
         f"nginx :{ngx_port}, apache :{ap_port}")
@@ -135,10 +141,12 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
                                   "--save", "", "--appendonly", "no", "--dir", tmp], CORE_CLIENT)
     wait_redis(redis_port)
     agr = procs.start("aadgate-redis", [BIN, "proxy", "--config", agr_cfg], CORE_SERVER, env=ag_env)
+    agl = procs.start("aadgate-lean", [BIN, "proxy", "--config", agl_cfg], CORE_SERVER, env=ag_env)
     ngx = procs.start("nginx-proxy", ["nginx", "-p", tmp, "-c", ngx_cfg, "-g", "daemon off;"], CORE_SERVER)
     apache = procs.start("apache", ["/usr/sbin/apache2", "-f", ap_cfg, "-DFOREGROUND"], CORE_SERVER)
     wait_http(ag_port, "/healthz", proc=ag, name="aadgate", procs=procs)
     wait_http(agr_port, "/readyz", proc=agr, name="aadgate-redis", procs=procs)
+    wait_http(agl_port, "/healthz", proc=agl, name="aadgate-lean", procs=procs)
     wait_http(ngx_port, "/", proc=ngx, name="nginx-proxy", procs=procs)
     wait_http(ap_port, "/", proc=apache, name="apache", procs=procs)
     time.sleep(0.5)
@@ -160,6 +168,12 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         b.close()
         return ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={c}"]
 
+    def agl_signin():
+        b = Browser(idp_port)
+        c = b.sign_in(agl_port, "/auth/login?rd=/", SESSION_COOKIE)
+        b.close()
+        return ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={c}"]
+
     def ap_signin():
         b = Browser(idp_port)
         c = b.sign_in(ap_port, "/", MOD_OIDC_COOKIE)
@@ -172,6 +186,8 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         Contestant("nginx", "nginx proxy_pass", ngx_port, "/", html, 200, True, ngx.pid),
         Contestant("public", "aadgate public route", ag_port, "/public/", html, 200, True, ag.pid),
         Contestant("signed", "aadgate signed-in", ag_port, "/", ag_signin(), 200, True, ag.pid, ag_signin),
+        Contestant("lean", "aadgate signed-in, own headers only", agl_port, "/", agl_signin(), 200, True,
+                   agl.pid, agl_signin),
         Contestant("redis", "aadgate signed-in, Redis store", agr_port, "/", agr_signin(), 200, True, agr.pid, agr_signin),
         Contestant("modoidc", "mod_auth_openidc signed-in", ap_port, "/", ap_signin(), 200, True, apache.pid, ap_signin),
         Contestant("reject302", "aadgate rejection (302)", ag_port, "/", html, 302, False, ag.pid),

@@ -16,7 +16,6 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -24,6 +23,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+
+import { freePort, start as startIn, stopAll, waitFor } from './processes.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const APP_DIR = path.join(REPO, 'examples', 'dash-app');
@@ -36,73 +37,14 @@ const SHOTS = path.resolve(REPO, process.env.AADGATE_SCREENSHOTS || 'test-artifa
 const TENANT = '7e1d5a2c-4b9f-4e63-a8d0-3c5f9b2e1a47';
 const CLIENT_ID = '2b8f6e14-9c3d-4a7e-b5f1-0d6c8e4a9b23';
 const CLIENT_SECRET = 'dev-secret-change-me';
-const STARTUP_MS = 60_000;
+const start = (name, command, args, env = {}) => startIn(name, command, args, { cwd: REPO, env });
 
-const children = [];
 let tmp;
 let browser;
 let auth; // http://auth.example.localhost:<port> (aadgate itself)
 let viaNginx; // http://app.example.localhost:<port>
 let viaCaddy; // http://app.example.localhost:<port>
 let idp;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function start(name, command, args, env = {}) {
-  const child = spawn(command, args, {
-    cwd: REPO,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.output = '';
-  const keep = chunk => {
-    child.output += chunk;
-  };
-  child.stdout.setEncoding('utf8').on('data', keep);
-  child.stderr.setEncoding('utf8').on('data', keep);
-  child.name = name;
-  child.exited = new Promise(resolve =>
-    child.on('exit', (code, signal) => {
-      child.exitStatus = signal || code;
-      resolve();
-    }),
-  );
-  child.on('error', err => {
-    child.output += `\n[spawn error: ${err.message}]`;
-    child.exitStatus = 'spawn-error';
-  });
-  children.push(child);
-  return child;
-}
-
-async function waitFor(what, child, condition, timeoutMs = STARTUP_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitStatus !== undefined) {
-      throw new Error(`${child.name} exited (${child.exitStatus}) before ${what}:\n${child.output}`);
-    }
-    try {
-      const value = await condition();
-      if (value) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; ${child.name} said:\n${child.output}`);
-    }
-    await new Promise(resolve => setTimeout(resolve, 100));
-  }
-}
 
 /** A navigation's GET on loopback with a Host header (Node's fetch cannot resolve *.localhost names). */
 function probe(port, host, pathname) {
@@ -120,24 +62,6 @@ function probe(port, host, pathname) {
     socket.setTimeout(2000, () => socket.destroy(new Error('timeout')));
   });
 }
-
-async function stopAll() {
-  await Promise.all(
-    children.map(async child => {
-      if (child.exitStatus !== undefined) return;
-      child.kill('SIGTERM');
-      const done = await Promise.race([
-        child.exited.then(() => true),
-        new Promise(resolve => setTimeout(() => resolve(false), 5000)),
-      ]);
-      if (!done) child.kill('SIGKILL');
-    }),
-  );
-}
-
-process.on('exit', () => {
-  for (const child of children) if (child.exitStatus === undefined) child.kill('SIGKILL');
-});
 
 /** docs/forward-auth.md's nginx server block, with this run's ports. */
 function nginxConfig(nginxPort, aadgatePort, appPort) {

@@ -163,7 +163,7 @@ async fn session_script_is_served_and_injected_into_pages() {
             .starts_with("text/javascript")
     );
     let js = r.text().await.unwrap();
-    assert!(js.contains("login_required") && js.contains("/auth/login?rd="));
+    assert!(js.contains("login_required") && js.contains("\"/auth/login\"") && js.contains("?rd="));
 
     let b = s.browser();
     b.sign_in("reader", "/").await;

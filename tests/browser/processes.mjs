@@ -1,0 +1,88 @@
+// Child processes for the browser tests: free ports, starting programs with
+// their output kept for failure messages, waiting on a condition with a
+// deadline, and stopping everything at the end.
+
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+
+const children = [];
+
+/** A free loopback TCP port. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `command`; its output is kept in `child.output`, its end in `child.exitStatus` / `child.exited`. */
+export function start(name, command, args, { cwd, env = {} } = {}) {
+  const child = spawn(command, args, {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.output = '';
+  const keep = chunk => {
+    child.output += chunk;
+  };
+  child.stdout.setEncoding('utf8').on('data', keep);
+  child.stderr.setEncoding('utf8').on('data', keep);
+  child.name = name;
+  child.exited = new Promise(resolve =>
+    child.on('exit', (code, signal) => {
+      child.exitStatus = signal || code;
+      resolve(child.exitStatus);
+    }),
+  );
+  child.on('error', err => {
+    child.output += `\n[spawn error: ${err.message}]`;
+    child.exitStatus = 'spawn-error';
+  });
+  children.push(child);
+  return child;
+}
+
+/** Polls `condition` until it returns a truthy value; fails with the child's output if it dies or time runs out. */
+export async function waitFor(what, child, condition, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child && child.exitStatus !== undefined) {
+      throw new Error(`${child.name} exited (${child.exitStatus}) before ${what}:\n${child.output}`);
+    }
+    try {
+      const value = await condition();
+      if (value) return value;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${child ? `; ${child.name} said:\n${child.output}` : ''}`);
+    }
+    await new Promise(resolve => setTimeout(resolve, 50));
+  }
+}
+
+/** SIGTERM to every child still running (SIGKILL after 5 s). */
+export async function stopAll() {
+  await Promise.all(
+    children.map(async child => {
+      if (child.exitStatus !== undefined) return;
+      child.kill('SIGTERM');
+      const done = await Promise.race([
+        child.exited.then(() => true),
+        new Promise(resolve => setTimeout(() => resolve(false), 5000)),
+      ]);
+      if (!done) child.kill('SIGKILL');
+    }),
+  );
+}
+
+process.on('exit', () => {
+  for (const child of children) if (child.exitStatus === undefined) child.kill('SIGKILL');
+});
