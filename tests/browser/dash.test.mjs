@@ -11,14 +11,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+
+import { freePort, start as startIn, stopAll, waitFor } from './processes.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const APP_DIR = path.join(REPO, 'examples', 'dash-app');
@@ -30,9 +30,6 @@ const SHOTS = path.resolve(REPO, process.env.AADGATE_SCREENSHOTS || 'test-artifa
 const TENANT = '7e1d5a2c-4b9f-4e63-a8d0-3c5f9b2e1a47';
 const CLIENT_SECRET = 'dev-secret-change-me';
 
-const STARTUP_MS = 60_000;
-
-const children = [];
 let tmp;
 let browser;
 let proxy; // http://127.0.0.1:<port>
@@ -40,91 +37,18 @@ let idp; // http://127.0.0.1:<port>
 
 // ---------------------------------------------------------------- processes
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts a child whose output goes to <tmp>/<name>.log (and is kept for failure messages). */
-function start(name, command, args, env = {}) {
-  const child = spawn(command, args, {
+const start = (name, command, args, env = {}) =>
+  startIn(name, command, args, {
     cwd: REPO,
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { RUST_LOG: process.env.RUST_LOG || 'info', ...env },
+    log: path.join(tmp, `${name}.log`),
   });
-  child.output = '';
-  const log = path.join(tmp, `${name}.log`);
-  const keep = chunk => {
-    child.output += chunk;
-    writeFileSync(log, child.output);
-  };
-  child.stdout.setEncoding('utf8').on('data', keep);
-  child.stderr.setEncoding('utf8').on('data', keep);
-  child.name = name;
-  child.exited = new Promise(resolve =>
-    child.on('exit', (code, signal) => {
-      child.exitStatus = signal || code;
-      resolve();
-    }),
-  );
-  child.on('error', err => {
-    child.output += `\n[spawn error: ${err.message}]`;
-    child.exitStatus = 'spawn-error';
-  });
-  children.push(child);
-  return child;
-}
-
-/** Polls `condition` until it returns a truthy value; fails with the child's output if it dies or time runs out. */
-async function waitFor(what, child, condition, timeoutMs = STARTUP_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitStatus !== undefined) {
-      throw new Error(`${child.name} exited (${child.exitStatus}) before ${what}:\n${child.output}`);
-    }
-    try {
-      const value = await condition();
-      if (value) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; ${child.name} said:\n${child.output}`);
-    }
-    await new Promise(resolve => setTimeout(resolve, 100));
-  }
-}
 
 async function httpOk(url) {
   const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(2000) });
   return response.ok;
 }
-
-async function stopAll() {
-  await Promise.all(
-    children.map(async child => {
-      if (child.exitStatus !== undefined) return;
-      child.kill('SIGTERM');
-      const killed = await Promise.race([
-        child.exited.then(() => true),
-        new Promise(resolve => setTimeout(() => resolve(false), 5000)),
-      ]);
-      if (!killed) child.kill('SIGKILL');
-    }),
-  );
-}
-
-// Last resort if the test process is torn down without `after` running.
-process.on('exit', () => {
-  for (const child of children) if (child.exitStatus === undefined) child.kill('SIGKILL');
-});
 
 /** The example's own aadgate.toml, with this run's ports and an in-memory session store. */
 function proxyConfig(proxyPort, idpPort, appPort) {

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-import { freePort, start as startIn, stopAll, waitFor } from './processes.mjs';
+import { freePort, nginxConfig, start as startIn, stopAll, waitFor } from './processes.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const APP_DIR = path.join(REPO, 'examples', 'dash-app');
@@ -64,23 +64,10 @@ function probe(port, host, pathname) {
 }
 
 /** docs/forward-auth.md's nginx server block, with this run's ports. */
-function nginxConfig(nginxPort, aadgatePort, appPort) {
-  const asRoot = process.getuid && process.getuid() === 0 ? 'user root root;' : '';
-  return `
-${asRoot}
-worker_processes 1;
-daemon off;
-pid ${tmp}/nginx.pid;
-error_log ${tmp}/nginx-error.log info;
-events { worker_connections 256; }
-http {
-  access_log ${tmp}/nginx-access.log;
-  client_body_temp_path ${tmp}/nginx-body;
-  proxy_temp_path ${tmp}/nginx-proxy;
-  fastcgi_temp_path ${tmp}/nginx-fastcgi;
-  uwsgi_temp_path ${tmp}/nginx-uwsgi;
-  scgi_temp_path ${tmp}/nginx-scgi;
-
+function nginxServer(nginxPort, aadgatePort, appPort) {
+  return nginxConfig(
+    tmp,
+    `
   server {
     listen 127.0.0.1:${nginxPort};
     server_name app.example.localhost;
@@ -134,8 +121,8 @@ http {
     }
     # --- end ---
   }
-}
-`;
+`,
+  );
 }
 
 /** docs/forward-auth.md's Caddyfile, with this run's ports. */
@@ -208,7 +195,7 @@ role = "App.Admin"
 `,
   );
   const nginxConf = path.join(tmp, 'nginx.conf');
-  writeFileSync(nginxConf, nginxConfig(nginxPort, aadgatePort, appPort));
+  writeFileSync(nginxConf, nginxServer(nginxPort, aadgatePort, appPort));
   const caddyConf = path.join(tmp, 'Caddyfile');
   writeFileSync(caddyConf, caddyfile(caddyPort, aadgatePort, appPort));
 

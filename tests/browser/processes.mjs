@@ -1,8 +1,10 @@
 // Child processes for the browser tests: free ports, starting programs with
 // their output kept for failure messages, waiting on a condition with a
-// deadline, and stopping everything at the end.
+// deadline, stopping everything at the end, and the frame of an nginx
+// configuration that runs unprivileged out of a temporary directory.
 
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 
 const children = [];
@@ -20,8 +22,11 @@ export function freePort() {
   });
 }
 
-/** Starts `command`; its output is kept in `child.output`, its end in `child.exitStatus` / `child.exited`. */
-export function start(name, command, args, { cwd, env = {} } = {}) {
+/**
+ * Starts `command`; its output is kept in `child.output` (and written to
+ * `log`, when given), its end in `child.exitStatus` / `child.exited`.
+ */
+export function start(name, command, args, { cwd, env = {}, log } = {}) {
   const child = spawn(command, args, {
     cwd,
     env: { ...process.env, ...env },
@@ -30,6 +35,7 @@ export function start(name, command, args, { cwd, env = {} } = {}) {
   child.output = '';
   const keep = chunk => {
     child.output += chunk;
+    if (log) writeFileSync(log, child.output);
   };
   child.stdout.setEncoding('utf8').on('data', keep);
   child.stderr.setEncoding('utf8').on('data', keep);
@@ -86,3 +92,24 @@ export async function stopAll() {
 process.on('exit', () => {
   for (const child of children) if (child.exitStatus === undefined) child.kill('SIGKILL');
 });
+
+/** A whole nginx configuration around `http` (server and upstream blocks), kept in `dir`. */
+export function nginxConfig(dir, http) {
+  const asRoot = process.getuid && process.getuid() === 0 ? 'user root root;' : '';
+  return `${asRoot}
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log info;
+events { worker_connections 256; }
+http {
+  access_log ${dir}/nginx-access.log;
+  client_body_temp_path ${dir}/nginx-body;
+  proxy_temp_path ${dir}/nginx-proxy;
+  fastcgi_temp_path ${dir}/nginx-fastcgi;
+  uwsgi_temp_path ${dir}/nginx-uwsgi;
+  scgi_temp_path ${dir}/nginx-scgi;
+${http}
+}
+`;
+}

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
-import { freePort, start as startIn, stopAll, waitFor } from './processes.mjs';
+import { freePort, nginxConfig, start as startIn, stopAll, waitFor } from './processes.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const APP_DIR = path.join(REPO, 'examples', 'dash-app');
@@ -109,24 +109,12 @@ before(async () => {
   }
   await Promise.all(replicas.map(r => waitFor(`replica :${r.port} is ready`, r.child, () => ready(r.port))));
 
-  const asRoot = process.getuid && process.getuid() === 0 ? 'user root root;' : '';
   const nginxConf = path.join(tmp, 'nginx.conf');
   writeFileSync(
     nginxConf,
-    `${asRoot}
-worker_processes 1;
-daemon off;
-pid ${tmp}/nginx.pid;
-error_log ${tmp}/nginx-error.log info;
-events { worker_connections 256; }
-http {
-  access_log ${tmp}/nginx-access.log;
-  client_body_temp_path ${tmp}/nginx-body;
-  proxy_temp_path ${tmp}/nginx-proxy;
-  fastcgi_temp_path ${tmp}/nginx-fastcgi;
-  uwsgi_temp_path ${tmp}/nginx-uwsgi;
-  scgi_temp_path ${tmp}/nginx-scgi;
-  # Round-robin, no ip_hash, no keep-alive: consecutive requests land on
+    nginxConfig(
+      tmp,
+      `  # Round-robin, no ip_hash, no keep-alive: consecutive requests land on
   # different replicas. A replica that refuses connections is skipped.
   upstream aadgate {
     ${replicas.map(r => `server 127.0.0.1:${r.port} max_fails=0;`).join('\n    ')}
@@ -141,8 +129,8 @@ http {
       proxy_next_upstream error timeout;
     }
   }
-}
 `,
+    ),
   );
   const nginx = start('nginx', NGINX, ['-c', nginxConf, '-p', tmp]);
   await waitFor('nginx forwards', nginx, async () => (await fetch(`${front}/healthz`)).ok);
