@@ -174,9 +174,9 @@ const DRAIN: Duration = Duration::from_secs(1);
 /// fire, and keeps idle connections forever: the accept loop and each
 /// connection's task are here for that (see the `connections` module).
 ///
-/// On `shutdown` it stops accepting, drains open connections (see
-/// [`DRAIN`]), then lets open requests finish, all within
-/// `limits.shutdown`.
+/// On `shutdown` it stops accepting, drains open connections for up to a
+/// second (HTTP/1 responses say `Connection: close`), then lets open
+/// requests finish, all within `limits.shutdown`.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Proxy,
