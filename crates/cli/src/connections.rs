@@ -65,6 +65,8 @@ pub(crate) struct Tracker {
     pub(crate) cap: usize,
     first_byte: Duration,
     keepalive: Duration,
+    /// Told when the last connection closes (see [`Tracker::emptied`]).
+    empty: tokio::sync::Notify,
 }
 
 impl Tracker {
@@ -76,6 +78,7 @@ impl Tracker {
             cap,
             first_byte,
             keepalive,
+            empty: tokio::sync::Notify::new(),
         })
     }
 
@@ -107,6 +110,23 @@ impl Tracker {
     fn remove(&self, id: u64) {
         if let Ok(mut c) = self.conns.lock() {
             c.remove(&id);
+            if c.is_empty() {
+                self.empty.notify_waiters();
+            }
+        }
+    }
+
+    /// Returns once no connection is open.
+    pub(crate) async fn emptied(&self) {
+        loop {
+            // Registered before looking, so a close in between is not missed.
+            let notified = self.empty.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.len() == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 

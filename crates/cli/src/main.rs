@@ -141,6 +141,13 @@ async fn shutdown_signal() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A listening socket from systemd (socket activation), taken here while
+    // the process has one thread: reading it removes LISTEN_FDS/LISTEN_PID
+    // from the environment, which must not race another thread.
+    let mut inherited = match &cli.command {
+        Command::Proxy { .. } => listenfd::ListenFd::from_env(),
+        _ => listenfd::ListenFd::empty(),
+    };
     // The proxy's configuration says how to log; everything else logs text.
     let format = match &cli.command {
         Command::Proxy { config } => Config::load(config)
@@ -157,7 +164,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(Into::into)
-            .and_then(|rt| rt.block_on(run_proxy(&config))),
+            .and_then(|rt| rt.block_on(run_proxy(&config, &mut inherited))),
         command => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -175,19 +182,29 @@ fn main() -> ExitCode {
 
 async fn run_proxy(
     config: &std::path::Path,
+    inherited: &mut listenfd::ListenFd,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::load(config)?;
     let proxy_settings = config.proxy_settings()?;
     let auth = Auth::from_config(&config)?;
-    let listener = proxy::bind(proxy_settings.listen).map_err(|e| {
-        format!(
-            "cannot listen on {} ({e}). Fix: change `listen` or stop what uses that port",
-            proxy_settings.listen
-        )
-    })?;
+    let (listener, socket_activated) = match proxy::inherited(inherited)? {
+        Some(l) => (l, true),
+        None => {
+            let l = proxy::bind(proxy_settings.listen).map_err(|e| {
+                format!(
+                    "cannot listen on {} ({e}). Fix: change `listen` or stop what uses that port",
+                    proxy_settings.listen
+                )
+            })?;
+            (l, false)
+        }
+    };
     let bound = listener.local_addr()?;
+    if socket_activated && bound != proxy_settings.listen {
+        tracing::info!(listen = %proxy_settings.listen, socket = %bound, "serving the socket passed by socket activation; `listen` is not used");
+    }
     let settings = auth.settings();
-    tracing::info!(listen = %bound, public_url = %settings.public_url, upstream = %proxy_settings.upstream, issuer = %settings.issuer, workers = proxy_settings.workers, "aadgate proxy started");
+    tracing::info!(listen = %bound, socket_activated, public_url = %settings.public_url, upstream = %proxy_settings.upstream, issuer = %settings.issuer, workers = proxy_settings.workers, "aadgate proxy started");
     match auth.provider().metadata().await {
         Ok(_) => {}
         Err(e @ aadgate_core::ProviderError::Refused { .. }) => {
@@ -261,7 +278,7 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             shutdown_signal().await;
             Ok(())
         }
-        Command::Proxy { config } => run_proxy(&config).await,
+        Command::Proxy { config } => run_proxy(&config, &mut listenfd::ListenFd::empty()).await,
         Command::Sessions { action } => match action {
             SessionsAction::List { config } => {
                 let store = sessions::open(&Config::load(&config)?)?;

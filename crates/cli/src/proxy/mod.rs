@@ -32,7 +32,7 @@ use axum::response::Response;
 use crate::upstream::{Pool, UpstreamError};
 use forward::Forwarder;
 pub use host_guard::HostGuard;
-pub use serve::{bind, serve, serve_with, serve_workers};
+pub use serve::{bind, inherited, serve, serve_with, serve_workers};
 
 /// The proxy as one tower service: the [`HostGuard`] around the sign-in
 /// layer around [`Dispatch`].

@@ -30,6 +30,49 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.listen(1024)?.into_std()
 }
 
+/// The listening socket a service manager passed (systemd socket
+/// activation: `LISTEN_FDS=1`, `LISTEN_PID` = this process, the socket as
+/// descriptor 3), or `None` when there is none and the proxy binds `listen`
+/// itself.
+///
+/// A socket that outlives the process is what makes a restart lose nothing:
+/// systemd (or whatever holds it) keeps it open, connections that arrive
+/// while no process accepts wait in its queue, and the next process
+/// accepts them. `fds` is read once at start-up, before any thread starts
+/// ([`listenfd::ListenFd::from_env`] removes the variables, so that a
+/// child process never takes them for its own).
+pub fn inherited(fds: &mut listenfd::ListenFd) -> Result<Option<std::net::TcpListener>, String> {
+    const FIX: &str = "Fix: the .socket unit needs exactly one `ListenStream=` with an address and port (as `listen`), and `Accept=no`";
+    match fds.len() {
+        0 => return Ok(None),
+        1 => {}
+        n => {
+            return Err(format!(
+                "socket activation passed {n} sockets (LISTEN_FDS={n}); aadgate serves one. {FIX}"
+            ));
+        }
+    }
+    let listener = fds
+        .take_tcp_listener(0)
+        .map_err(|e| format!("the socket passed by socket activation (descriptor 3) is not a TCP socket ({e}). {FIX}"))?
+        .ok_or_else(|| format!("the socket passed by socket activation was already taken. {FIX}"))?;
+    let listening = socket2::SockRef::from(&listener)
+        .is_listener()
+        .map_err(|e| {
+            format!("cannot inspect the socket passed by socket activation ({e}). {FIX}")
+        })?;
+    if !listening {
+        return Err(format!(
+            "the socket passed by socket activation is a connection, not a listening socket. {FIX}"
+        ));
+    }
+    // tokio needs it non-blocking (systemd passes it blocking).
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot make the inherited socket non-blocking ({e})"))?;
+    Ok(Some(listener))
+}
+
 /// Serves the proxy on `workers` threads until `shutdown` completes, then
 /// lets open requests finish and returns once every worker has stopped.
 ///
@@ -112,11 +155,28 @@ pub async fn serve(
     serve_with(listener, app, shutdown, &limits).await
 }
 
+/// How long, at most, connections are drained after the shutdown signal
+/// before the idle ones are closed (within `shutdown_timeout_secs`).
+///
+/// Closing an idle HTTP/1.1 keep-alive connection always races a request
+/// the client may be sending on it at that moment. So on shutdown each
+/// HTTP/1 response first says `Connection: close` (the client opens a new
+/// connection for its next request, which the next process accepts from the
+/// same socket), and only connections that stayed idle through this window
+/// are closed; a client whose request meets that close retries it (RFC 9112
+/// section 9.3.1; browsers do). HTTP/2 connections get a GOAWAY at the end
+/// of the window, which names the last request served: no race.
+const DRAIN: Duration = Duration::from_secs(1);
+
 /// [`serve`] with explicit limits (timeouts and the connection cap).
 ///
 /// axum's `serve` sets no timer, so hyper's header timeout would never
 /// fire, and keeps idle connections forever: the accept loop and each
 /// connection's task are here for that (see the `connections` module).
+///
+/// On `shutdown` it stops accepting, drains open connections for up to a
+/// second (HTTP/1 responses say `Connection: close`), then lets open
+/// requests finish, all within `limits.shutdown`.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Proxy,
@@ -147,6 +207,8 @@ pub async fn serve_with(
     let mut backoff = Backoff::default();
     let mut accept_log = LogLimit::new(Duration::from_secs(10));
     let mut cap_log = LogLimit::new(Duration::from_secs(10));
+    // Set at the shutdown signal: HTTP/1 responses then close their connection.
+    let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -187,8 +249,11 @@ pub async fn serve_with(
         let (id, conn) = tracker.register();
         let proxy = app.clone();
         let on_conn = conn.clone();
+        let draining = draining.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let in_flight = on_conn.request();
+            let http1 = req.version() <= http::Version::HTTP_11;
+            let draining = draining.clone();
             let mut req = if req.body().is_end_stream() {
                 req.map(Body::new)
             } else {
@@ -204,8 +269,19 @@ pub async fn serve_with(
                 .then(|| Started::new(&req, proxy.client_of(&req, peer), access));
             let answered = proxy.clone().call(req);
             async move {
-                let resp = answered.await;
+                let mut resp = answered.await;
                 drop(in_flight);
+                if let Ok(resp) = &mut resp
+                    && http1
+                    && resp.status() != http::StatusCode::SWITCHING_PROTOCOLS
+                    && draining.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    // hyper closes the connection after this response.
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
                 if let (Some(started), Ok(resp)) = (logged, &resp) {
                     started.finish(resp);
                 }
@@ -221,8 +297,19 @@ pub async fn serve_with(
         let tracker = tracker.clone();
         tokio::spawn(async move { tracker.watch(id, conn, served).await });
     }
+    let signalled = tokio::time::Instant::now();
+    draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Not accepting any more; connections still queued in the socket are
+    // accepted by whoever else holds it (the next process), or refused.
     drop(listener);
-    if tokio::time::timeout(limits.shutdown, graceful.shutdown())
+    // Connections in use close with their next response; idle ones are
+    // given the drain window, then closed by the graceful shutdown.
+    tokio::select! {
+        () = tracker.emptied() => {}
+        () = tokio::time::sleep(DRAIN.min(limits.shutdown)) => {}
+    }
+    let left = limits.shutdown.saturating_sub(signalled.elapsed());
+    if tokio::time::timeout(left, graceful.shutdown())
         .await
         .is_err()
     {

@@ -16,6 +16,7 @@ mod hostile;
 mod paths;
 mod redirects;
 mod redis_server;
+mod restart;
 mod scale_out;
 mod sessions;
 mod signin;
