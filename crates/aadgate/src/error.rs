@@ -73,6 +73,24 @@ impl SignInError {
         }
     }
 
+    /// A fixed word for the reason, the `reason` label of
+    /// `aadgate_signins_total` (never the details, which only the log has).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MalformedCallback => "malformed_callback",
+            Self::MissingParameters => "missing_parameters",
+            Self::UnknownState => "unknown_state",
+            Self::StateReused => "state_reused",
+            Self::IssuerMixUp { .. } => "issuer_mix_up",
+            Self::Provider(ProviderError::Unreachable { .. }) => "provider_unreachable",
+            Self::Provider(ProviderError::TokenEndpoint { .. }) => "code_refused",
+            Self::Provider(_) => "provider_invalid",
+            Self::Token(_) => "id_token_invalid",
+            Self::NoIdToken => "no_id_token",
+            Self::Store(_) => "session_store",
+        }
+    }
+
     /// The fixed message a browser sees.
     pub fn public_message(&self) -> &'static str {
         match self {

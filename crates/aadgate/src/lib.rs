@@ -153,6 +153,7 @@ use std::sync::{Arc, Mutex};
 
 use aadgate_core::config::Settings;
 use aadgate_core::crypto::Sealer;
+use aadgate_core::metrics::Metrics;
 use aadgate_core::{Config, Provider, SessionStore};
 
 pub use aadgate_core;
@@ -197,6 +198,9 @@ pub(crate) struct Inner {
     pub(crate) signin_throttle: throttle::SignInThrottle,
     /// Set when the process is shutting down: `/readyz` fails.
     pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// Where sign-ins, refreshes and revalidations are counted (the
+    /// provider and the session store count into the same).
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 impl Auth {
@@ -208,20 +212,36 @@ impl Auth {
 
     /// Builds from already validated settings.
     pub fn from_settings(settings: Settings) -> Result<Self, AuthError> {
-        let store = SessionStore::open(
+        Self::from_settings_with_metrics(settings, None)
+    }
+
+    /// Builds from already validated settings, counting sign-ins, token
+    /// refreshes, revalidations, requests to the provider and session-store
+    /// operations into `metrics` (`None`: nothing is counted, as
+    /// [`Auth::from_settings`]). Serve them with [`Auth::encode_metrics`].
+    pub fn from_settings_with_metrics(
+        settings: Settings,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Self, AuthError> {
+        let mut store = SessionStore::open(
             &settings.store,
             &settings.secret,
             settings.idle_timeout,
             settings.lifetime,
-        )?
-        .keep_access_tokens_in_memory(settings.pass_access_token)
-        .with_clock(aadgate_core::clock::Clock::system())
-        .with_view({
-            let policy = settings.policy.clone();
-            let families = settings.identity_headers;
-            move |session| UserView::of(session, &policy, families)
-        });
-        let provider = Provider::new(&settings);
+        )?;
+        let mut provider = Provider::new(&settings);
+        if let Some(m) = &metrics {
+            store = store.with_metrics(m.clone());
+            provider = provider.with_metrics(m.clone());
+        }
+        let store = store
+            .keep_access_tokens_in_memory(settings.pass_access_token)
+            .with_clock(aadgate_core::clock::Clock::system())
+            .with_view({
+                let policy = settings.policy.clone();
+                let families = settings.identity_headers;
+                move |session| UserView::of(session, &policy, families)
+            });
         let cookies =
             cookies::CookieNames::new(&settings.public_url, settings.cookie_domain.as_deref());
         Ok(Self {
@@ -234,6 +254,7 @@ impl Auth {
                 refresh_failed: Mutex::new(HashMap::new()),
                 signin_throttle: throttle::SignInThrottle::new(settings.signin_per_minute),
                 draining: std::sync::atomic::AtomicBool::new(false),
+                metrics,
                 settings,
             }),
         })
@@ -247,6 +268,23 @@ impl Auth {
         self.inner
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The metrics this `Auth` counts into, if any
+    /// ([`Auth::from_settings_with_metrics`]).
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.inner.metrics.as_ref()
+    }
+
+    /// The metrics in the OpenMetrics text format
+    /// ([`aadgate_core::metrics::CONTENT_TYPE`]), with
+    /// `aadgate_active_sessions` read from the session store now; `None`
+    /// without metrics. What `aadgate proxy` answers on `metrics_listen`'s
+    /// `/metrics`.
+    pub fn encode_metrics(&self) -> Option<String> {
+        let m = self.inner.metrics.as_ref()?;
+        m.set_active_sessions(self.inner.store.live_in_memory());
+        Some(m.encode())
     }
 
     /// The validated settings.

@@ -44,6 +44,19 @@ enum Redeemed {
     Unavailable,
 }
 
+impl Redeemed {
+    /// The `result` label of `aadgate_refreshes_total` and
+    /// `aadgate_revalidations_total`.
+    fn result(&self) -> &'static str {
+        match self {
+            Redeemed::Renewed(_) => "ok",
+            Redeemed::Ended => "ended",
+            Redeemed::NoRefreshToken => "no_refresh_token",
+            Redeemed::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// Token endpoint errors that mean the grant is gone for good, so the user
 /// must sign in again: `invalid_grant` (user disabled or deleted, consent
 /// or the token revoked, password changed) and `interaction_required`
@@ -77,7 +90,11 @@ impl Auth {
                 self.inner.store.recache(&user.cookie, &session);
                 return Some(t);
             }
-            match self.redeem(&user.cookie, &session).await {
+            let redeemed = self.redeem(&user.cookie, &session).await;
+            if let Some(m) = self.metrics() {
+                m.refresh(redeemed.result());
+            }
+            match redeemed {
                 Redeemed::Renewed(t) => Some(t),
                 Redeemed::Ended => None,
                 Redeemed::NoRefreshToken | Redeemed::Unavailable => {
@@ -114,6 +131,13 @@ impl Auth {
             } else {
                 self.redeem(cookie, &session).await
             };
+            let overdue = t - session.checked_at >= every + grace;
+            if let Some(m) = self.metrics() {
+                m.revalidation(match outcome {
+                    Redeemed::Unavailable if overdue => "grace_exceeded",
+                    ref other => other.result(),
+                });
+            }
             match outcome {
                 Redeemed::Renewed(_) => inner.store.get_with_view(cookie).await.ok().flatten(),
                 Redeemed::Ended => None,
@@ -122,7 +146,7 @@ impl Auth {
                     inner.store.remove(cookie).await;
                     None
                 }
-                Redeemed::Unavailable if t - session.checked_at >= every + grace => {
+                Redeemed::Unavailable if overdue => {
                     tracing::warn!(user = %session.identity.user_id(), "session ended: its roles could not be revalidated within session.revalidate_grace_secs (provider unreachable)");
                     inner.store.remove(cookie).await;
                     None

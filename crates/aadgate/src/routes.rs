@@ -170,7 +170,13 @@ async fn callback(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let count = |outcome| {
+        if let Some(m) = auth.metrics() {
+            m.signin(outcome);
+        }
+    };
     if let Some(resp) = throttle(&auth, &peer, &headers) {
+        count(Err("throttled"));
         return resp;
     }
     let cid = pages::correlation_id();
@@ -185,14 +191,23 @@ async fn callback(
             "iss",
         ],
     ) else {
-        return SignInError::MalformedCallback.into_page(&cid);
+        let e = SignInError::MalformedCallback;
+        count(Err(e.reason()));
+        return e.into_page(&cid);
     };
     if let Some(error) = param(&pairs, "error") {
+        count(Err("provider_error"));
         return provider_error_page(&pairs, error, &cid);
     }
     match complete_sign_in(&auth, &pairs, &headers).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_page(&cid),
+        Ok(resp) => {
+            count(Ok(()));
+            resp
+        }
+        Err(e) => {
+            count(Err(e.reason()));
+            e.into_page(&cid)
+        }
     }
 }
 

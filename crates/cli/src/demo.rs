@@ -50,6 +50,7 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
         .to_vec();
     Config {
         listen: "127.0.0.1:0".into(),
+        metrics_listen: None,
         public_url: Some(public_url.to_owned()),
         upstream: Some(upstream.to_owned()),
         trusted_proxies: vec![],

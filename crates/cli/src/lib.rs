@@ -5,6 +5,7 @@ mod connections;
 pub mod dashboard;
 #[cfg(feature = "dev-idp")]
 pub mod demo;
+pub mod metrics;
 pub mod proxy;
 mod request_body;
 pub mod sessions;

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aadgate::Auth;
 #[cfg(feature = "dev-idp")]
 use aadgate_cli::demo;
 use aadgate_cli::{proxy, sessions, spawn_session_sweeper};
@@ -186,7 +185,7 @@ async fn run_proxy(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::load(config)?;
     let proxy_settings = config.proxy_settings()?;
-    let auth = Auth::from_config(&config)?;
+    let auth = proxy::auth(&config, &proxy_settings)?;
     let (listener, socket_activated) = match proxy::inherited(inherited)? {
         Some(l) => (l, true),
         None => {
@@ -198,6 +197,14 @@ async fn run_proxy(
             })?;
             (l, false)
         }
+    };
+    let metrics_listener = match proxy_settings.metrics_listen {
+        None => None,
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            format!(
+                "cannot listen on {addr} ({e}). Fix: change `metrics_listen` or stop what uses that port"
+            )
+        })?),
     };
     let bound = listener.local_addr()?;
     if socket_activated && bound != proxy_settings.listen {
@@ -215,7 +222,24 @@ async fn run_proxy(
         }
     }
     spawn_session_sweeper(&auth);
-    proxy::serve_workers(listener, auth, proxy_settings, shutdown_signal()).await?;
+    // Scrapes are answered until the proxy has stopped (while it drains
+    // too), on this thread's runtime (worker 0's).
+    let metrics_server = match metrics_listener {
+        Some(l) => {
+            tracing::info!("Prometheus metrics at http://{}/metrics", l.local_addr()?);
+            Some(tokio::spawn(aadgate_cli::metrics::serve(
+                l,
+                auth.clone(),
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
+    let served = proxy::serve_workers(listener, auth, proxy_settings, shutdown_signal()).await;
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
+    served?;
     Ok(())
 }
 
@@ -309,6 +333,9 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                 settings.redirect_uri
             );
             println!("  upstream:     {}", proxy_settings.upstream);
+            if let Some(addr) = proxy_settings.metrics_listen {
+                println!("  metrics:      http://{addr}/metrics");
+            }
             println!("  issuer:       {}", settings.issuer);
             println!("  roles:        {:?}", settings.policy.roles());
             if online {

@@ -18,6 +18,7 @@ pub mod flow;
 pub mod hosts;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod paths;
 pub mod policy;
 pub mod provider;

@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::config::{ProviderKind, Settings, is_loopback_url};
 use crate::error::{ProviderError, TokenError};
+use crate::metrics::{Metrics, ProviderFetch};
 use crate::token::{self, Algorithm, Expectations, IdClaims, VerifyingKey};
 
 /// Largest discovery / JWKS / token response read.
@@ -92,6 +93,7 @@ pub struct Provider {
     discovery_lock: tokio::sync::Mutex<()>,
     keys: Mutex<KeyState>,
     keys_lock: tokio::sync::Mutex<()>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -135,6 +137,21 @@ impl Provider {
                 last_forced: None,
             }),
             keys_lock: tokio::sync::Mutex::new(()),
+            metrics: None,
+        }
+    }
+
+    /// Counts every request to the provider into `metrics`
+    /// (`aadgate_provider_fetches_total`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count<T>(&self, what: ProviderFetch, result: &Result<T, ProviderError>) {
+        if let Some(m) = &self.metrics {
+            m.provider_fetch(what, result.as_ref().map(drop));
         }
     }
 
@@ -152,6 +169,15 @@ impl Provider {
         if let Some(m) = self.metadata.lock().expect("metadata lock").clone() {
             return Ok(m);
         }
+        let fetched = self.discover().await;
+        self.count(ProviderFetch::Discovery, &fetched);
+        let meta = Arc::new(fetched?);
+        *self.metadata.lock().expect("metadata lock") = Some(meta.clone());
+        Ok(meta)
+    }
+
+    /// Fetches and checks the discovery document.
+    async fn discover(&self) -> Result<Metadata, ProviderError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.configured_issuer
@@ -162,8 +188,6 @@ impl Provider {
             reason: e.to_string(),
         })?;
         self.check_metadata(&meta)?;
-        let meta = Arc::new(meta);
-        *self.metadata.lock().expect("metadata lock") = Some(meta.clone());
         Ok(meta)
     }
 
@@ -310,14 +334,18 @@ impl Provider {
 
     async fn fetch_keys(&self, forced: bool) -> Result<(), ProviderError> {
         let meta = self.metadata().await?;
-        let body = self.get_json(meta.jwks_uri.as_str()).await?;
-        let list =
-            body.get("keys")
-                .and_then(Value::as_array)
-                .ok_or_else(|| ProviderError::Invalid {
+        let fetched = self
+            .get_json(meta.jwks_uri.as_str())
+            .await
+            .and_then(|mut body| match body.get_mut("keys").map(Value::take) {
+                Some(Value::Array(list)) => Ok(list),
+                _ => Err(ProviderError::Invalid {
                     what: "JWKS",
                     reason: "no keys array".into(),
-                })?;
+                }),
+            });
+        self.count(ProviderFetch::Jwks, &fetched);
+        let list = fetched?;
         let mut keys = Vec::new();
         for (i, jwk) in list.iter().enumerate() {
             if keys.len() >= MAX_KEYS {
@@ -457,6 +485,16 @@ impl Provider {
 
     async fn token_request(&self, params: &[(&str, &str)]) -> Result<TokenResponse, ProviderError> {
         let meta = self.metadata().await?;
+        let answered = self.call_token_endpoint(&meta, params).await;
+        self.count(ProviderFetch::Token, &answered);
+        answered
+    }
+
+    async fn call_token_endpoint(
+        &self,
+        meta: &Metadata,
+        params: &[(&str, &str)],
+    ) -> Result<TokenResponse, ProviderError> {
         let methods = &meta.token_endpoint_auth_methods_supported;
         // RFC 8414: an absent list means client_secret_basic.
         let use_post = !methods.is_empty()

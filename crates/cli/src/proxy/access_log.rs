@@ -5,14 +5,13 @@
 //! so (they carry codes and tokens), never a cookie or a header.
 
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::Duration;
 
 use aadgate_core::config::AccessLog;
 use axum::http::{Method, Request, Response, header};
 
 /// What is known of a request before it is answered.
 pub(super) struct Started {
-    at: Instant,
     method: Method,
     target: String,
     client: IpAddr,
@@ -26,15 +25,14 @@ impl Started {
             _ => uri.path().to_owned(),
         };
         Self {
-            at: Instant::now(),
             method: req.method().clone(),
             target,
             client,
         }
     }
 
-    /// Writes the line for `resp`.
-    pub(super) fn finish<B>(self, resp: &Response<B>) {
+    /// Writes the line for `resp`, answered `took` after the request arrived.
+    pub(super) fn finish<B>(self, resp: &Response<B>, took: Duration) {
         let ext = resp.extensions();
         let bytes = resp
             .headers()
@@ -49,7 +47,7 @@ impl Started {
             method = %self.method,
             path = %self.target,
             status = resp.status().as_u16(),
-            duration_ms = self.at.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = took.as_secs_f64() * 1000.0,
             bytes,
             user,
             correlation_id,

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aadgate::{Auth, Refusal, User};
 use axum::body::Body;
@@ -226,15 +226,43 @@ impl Forwarder {
             }
             tokio::time::sleep(answer_within).await;
         };
+        let metrics = self.auth.metrics();
+        let started = metrics.map(|_| Instant::now());
         let sent = tokio::select! {
             sent = self.pool.send(req) => sent,
-            () = too_late => return Err(Failure::AppTooSlow(answer_within)),
+            () = too_late => {
+                self.count_error("timeout");
+                return Err(Failure::AppTooSlow(answer_within));
+            }
         };
-        sent.map_err(|e| match e {
-            _ if progress.as_ref().is_some_and(|p| p.timed_out()) => Failure::SlowBody,
-            UpstreamError::Busy(waited) => Failure::AppBusy(waited),
-            e => Failure::BadGateway(e.to_string()),
-        })
+        match sent {
+            Ok(resp) => {
+                if let (Some(m), Some(started)) = (metrics, started) {
+                    m.upstream_answered(started.elapsed());
+                }
+                Ok(resp)
+            }
+            // The client's upload was too slow: not the app's failure.
+            Err(_) if progress.as_ref().is_some_and(|p| p.timed_out()) => Err(Failure::SlowBody),
+            Err(UpstreamError::Busy(waited)) => {
+                self.count_error("busy");
+                Err(Failure::AppBusy(waited))
+            }
+            Err(e) => {
+                self.count_error(match e {
+                    UpstreamError::Connect { .. } => "connect",
+                    _ => "failed",
+                });
+                Err(Failure::BadGateway(e.to_string()))
+            }
+        }
+    }
+
+    /// Counts a request the app did not answer (`aadgate_upstream_errors_total`).
+    fn count_error(&self, kind: &'static str) {
+        if let Some(m) = self.auth.metrics() {
+            m.upstream_error(kind);
+        }
     }
 
     /// Relays the app's answer: hop-by-hop headers and aadgate's own cookies
@@ -254,6 +282,7 @@ impl Forwarder {
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(page.len()));
                 return Response::from_parts(parts, Body::from(page));
             }
+            self.count_error("failed");
             return Failure::BadGateway("HTML response larger than its Content-Length".into())
                 .respond(navigation);
         }

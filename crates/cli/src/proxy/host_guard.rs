@@ -8,6 +8,7 @@ use std::sync::Arc;
 use aadgate::Refusal;
 use aadgate_core::config::AccessLog;
 use aadgate_core::limits::Limits;
+use aadgate_core::metrics::Metrics;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
@@ -34,6 +35,7 @@ struct GuardShared {
     trusted: Vec<ipnet::IpNet>,
     limits: Limits,
     access_log: AccessLog,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<S> std::fmt::Debug for HostGuard<S> {
@@ -51,10 +53,13 @@ impl<S> HostGuard<S> {
         trusted: Vec<ipnet::IpNet>,
         limits: Limits,
         access_log: AccessLog,
+        metrics: Option<Arc<Metrics>>,
     ) -> Self {
         Self {
             inner,
-            shared: Arc::new(GuardShared::new(public, trusted, limits, access_log)),
+            shared: Arc::new(GuardShared::new(
+                public, trusted, limits, access_log, metrics,
+            )),
         }
     }
 
@@ -77,6 +82,11 @@ impl<S> HostGuard<S> {
     pub fn limits(&self) -> &Limits {
         &self.shared.limits
     }
+
+    /// Where requests are counted, when metrics are on.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.shared.metrics.as_ref()
+    }
 }
 
 impl GuardShared {
@@ -85,6 +95,7 @@ impl GuardShared {
         trusted: Vec<ipnet::IpNet>,
         limits: Limits,
         access_log: AccessLog,
+        metrics: Option<Arc<Metrics>>,
     ) -> Self {
         let host = public.host_str().unwrap_or_default();
         let port = public.port_or_known_default().unwrap_or(80);
@@ -99,6 +110,7 @@ impl GuardShared {
             trusted,
             limits,
             access_log,
+            metrics,
         }
     }
 

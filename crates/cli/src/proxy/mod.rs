@@ -23,8 +23,9 @@ mod session_script;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use aadgate::{Auth, AuthService};
+use aadgate::{Auth, AuthError, AuthService};
 use aadgate_core::ProxySettings;
+use aadgate_core::metrics::RequestKind;
 use axum::Router;
 use axum::extract::Request;
 use axum::response::Response;
@@ -38,6 +39,17 @@ pub use serve::{bind, inherited, serve, serve_with, serve_workers};
 /// layer around [`Dispatch`].
 pub type Proxy = HostGuard<AuthService<Dispatch>>;
 
+/// The sign-in the proxy runs with: counting into new [`Metrics`] when
+/// `metrics_listen` is set (and only then: nobody could read them).
+///
+/// [`Metrics`]: aadgate_core::metrics::Metrics
+pub fn auth(config: &aadgate_core::Config, settings: &ProxySettings) -> Result<Auth, AuthError> {
+    let metrics = settings
+        .metrics_listen
+        .map(|_| Arc::new(aadgate_core::metrics::Metrics::new()));
+    Auth::from_settings_with_metrics(config.validate()?, metrics)
+}
+
 /// Builds the proxy: sign-in routes, the layer, and forwarding for everything
 /// else, with its own pool of keep-alive connections to `settings.upstream`
 /// (a plain `http://host:port` URL; anything else is an error).
@@ -49,6 +61,7 @@ pub fn app(auth: &Auth, settings: &ProxySettings) -> Result<Proxy, UpstreamError
         limits.upstream_header,
     )?;
     let dispatch = Dispatch {
+        mark: auth.metrics().is_some(),
         routes: auth.routes(),
         forwarder: Arc::new(Forwarder::new(
             pool,
@@ -66,6 +79,7 @@ pub fn app(auth: &Auth, settings: &ProxySettings) -> Result<Proxy, UpstreamError
         library.trusted_proxies.clone(),
         limits,
         settings.access_log,
+        auth.metrics().cloned(),
     ))
 }
 
@@ -74,8 +88,14 @@ pub fn app(auth: &Auth, settings: &ProxySettings) -> Result<Proxy, UpstreamError
 /// app. Written out instead of an axum `Router` with a fallback: forwarding
 /// is every request the app gets, and the router's matching, boxing and
 /// state cloning were ~15 % of the instructions a proxied request costs.
+///
+/// With metrics on, the response carries which of the two answered (a
+/// [`RequestKind`] in its extensions); a response without one was refused
+/// before it got here.
 #[derive(Clone)]
 pub struct Dispatch {
+    /// Mark responses with their [`RequestKind`] (metrics are on).
+    mark: bool,
     routes: Router,
     forwarder: Arc<Forwarder>,
 }
@@ -102,12 +122,25 @@ impl tower::Service<Request> for Dispatch {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        let mark = self.mark;
         if aadgate::is_own_path(req.uri().path()) {
             let routes = self.routes.clone();
-            Box::pin(tower::ServiceExt::oneshot(routes, req))
+            Box::pin(async move {
+                let mut resp = tower::ServiceExt::oneshot(routes, req).await?;
+                if mark {
+                    resp.extensions_mut().insert(RequestKind::Own);
+                }
+                Ok(resp)
+            })
         } else {
             let forwarder = self.forwarder.clone();
-            Box::pin(async move { Ok(forward::forward(&forwarder, req).await) })
+            Box::pin(async move {
+                let mut resp = forward::forward(&forwarder, req).await;
+                if mark {
+                    resp.extensions_mut().insert(RequestKind::Forwarded);
+                }
+                Ok(resp)
+            })
         }
     }
 }

@@ -2,11 +2,12 @@
 //! and each connection under the configured `[limits]`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aadgate::Auth;
 use aadgate_core::ProxySettings;
 use aadgate_core::limits::Limits;
+use aadgate_core::metrics::RequestKind;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use http_body::Body as _;
@@ -201,6 +202,7 @@ pub async fn serve_with(
         .unwrap_or_else(|| crate::connections::default_cap(1, limits.upstream_max_connections));
     let tracker = Tracker::new(cap, limits.first_byte, limits.keepalive);
     let access = app.access_log();
+    let metrics = app.metrics().cloned();
     let (body_idle, body_whole) = (limits.body_idle, limits.request);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -250,6 +252,7 @@ pub async fn serve_with(
         let proxy = app.clone();
         let on_conn = conn.clone();
         let draining = draining.clone();
+        let metrics = metrics.clone();
         let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let in_flight = on_conn.request();
             let http1 = req.version() <= http::Version::HTTP_11;
@@ -264,9 +267,12 @@ pub async fn serve_with(
                 req
             };
             req.extensions_mut().insert(ConnectInfo(peer));
+            // Timed only when someone reads the time: the access log, the metrics.
+            let arrived = (access.enabled || metrics.is_some()).then(Instant::now);
             let logged = access
                 .enabled
                 .then(|| Started::new(&req, proxy.client_of(&req, peer), access));
+            let counted = metrics.clone();
             let answered = proxy.clone().call(req);
             async move {
                 let mut resp = answered.await;
@@ -282,8 +288,20 @@ pub async fn serve_with(
                         http::HeaderValue::from_static("close"),
                     );
                 }
-                if let (Some(started), Ok(resp)) = (logged, &resp) {
-                    started.finish(resp);
+                if let (Some(arrived), Ok(resp)) = (arrived, &resp) {
+                    let took = arrived.elapsed();
+                    if let Some(m) = counted {
+                        // Marked by `Dispatch`; unmarked ones were refused before it.
+                        let kind = resp.extensions().get::<RequestKind>().copied();
+                        m.request(
+                            kind.unwrap_or(RequestKind::Refused),
+                            resp.status().as_u16(),
+                            took,
+                        );
+                    }
+                    if let Some(started) = logged {
+                        started.finish(resp, took);
+                    }
                 }
                 resp
             }

@@ -612,3 +612,213 @@ async fn the_access_log_can_be_turned_off() {
     assert!(text.contains("aadgate proxy started"), "{text}");
     assert!(!text.contains("\"message\":\"request\""), "{text}");
 }
+
+/// `metrics_listen`: the binary serves Prometheus metrics on a port of its
+/// own, `GET /metrics` and nothing else, counting what it was asked (own
+/// routes, forwarded and refused requests by status, sign-ins, requests to
+/// the provider, session-store operations, the app's latency, live
+/// sessions) with bounded labels and no secret; the port closes when
+/// SIGTERM stops the proxy.
+#[tokio::test]
+async fn metrics_listen_serves_prometheus_metrics_until_sigterm() {
+    use crate::harness::{Browser, api_get, listener, no_redirects, session_cookie};
+    use crate::metrics::Scrape;
+    use std::process::Stdio;
+
+    let (l, metrics_addr) = listener().await;
+    drop(l); // the binary binds it again
+    let bin = start_binary(
+        &format!("metrics_listen = \"{metrics_addr}\""),
+        "",
+        Stdio::null(),
+        Stdio::null(),
+    )
+    .await;
+    let client_secret = bin._idp.idp.config().client_secret.clone();
+    let (mut child, addr) = (bin.child, bin.addr);
+    listening(addr).await;
+    listening(metrics_addr).await;
+    let metrics_url = format!("http://{metrics_addr}/metrics");
+    let scrape = || async {
+        let r = reqwest::get(&metrics_url).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        let text = r.text().await.unwrap();
+        (Scrape::parse(&text), text)
+    };
+    let (before, _) = scrape().await;
+    let requests = "aadgate_request_duration_seconds_count";
+    assert_eq!(before.all(requests).count(), 0, "nothing asked yet");
+
+    // Own routes: sign-in (login and callback: 302), /auth/me and /healthz (200).
+    let b = Browser::new(addr);
+    let cookie = session_cookie(&b).await;
+    assert_eq!(b.navigate(&b.url("/auth/me")).await.status(), 200);
+    for _ in 0..2 {
+        assert_eq!(reqwest::get(b.url("/healthz")).await.unwrap().status(), 200);
+    }
+    // A callback no sign-in started: own route, 400, a failed sign-in.
+    let stranger = Browser::new(addr);
+    let bad_callback = stranger.url("/auth/callback?code=c&state=s");
+    assert_eq!(stranger.navigate(&bad_callback).await.status(), 400);
+    // Forwarded: the app's answers.
+    for _ in 0..3 {
+        b.echo("/reports").await;
+    }
+    // Refused: not the reader's page (403), not signed in (302 for a
+    // browser, 401 for a script), another host (421).
+    assert_eq!(b.navigate(&b.url("/admin")).await.status(), 403);
+    assert_eq!(
+        stranger.navigate(&stranger.url("/reports")).await.status(),
+        302
+    );
+    assert_eq!(
+        api_get(&no_redirects(), b.url("/reports")).await.status(),
+        401
+    );
+    let misdirected = no_redirects()
+        .get(b.url("/reports"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(misdirected.status(), 421);
+
+    let (after, text) = scrape().await;
+    let delta =
+        |name: &str, labels: &[(&str, &str)]| after.get(name, labels) - before.get(name, labels);
+    let expected = [
+        ("own", "302", 2.0),
+        ("own", "200", 3.0),
+        ("own", "400", 1.0),
+        ("forwarded", "200", 3.0),
+        ("refused", "403", 1.0),
+        ("refused", "302", 1.0),
+        ("refused", "401", 1.0),
+        ("refused", "421", 1.0),
+    ];
+    for (kind, status, n) in expected {
+        assert_eq!(
+            delta(requests, &[("kind", kind), ("status", status)]),
+            n,
+            "{kind} {status}:\n{text}"
+        );
+    }
+    let counted: f64 = after.all(requests).map(|s| s.value).sum();
+    assert_eq!(counted, 13.0, "no other request was counted:\n{text}");
+    // Every series has the same 19 buckets (18 bounds and +Inf).
+    for s in after.all(requests) {
+        let buckets = after
+            .all("aadgate_request_duration_seconds_bucket")
+            .filter(|b| {
+                let mut l = b.labels.clone();
+                l.remove("le");
+                l == s.labels
+            })
+            .count();
+        assert_eq!(buckets, 19, "{:?}", s.labels);
+    }
+
+    let signins = "aadgate_signins_total";
+    assert_eq!(delta(signins, &[("result", "ok"), ("reason", "none")]), 1.0);
+    assert_eq!(
+        delta(signins, &[("result", "error"), ("reason", "unknown_state")]),
+        1.0
+    );
+    assert_eq!(after.all(signins).count(), 2, "{text}");
+    let fetches = "aadgate_provider_fetches_total";
+    for what in ["discovery", "jwks", "token"] {
+        assert_eq!(
+            after.get(fetches, &[("what", what), ("result", "ok")]),
+            1.0,
+            "{what}"
+        );
+    }
+    let store = "aadgate_session_store_operation_duration_seconds_count";
+    assert_eq!(delta(store, &[("op", "claim_once"), ("result", "ok")]), 1.0);
+    assert_eq!(delta(store, &[("op", "put"), ("result", "ok")]), 1.0);
+    assert!(
+        after.all(store).all(|s| s.labels["result"] == "ok"),
+        "no store error:\n{text}"
+    );
+    assert_eq!(
+        delta("aadgate_upstream_request_duration_seconds_count", &[]),
+        3.0
+    );
+    assert!(
+        after
+            .all("aadgate_upstream_request_duration_seconds_sum")
+            .all(|s| s.value > 0.0)
+    );
+    assert_eq!(after.all("aadgate_upstream_errors_total").count(), 0);
+    assert_eq!(after.get("aadgate_active_sessions", &[]), 1.0);
+    assert_eq!(
+        after.get(
+            "aadgate_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    // Labels are fixed words, status codes and bucket bounds: never a path,
+    // a user or anything else a client chose.
+    for s in &after.samples {
+        for (k, v) in &s.labels {
+            let fine = match k.as_str() {
+                "le" => v == "+Inf" || v.parse::<f64>().is_ok(),
+                "version" => v == env!("CARGO_PKG_VERSION"),
+                "kind" | "status" | "result" | "reason" | "op" | "what" => v
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
+                _ => false,
+            };
+            assert!(fine, "label {k}={v:?} on {}", s.name);
+        }
+    }
+    let cookie_value = cookie.split_once('=').unwrap().1;
+    for secret in [
+        crate::harness::SECRET,
+        client_secret.as_str(),
+        cookie_value,
+        "eyJ",
+        "evil",
+    ] {
+        assert!(!text.contains(secret), "the metrics hold {secret:?}");
+    }
+
+    // Nothing else is served there.
+    let other = reqwest::get(format!("http://{metrics_addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    let post = reqwest::Client::new()
+        .post(&metrics_url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("the proxy stops within 30 s of SIGTERM")
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        tokio::net::TcpStream::connect(metrics_addr).await.is_err(),
+        "the metrics port is closed with the proxy"
+    );
+}

@@ -236,8 +236,10 @@ impl Proxy {
             ("AADGATE_SESSION_SECRET", SECRET),
         ];
         let config = Config::from_toml_and_env(config_text, env).unwrap();
-        let auth = Auth::from_config(&config).unwrap();
         let settings = config.proxy_settings().unwrap();
+        // As the binary builds it (metrics kept when `metrics_listen` is
+        // set; the address itself is served only by the binary).
+        let auth = aadgate_cli::proxy::auth(&config, &settings).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         // The binary's way of serving: several single-threaded workers
         // sharing the listening socket and the `Auth` (2 unless the config says).

@@ -19,6 +19,7 @@ async fn slow_clients_are_disconnected() {
     };
     let settings = aadgate_core::ProxySettings {
         listen: addr,
+        metrics_listen: None,
         upstream: url::Url::parse(&format!("http://{}", s.echo)).unwrap(),
         workers: 1,
         session_script: false,

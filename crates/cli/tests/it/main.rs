@@ -13,6 +13,7 @@ mod forwarding;
 mod hardening;
 mod harness;
 mod hostile;
+mod metrics;
 mod paths;
 mod redirects;
 mod redis_server;

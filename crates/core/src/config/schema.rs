@@ -14,6 +14,12 @@ pub struct Config {
     /// Address the proxy listens on. Default `127.0.0.1:4180`.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Address of a second listener serving Prometheus metrics as
+    /// `GET /metrics` (OpenMetrics text), e.g. `127.0.0.1:9090`. Default:
+    /// none, no metrics are kept. Bind it where only the scraper reaches it:
+    /// it answers anyone who connects. `aadgate proxy` only.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// The URL users type to reach the app, as seen by their browser (scheme,
     /// host, port). The redirect URI registered at the identity provider is
     /// this plus `/auth/callback`. Required.

@@ -126,6 +126,8 @@ impl std::fmt::Debug for Settings {
 pub struct ProxySettings {
     /// Listen address.
     pub listen: SocketAddr,
+    /// Where Prometheus metrics are served (`GET /metrics`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// The app requests are forwarded to (plain `http://host:port`).
     pub upstream: Url,
     /// Worker threads (at least 1).

@@ -137,6 +137,36 @@ fn workers_default_to_the_cpus_and_are_bounded() {
 }
 
 #[test]
+fn metrics_are_off_unless_an_address_is_given_and_it_must_be_its_own() {
+    let proxy = |env: &[(&str, &str)]| {
+        Config::from_toml_and_env(&base(), env.iter().copied())
+            .unwrap()
+            .proxy_settings()
+            .unwrap()
+    };
+    assert_eq!(proxy(&[]).metrics_listen, None);
+    assert_eq!(
+        proxy(&[("AADGATE_METRICS_LISTEN", "127.0.0.1:9090")]).metrics_listen,
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    let in_file = format!("metrics_listen = \"[::1]:9100\"\n{}", base());
+    let c = Config::from_toml_and_env(&in_file, Vec::<(String, String)>::new()).unwrap();
+    assert_eq!(
+        c.proxy_settings().unwrap().metrics_listen,
+        Some("[::1]:9100".parse().unwrap())
+    );
+    for bad in ["localhost:9090", "9090", ""] {
+        let e = err(&base(), &[("AADGATE_METRICS_LISTEN", bad)]);
+        assert_eq!(e.key, "metrics_listen", "{bad}");
+        assert!(e.fix.contains("127.0.0.1:9090"), "{}", e.fix);
+    }
+    let e = err(&base(), &[("AADGATE_METRICS_LISTEN", "127.0.0.1:4180")]);
+    assert_eq!(e.key, "metrics_listen");
+    assert!(e.to_string().contains("same address as `listen`"), "{e}");
+    assert!(e.fix.contains("own port"), "{}", e.fix);
+}
+
+#[test]
 fn debug_output_hides_secrets() {
     let s = Config::from_toml_and_env(&base(), Vec::<(String, String)>::new())
         .unwrap()

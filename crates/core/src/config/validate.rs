@@ -294,8 +294,9 @@ impl Config {
         Ok(families)
     }
 
-    /// Checks the keys only `aadgate proxy` reads (`listen`, `upstream`,
-    /// `workers`, `dash.session_script`, `[limits]`) and resolves defaults
+    /// Checks the keys only `aadgate proxy` reads (`listen`,
+    /// `metrics_listen`, `upstream`, `workers`, `dash.session_script`,
+    /// `[limits]`) and resolves defaults
     /// into [`ProxySettings`]. Errors name the key and the fix.
     pub fn proxy_settings(&self) -> Result<ProxySettings, ConfigError> {
         let listen: SocketAddr = self.listen.parse().map_err(|_| {
@@ -303,6 +304,23 @@ impl Config {
                 "use host:port with an IP address, e.g. \"127.0.0.1:4180\" or \"0.0.0.0:4180\"",
             )
         })?;
+        let metrics_listen = match self.metrics_listen.as_deref() {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    ConfigError::new("metrics_listen", format!("{text:?} is not an address"))
+                        .with_fix("use host:port with an IP address, e.g. \"127.0.0.1:9090\" (or leave it out to serve no metrics)")
+                })?;
+                if addr == listen {
+                    return Err(ConfigError::new(
+                        "metrics_listen",
+                        format!("{text:?} is the same address as `listen`"),
+                    )
+                    .with_fix("give the metrics their own port, e.g. \"127.0.0.1:9090\": only /metrics is served there"));
+                }
+                Some(addr)
+            }
+        };
 
         let u = self.upstream.as_deref().ok_or_else(|| {
             ConfigError::new("upstream", "is missing").with_fix(
@@ -352,6 +370,7 @@ impl Config {
         };
         Ok(ProxySettings {
             listen,
+            metrics_listen,
             upstream,
             workers,
             session_script: self.dash.session_script,

@@ -131,6 +131,17 @@ impl<V> Cache<V> {
         self.map.write().expect("session cache lock").clear();
     }
 
+    /// How many sessions `alive` accepts (a read of the whole cache: for
+    /// metrics, not per request).
+    pub(super) fn count(&self, alive: impl Fn(&Entry<V>) -> bool) -> usize {
+        self.map
+            .read()
+            .expect("session cache lock")
+            .values()
+            .filter(|e| alive(e))
+            .count()
+    }
+
     pub(super) fn len(&self) -> usize {
         self.map.read().expect("session cache lock").len()
     }

@@ -10,7 +10,9 @@
 //! - what a session is: [`Session`], [`Tokens`] and [`Identity`];
 //! - the memory cache in front of the store: `cache`;
 //! - where sessions are kept: the [`Store`] trait ([`store`]), with
-//!   [`MemoryStore`] and the embedded [`FileStore`].
+//!   [`MemoryStore`] and the embedded [`FileStore`];
+//! - every store operation counted and timed, when metrics are kept:
+//!   `timed` ([`SessionStore::with_metrics`]).
 //!
 //! The layer above can keep what it derives from a session (roles,
 //! headers) in the cache with it: [`SessionStore::with_view`].
@@ -37,6 +39,7 @@ mod file;
 #[cfg(feature = "redis")]
 mod redis;
 pub mod store;
+mod timed;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -291,6 +294,17 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
             touched: self.touched,
             started: AtomicBool::new(false),
         }
+    }
+
+    /// Counts and times every operation on the store into `metrics`
+    /// (`aadgate_session_store_operation_duration_seconds`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.store = Arc::new(timed::Timed {
+            inner: self.store,
+            metrics,
+        });
+        self
     }
 
     /// Measures idle timeouts and lifetimes with `clock` (shared with the
@@ -716,6 +730,16 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// Number of sessions cached in memory.
     pub fn cached_len(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Number of sessions in memory that have not ended (by idle time or
+    /// lifetime) yet: those signed in or used in this process, up to the
+    /// cache's bound (`aadgate_active_sessions`). Reads the whole cache.
+    pub fn live_in_memory(&self) -> usize {
+        let t = self.clock.now();
+        self.cache.count(|e| {
+            t < e.session.expires_at && t - e.last_seen.load(Ordering::Relaxed) <= self.idle
+        })
     }
 }
 
