@@ -27,9 +27,12 @@ struct Cli {
 enum Command {
     /// Run the authenticating reverse proxy.
     Proxy {
-        /// TOML configuration; every key can be overridden by AADGATE_<SECTION>_<KEY>.
-        #[arg(long, short)]
-        config: PathBuf,
+        /// TOML configuration file; repeat it to layer files, later ones
+        /// overriding earlier ones (a base file, then one per environment).
+        /// Default: the paths in AADGATE_CONFIG (`:`-separated), else none:
+        /// the environment alone. AADGATE_<SECTION>_<KEY> overrides every file.
+        #[arg(long, short, value_name = "FILE")]
+        config: Vec<PathBuf>,
     },
     /// Run a local identity provider that speaks Entra ID's v2 endpoints.
     #[cfg(feature = "dev-idp")]
@@ -59,9 +62,12 @@ enum Command {
     },
     /// Check a proxy configuration and exit: names the key and the fix on error.
     CheckConfig {
-        /// TOML configuration.
-        #[arg(long, short)]
-        config: PathBuf,
+        /// TOML configuration file; repeat it to layer files, later ones
+        /// overriding earlier ones (a base file, then one per environment).
+        /// Default: the paths in AADGATE_CONFIG (`:`-separated), else none:
+        /// the environment alone. AADGATE_<SECTION>_<KEY> overrides every file.
+        #[arg(long, short, value_name = "FILE")]
+        config: Vec<PathBuf>,
         /// Also fetch the provider's discovery document and keys.
         #[arg(long)]
         online: bool,
@@ -72,15 +78,21 @@ enum Command {
 enum SessionsAction {
     /// Every live session: id, user, name, sign-in, last use, end.
     List {
-        /// TOML configuration (the proxy's).
-        #[arg(long, short)]
-        config: PathBuf,
+        /// TOML configuration file; repeat it to layer files, later ones
+        /// overriding earlier ones (a base file, then one per environment).
+        /// Default: the paths in AADGATE_CONFIG (`:`-separated), else none:
+        /// the environment alone. AADGATE_<SECTION>_<KEY> overrides every file.
+        #[arg(long, short, value_name = "FILE")]
+        config: Vec<PathBuf>,
     },
     /// End sessions: one user's, one session, or all.
     Revoke {
-        /// TOML configuration (the proxy's).
-        #[arg(long, short)]
-        config: PathBuf,
+        /// TOML configuration file; repeat it to layer files, later ones
+        /// overriding earlier ones (a base file, then one per environment).
+        /// Default: the paths in AADGATE_CONFIG (`:`-separated), else none:
+        /// the environment alone. AADGATE_<SECTION>_<KEY> overrides every file.
+        #[arg(long, short, value_name = "FILE")]
+        config: Vec<PathBuf>,
         /// The user's object id (oid), UPN or email.
         #[arg(long)]
         user: Option<String>,
@@ -149,7 +161,7 @@ fn main() -> ExitCode {
     };
     // The proxy's configuration says how to log; everything else logs text.
     let format = match &cli.command {
-        Command::Proxy { config } => Config::load(config)
+        Command::Proxy { config } => load(config)
             .ok()
             .and_then(|c| c.proxy_settings().ok())
             .map_or(LogFormat::Text, |s| s.log_format),
@@ -163,7 +175,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(Into::into)
-            .and_then(|rt| rt.block_on(run_proxy(&config, &mut inherited))),
+            .and_then(|rt| rt.block_on(run_proxy(config, &mut inherited))),
         command => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -179,11 +191,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration files: `--config` in order, else the paths in
+/// `AADGATE_CONFIG` (separated as in `PATH`: `:` on Unix, `;` on Windows),
+/// else none.
+fn config_files(given: &[PathBuf]) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    std::env::var_os("AADGATE_CONFIG")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads the configuration files (see [`config_files`]) and the environment.
+fn load(given: &[PathBuf]) -> Result<Config, aadgate_core::ConfigError> {
+    Config::load_files(&config_files(given))
+}
+
 async fn run_proxy(
-    config: &std::path::Path,
+    config: Vec<PathBuf>,
     inherited: &mut listenfd::ListenFd,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let config = Config::load(config)?;
+    let config = load(&config)?;
     let proxy_settings = config.proxy_settings()?;
     let auth = proxy::auth(&config, &proxy_settings)?;
     let (listener, socket_activated) = match proxy::inherited(inherited)? {
@@ -302,10 +335,10 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             shutdown_signal().await;
             Ok(())
         }
-        Command::Proxy { config } => run_proxy(&config, &mut listenfd::ListenFd::empty()).await,
+        Command::Proxy { config } => run_proxy(config, &mut listenfd::ListenFd::empty()).await,
         Command::Sessions { action } => match action {
             SessionsAction::List { config } => {
-                let store = sessions::open(&Config::load(&config)?)?;
+                let store = sessions::open(&load(&config)?)?;
                 print!("{}", sessions::table(&store.list().await?));
                 Ok(())
             }
@@ -316,17 +349,27 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
                 all,
             } => {
                 let which = sessions::which(user, session, all)?;
-                let store = sessions::open(&Config::load(&config)?)?;
+                let store = sessions::open(&load(&config)?)?;
                 let n = store.revoke(&which).await?;
                 println!("revoked {n} session(s)");
                 Ok(())
             }
         },
         Command::CheckConfig { config, online } => {
-            let config = Config::load(&config)?;
+            let files = config_files(&config);
+            let config = Config::load_files(&files)?;
             let settings = config.validate()?;
             let proxy_settings = config.proxy_settings()?;
             println!("configuration OK");
+            if files.is_empty() {
+                println!("  read from:    the environment only (no --config, no AADGATE_CONFIG)");
+            } else {
+                let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                println!(
+                    "  read from:    {}, then the environment",
+                    names.join(", then ")
+                );
+            }
             println!("  public_url:   {}", settings.public_url);
             println!(
                 "  redirect URI: {}  (register this at the provider)",

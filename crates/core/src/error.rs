@@ -7,14 +7,31 @@ use thiserror::Error;
 
 /// A configuration problem: names the key and says how to fix it.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("configuration error: `{key}` {problem}. Fix: {fix}")]
 pub struct ConfigError {
-    /// The offending key, dotted (`oidc.client_id`), or an environment variable.
+    /// The offending key, dotted (`oidc.client_id`), an environment
+    /// variable, or the file when the file itself is not valid TOML.
     pub key: String,
     /// What is wrong with it.
     pub problem: String,
     /// What to do.
     pub fix: String,
+    /// When the problem is in a file: `--> file:line:column` and that line
+    /// with the spot underlined, as compilers show it. Empty otherwise.
+    pub excerpt: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "configuration error: `{}` {}. Fix: {}",
+            self.key, self.problem, self.fix
+        )?;
+        if !self.excerpt.is_empty() {
+            write!(f, "\n{}", self.excerpt)?;
+        }
+        Ok(())
+    }
 }
 
 impl ConfigError {
@@ -24,6 +41,7 @@ impl ConfigError {
             key: key.into(),
             problem: problem.into(),
             fix: String::new(),
+            excerpt: String::new(),
         }
     }
 
@@ -31,6 +49,13 @@ impl ConfigError {
     #[must_use]
     pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = fix.into();
+        self
+    }
+
+    /// Adds where in a file the problem is (see [`ConfigError::excerpt`]).
+    #[must_use]
+    pub fn with_excerpt(mut self, excerpt: impl Into<String>) -> Self {
+        self.excerpt = excerpt.into();
         self
     }
 }

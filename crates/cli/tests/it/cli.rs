@@ -822,3 +822,222 @@ async fn metrics_listen_serves_prometheus_metrics_until_sigterm() {
         "the metrics port is closed with the proxy"
     );
 }
+
+/// `aadgate` with every `AADGATE_*` variable of the test's own environment
+/// removed, so that only what a test sets is seen.
+fn clean_aadgate() -> Command {
+    let mut cmd = aadgate();
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AADGATE_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+fn write_named(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A production file over the base file: its keys win, the base's others
+/// stay; given with repeated `--config` or as `AADGATE_CONFIG`.
+#[test]
+fn config_files_layer_in_order_from_flags_or_aadgate_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write_named(&dir, "base.toml", GOOD);
+    let prod = write_named(
+        &dir,
+        "production.toml",
+        "public_url = \"https://dash.prod.contoso.com\"\n[oidc]\nclient_id = \"99999999-2222-3333-4444-555555555555\"\n",
+    );
+    let check = |cmd: &mut Command| {
+        let out = cmd.envs([CLIENT, SESSION]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let stdout = check(
+        clean_aadgate()
+            .args(["check-config", "--config"])
+            .arg(&base)
+            .arg("-c")
+            .arg(&prod),
+    );
+    // The later file's public_url, the base's upstream and roles.
+    assert!(
+        stdout.contains("https://dash.prod.contoso.com/auth/callback"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("http://127.0.0.1:8050/"), "{stdout}");
+    assert!(stdout.contains("App.Admin"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}, then {}, then the environment",
+            base.display(),
+            prod.display()
+        )),
+        "{stdout}"
+    );
+
+    // The same two files from AADGATE_CONFIG, separated as in PATH.
+    let both = std::env::join_paths([&base, &prod]).unwrap();
+    let stdout = check(
+        clean_aadgate()
+            .arg("check-config")
+            .env("AADGATE_CONFIG", &both),
+    );
+    assert!(
+        stdout.contains("https://dash.prod.contoso.com/auth/callback"),
+        "{stdout}"
+    );
+    // --config wins over AADGATE_CONFIG.
+    let stdout = check(
+        clean_aadgate()
+            .args(["check-config", "--config"])
+            .arg(&base)
+            .env("AADGATE_CONFIG", &both),
+    );
+    assert!(
+        stdout.contains("https://dash.contoso.com/auth/callback"),
+        "{stdout}"
+    );
+
+    // A mistake in the later file names that file, the line, the column,
+    // the key, and shows the line.
+    let bad = write_named(
+        &dir,
+        "staging.toml",
+        "[session]\nidle_timeout_secs = \"eight hours\"\n",
+    );
+    let out = clean_aadgate()
+        .args(["check-config", "--config"])
+        .arg(&base)
+        .arg("--config")
+        .arg(&bad)
+        .envs([CLIENT, SESSION])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("`session.idle_timeout_secs`"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in {}, line 2, column 21", bad.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("--> {}:2:21", bad.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 | idle_timeout_secs = \"eight hours\"\n"),
+        "{stderr}"
+    );
+
+    // A file that is not there is named.
+    let out = clean_aadgate()
+        .args(["check-config", "--config"])
+        .arg(&base)
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+}
+
+/// No file at all: the environment is the configuration, and a missing
+/// required key is named as the file's key and as its variable.
+#[test]
+fn check_config_reads_the_environment_alone() {
+    let env = [
+        ("AADGATE_PUBLIC_URL", "https://dash.contoso.com"),
+        ("AADGATE_UPSTREAM", "http://127.0.0.1:8050"),
+        ("AADGATE_OIDC_TENANT", "contoso.onmicrosoft.com"),
+        (
+            "AADGATE_OIDC_CLIENT_ID",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+        ("AADGATE_SESSION_STORE", "memory"),
+        ("AADGATE_AUTHZ_ROLES", "App.Read,App.Admin"),
+        CLIENT,
+        SESSION,
+    ];
+    let out = clean_aadgate()
+        .arg("check-config")
+        .envs(env)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("the environment only"), "{stdout}");
+    assert!(
+        stdout.contains("https://dash.contoso.com/auth/callback"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[\"App.Read\", \"App.Admin\"]"), "{stdout}");
+
+    let out = clean_aadgate()
+        .arg("check-config")
+        .envs(
+            env.iter()
+                .filter(|(k, _)| *k != "AADGATE_OIDC_CLIENT_ID")
+                .copied(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("`oidc.client_id` is missing") && stderr.contains("AADGATE_OIDC_CLIENT_ID"),
+        "{stderr}"
+    );
+}
+
+/// `aadgate proxy` as a container runs it: no file, the environment only
+/// (the client secret from a mounted file); users sign in.
+#[tokio::test]
+async fn proxy_runs_from_the_environment_alone() {
+    use crate::harness::{Browser, Idp, listener, seen, start_echo};
+    let (l, addr) = listener().await;
+    drop(l); // the binary binds it again
+    let idp = Idp::start(aadgate_dev_idp::DevIdpConfig::default(), &[addr.port()]).await;
+    let echo = start_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = write_named(&dir, "client-secret", &idp.idp.config().client_secret);
+    let mut child = clean_aadgate()
+        .arg("proxy")
+        .env("AADGATE_LISTEN", addr.to_string())
+        .env("AADGATE_PUBLIC_URL", format!("http://{addr}"))
+        .env("AADGATE_UPSTREAM", format!("http://{echo}"))
+        .env("AADGATE_OIDC_TENANT", &idp.idp.config().tenant_id)
+        .env("AADGATE_OIDC_ISSUER", idp.idp.issuer())
+        .env("AADGATE_OIDC_CLIENT_ID", &idp.idp.config().client_id)
+        .env("AADGATE_OIDC_CLIENT_SECRET_FILE", &secret)
+        .env("AADGATE_SESSION_SECRET", crate::harness::SECRET)
+        .env("AADGATE_SESSION_STORE", "memory")
+        .env("AADGATE_AUTHZ_ROLES", "App.Read,App.Write,App.Admin")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    listening(addr).await;
+    let b = Browser::new(addr);
+    b.sign_in("writer", "/").await;
+    let echoed = b.echo("/anything").await;
+    assert_eq!(
+        seen(&echoed, "x-forwarded-roles"),
+        ["App.Read,App.Write"],
+        "{echoed}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -214,3 +214,12 @@ pub(super) fn apply(table: &mut toml::Table, name: &str, value: &str) -> Result<
     target.insert(key, parsed);
     Ok(())
 }
+
+/// The environment variable that sets a dotted key:
+/// `oidc.client_id` → `AADGATE_OIDC_CLIENT_ID`.
+pub(super) fn variable(key: &str) -> String {
+    if key.is_empty() {
+        return "(environment)".to_owned();
+    }
+    format!("AADGATE_{}", key.replace('.', "_").to_ascii_uppercase())
+}

@@ -3,11 +3,15 @@
 //! - [`schema`]: the file's keys ([`Config`] and its sections; `[authz]`,
 //!   `[[route]]`, `[dash]` and `[limits]` are defined next to the rules they
 //!   configure, in [`crate::policy`], [`crate::dash`] and [`crate::limits`]);
+//! - `load`: TOML files merged in order (a base file, then one per
+//!   environment), then the environment overlay ([`Config::load_files`],
+//!   [`Config::from_files_and_env`]);
 //! - `env`: the `AADGATE_*` environment overlay;
 //! - `validate`: checking every key and resolving defaults into the
 //!   library's [`Settings`] and the proxy's [`ProxySettings`].
 //!
-//! A configuration is read from TOML and then overridden from the environment:
+//! A configuration is read from TOML (none, one or several files) and then
+//! overridden from the environment:
 //! every key can be set as `AADGATE_<SECTION>_<KEY>` (for example
 //! `AADGATE_OIDC_CLIENT_SECRET` or `AADGATE_SESSION_SECRET`), and top-level keys
 //! as `AADGATE_<KEY>` (`AADGATE_UPSTREAM`). Secrets therefore never need to be
@@ -47,6 +51,7 @@
 //! ```
 
 mod env;
+mod load;
 pub mod schema;
 mod settings;
 mod validate;
@@ -58,61 +63,6 @@ pub use crate::session::StoreKind;
 pub use schema::{Config, ForwardAuthConfig, OidcConfig, SessionConfig};
 pub use settings::{AccessLog, HeaderFamilies, LogFormat, ProviderKind, ProxySettings, Settings};
 pub use validate::is_loopback_url;
-
-use serde::Deserialize as _;
-
-use crate::error::ConfigError;
-
-impl Config {
-    /// Parses TOML text and applies `AADGATE_*` overrides from `env`
-    /// (pass `std::env::vars()` in production, a list in tests).
-    pub fn from_toml_and_env<I, K, V>(toml_text: &str, env: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        let at = |e: &toml::de::Error| {
-            e.span().map_or(String::new(), |span| {
-                let before = &toml_text[..span.start.min(toml_text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                format!("line {line}, column {column}: ")
-            })
-        };
-        let mut table: toml::Table = toml_text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::new("(file)", format!("is not valid TOML: {}{}", at(&e), e.message()))
-                .with_fix("correct the TOML at that line (strings in \"quotes\", one key per line, [sections] on their own line)")
-        })?;
-        // The file alone first, so that its mistakes are reported with their
-        // line (a wrong key, a string where a number belongs).
-        if let Err(e) = toml::from_str::<Config>(toml_text) {
-            return Err(
-                ConfigError::new("(file)", format!("{}{}", at(&e), e.message())).with_fix(
-                    "see the configuration reference in README.md for the keys and their types",
-                ),
-            );
-        }
-        for (name, value) in env {
-            env::apply(&mut table, name.as_ref(), value.as_ref())?;
-        }
-        Config::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let msg = e.message().to_owned();
-            ConfigError::new("(environment)", msg).with_fix(
-                "check the AADGATE_* variables against the configuration reference in README.md",
-            )
-        })
-    }
-
-    /// Reads a TOML file and applies overrides from the process environment.
-    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
-                .with_fix("pass the path of an existing TOML file")
-        })?;
-        Self::from_toml_and_env(&text, std::env::vars())
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use base64::Engine as _;
 
 use super::validate::decode_secret;
 use super::*;
+use crate::error::ConfigError;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -108,7 +109,7 @@ fn errors_name_the_key_and_the_fix() {
     assert!(c.validate().is_ok());
     let e = c.proxy_settings().unwrap_err();
     assert_eq!(e.key, "upstream");
-    assert!(e.fix.contains("AADGATE_UPSTREAM"), "{}", e.fix);
+    assert!(e.problem.contains("AADGATE_UPSTREAM"), "{}", e.problem);
 
     let e = err(&base(), &[("AADGATE_OIDC_TENANT", "organizations")]);
     assert_eq!(e.key, "oidc.allowed_tenants");
@@ -422,4 +423,176 @@ fn identity_header_families_are_named() {
             && s.identity_headers.oauth2_proxy
             && !s.identity_headers.app_service
     );
+}
+
+#[test]
+fn later_files_override_earlier_ones_key_by_key_and_arrays_whole() {
+    let base = format!(
+        "{}\n[authz]\nroles = [\"App.Read\", \"App.Admin\"]\n[[route]]\npath = \"/admin\"\nrole = \"App.Admin\"\n[[route]]\npath = \"/assets\"\npublic = true\n",
+        base()
+    );
+    let production = r#"
+public_url = "https://dash.contoso.com"
+[oidc]
+client_id = "production-client"
+[authz]
+roles = ["App.Read"]
+[[route]]
+path = "/health"
+public = true
+"#;
+    let c = Config::from_files_and_env(
+        &[("base.toml", &base), ("production.toml", production)],
+        [("AADGATE_OIDC_CLIENT_ID", "from-the-environment")],
+    )
+    .unwrap();
+    // The later file's keys win; keys it does not mention are the base's.
+    assert_eq!(c.public_url.as_deref(), Some("https://dash.contoso.com"));
+    assert_eq!(c.oidc.tenant.as_deref(), Some("contoso.onmicrosoft.com"));
+    assert_eq!(c.upstream.as_deref(), Some("http://127.0.0.1:8050"));
+    assert_eq!(c.session.store.as_deref(), Some("memory"));
+    // Arrays are replaced, not appended to.
+    assert_eq!(c.authz.roles, ["App.Read"]);
+    assert_eq!(c.route.len(), 1);
+    assert_eq!(c.route[0].path, "/health");
+    // The environment wins over every file.
+    assert_eq!(c.oidc.client_id.as_deref(), Some("from-the-environment"));
+    c.validate().unwrap();
+
+    // Order matters: the other way round, the base wins.
+    let c = Config::from_files_and_env(
+        &[("production.toml", production), ("base.toml", &base)],
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap();
+    assert_eq!(c.oidc.client_id.as_deref(), Some("abc"));
+    assert_eq!(c.route.len(), 2);
+}
+
+#[test]
+fn the_environment_alone_is_a_whole_configuration() {
+    let env = [
+        ("AADGATE_PUBLIC_URL", "https://dash.contoso.com"),
+        ("AADGATE_UPSTREAM", "http://127.0.0.1:8050"),
+        ("AADGATE_OIDC_TENANT", "contoso.onmicrosoft.com"),
+        ("AADGATE_OIDC_CLIENT_ID", "abc"),
+        ("AADGATE_OIDC_CLIENT_SECRET", "s"),
+        ("AADGATE_SESSION_SECRET", SECRET),
+        ("AADGATE_SESSION_STORE", "memory"),
+        ("AADGATE_AUTHZ_ROLES", "App.Read,App.Admin"),
+    ];
+    let c = Config::from_files_and_env(&[], env).unwrap();
+    let s = c.validate().unwrap();
+    assert_eq!(
+        s.redirect_uri.as_str(),
+        "https://dash.contoso.com/auth/callback"
+    );
+    assert_eq!(
+        c.proxy_settings().unwrap().upstream.as_str(),
+        "http://127.0.0.1:8050/"
+    );
+
+    // Each required key, when missing, is named as the file's key and as
+    // its environment variable.
+    for (key, variable) in [
+        ("public_url", "AADGATE_PUBLIC_URL"),
+        ("oidc.tenant", "AADGATE_OIDC_TENANT"),
+        ("oidc.client_id", "AADGATE_OIDC_CLIENT_ID"),
+        ("oidc.client_secret", "AADGATE_OIDC_CLIENT_SECRET"),
+        ("session.secret", "AADGATE_SESSION_SECRET"),
+        ("upstream", "AADGATE_UPSTREAM"),
+    ] {
+        let without: Vec<_> = env
+            .iter()
+            .filter(|(k, _)| *k != variable)
+            .copied()
+            .collect();
+        let e = Config::from_files_and_env(&[], without)
+            .and_then(|c| c.validate().and_then(|_| c.proxy_settings()))
+            .unwrap_err();
+        assert_eq!(e.key, key);
+        assert!(e.problem.contains(variable), "{e}");
+        assert!(
+            e.to_string().contains(&format!("`{key}` is missing")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn toml_errors_name_the_file_line_and_column_and_show_the_line() {
+    // Syntax.
+    let e = Config::from_files_and_env(
+        &[
+            ("good.toml", &base()),
+            (
+                "/etc/aadgate/bad.toml",
+                "public_url = \"x\"\n[oidc\nclient_id = 1\n",
+            ),
+        ],
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "/etc/aadgate/bad.toml");
+    assert!(
+        e.problem.starts_with("is not valid TOML: line 2, column 6"),
+        "{e}"
+    );
+    assert_eq!(
+        e.excerpt,
+        " --> /etc/aadgate/bad.toml:2:6\n  |\n2 | [oidc\n  |      ^"
+    );
+    assert!(e.to_string().ends_with(&e.excerpt), "{e}");
+
+    // A value of the wrong type: the key too.
+    let text = format!("{}\n[authz]\nroles = \"App.Read\"\n", base());
+    let line = text.lines().position(|l| l.starts_with("roles")).unwrap() + 1;
+    let e = Config::from_files_and_env(
+        &[("base.toml", &base()), ("prod.toml", &text)],
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "authz.roles");
+    assert!(
+        e.problem.starts_with(&format!(
+            "in prod.toml, line {line}, column 9: invalid type"
+        )),
+        "{e}"
+    );
+    assert!(
+        e.excerpt
+            .contains(&format!("{line} | roles = \"App.Read\"\n")),
+        "{e}"
+    );
+    assert!(e.excerpt.ends_with("|         ^^^^^^^^^^"), "{e}");
+
+    // Unknown keys, nested and in an array of tables.
+    let e = Config::from_toml_and_env(
+        &format!("{}\n[limits]\nsignin_per_minut = 3\n", base()),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "limits.signin_per_minut");
+    assert!(e.problem.contains("unknown field"), "{e}");
+    let e = Config::from_toml_and_env(
+        &format!(
+            "{}\n[[route]]\npath = \"/a\"\n[[route]]\nrole = 1\n",
+            base()
+        ),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "route[1].role");
+    let e = Config::from_toml_and_env(
+        &format!("{}\n[[route]]\nrole = \"App.Read\"\n", base()),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "route[0].path");
+    assert!(e.problem.contains("missing field"), "{e}");
+
+    // A wrong type from the environment names the variable.
+    let e = Config::from_toml_and_env(&base(), [("AADGATE_WORKERS", "-1")]).unwrap_err();
+    assert_eq!(e.key, "AADGATE_WORKERS");
+    assert!(e.excerpt.is_empty());
 }

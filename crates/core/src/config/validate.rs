@@ -12,6 +12,18 @@ use crate::error::ConfigError;
 use crate::policy::Policy;
 use crate::session::StoreKind;
 
+/// A required key that is set nowhere: named as the file's key and as its
+/// environment variable, since either may be how it is meant to be set.
+fn missing(key: &str) -> ConfigError {
+    ConfigError::new(
+        key,
+        format!(
+            "is missing (set it in a --config file or as {} in the environment)",
+            super::env::variable(key)
+        ),
+    )
+}
+
 /// Upper bound of `workers`.
 const MAX_WORKERS: usize = 1024;
 impl Config {
@@ -19,9 +31,8 @@ impl Config {
     /// [`Settings`]. Errors name the key and the fix.
     pub fn validate(&self) -> Result<Settings, ConfigError> {
         let public_url_text = self.public_url.as_deref().ok_or_else(|| {
-            ConfigError::new("public_url", "is missing").with_fix(
-                "set it to the URL users open, e.g. \"https://dash.contoso.com\" (env AADGATE_PUBLIC_URL)",
-            )
+            missing("public_url")
+                .with_fix("set it to the URL users open, e.g. \"https://dash.contoso.com\"")
         })?;
         let public_url = parse_base_url("public_url", public_url_text)?;
         if public_url.scheme() == "http" && !is_loopback_url(&public_url) {
@@ -49,13 +60,13 @@ impl Config {
         let (issuer, provider) = self.resolve_provider()?;
 
         let client_id = non_empty(self.oidc.client_id.as_deref()).ok_or_else(|| {
-            ConfigError::new("oidc.client_id", "is missing").with_fix(
+            missing("oidc.client_id").with_fix(
                 "copy the Application (client) ID from the app registration's Overview page",
             )
         })?;
         let client_secret = non_empty(self.oidc.client_secret.as_deref()).ok_or_else(|| {
-            ConfigError::new("oidc.client_secret", "is missing").with_fix(
-                "create one under Certificates & secrets and pass it as AADGATE_OIDC_CLIENT_SECRET",
+            missing("oidc.client_secret").with_fix(
+                "create one under Certificates & secrets and pass it as AADGATE_OIDC_CLIENT_SECRET (or AADGATE_OIDC_CLIENT_SECRET_FILE, a file holding it)",
             )
         })?;
 
@@ -143,8 +154,8 @@ impl Config {
         };
 
         let secret_text = non_empty(self.session.secret.as_deref()).ok_or_else(|| {
-            ConfigError::new("session.secret", "is missing").with_fix(
-                "generate one with `openssl rand -hex 32` and pass it as AADGATE_SESSION_SECRET",
+            missing("session.secret").with_fix(
+                "generate one with `openssl rand -hex 32` and pass it as AADGATE_SESSION_SECRET (or AADGATE_SESSION_SECRET_FILE, a file holding it)",
             )
         })?;
         let secret = decode_secret(&secret_text).ok_or_else(|| {
@@ -323,9 +334,7 @@ impl Config {
         };
 
         let u = self.upstream.as_deref().ok_or_else(|| {
-            ConfigError::new("upstream", "is missing").with_fix(
-                "set it to the app's URL, e.g. \"http://127.0.0.1:8050\" (env AADGATE_UPSTREAM)",
-            )
+            missing("upstream").with_fix("set it to the app's URL, e.g. \"http://127.0.0.1:8050\"")
         })?;
         let upstream = parse_base_url("upstream", u)?;
         if upstream.scheme() != "http" {
@@ -466,8 +475,8 @@ impl Config {
                 "is set together with oidc.tenant and oidc.cloud",
             )
             .with_fix("for Entra ID set tenant (and cloud); for another provider set only issuer")),
-            (None, None) => Err(ConfigError::new("oidc.tenant", "is missing").with_fix(
-                "set oidc.tenant to your Entra tenant ID or domain, or oidc.issuer for another OpenID provider",
+            (None, None) => Err(missing("oidc.tenant").with_fix(
+                "set oidc.tenant to your Entra tenant ID or domain, or oidc.issuer (AADGATE_OIDC_ISSUER) for another OpenID provider",
             )),
             (None, Some(issuer)) => {
                 let url = parse_issuer(&issuer)?;
