@@ -2,9 +2,9 @@
 //! precise reason, for the log; [`SignInError::public_message`] is the fixed
 //! text a browser sees, which never says why a check failed.
 
+use aadgate_core::ConfigError;
 use aadgate_core::error::{ProviderError, TokenError};
 use aadgate_core::session::StoreError;
-use aadgate_core::{ConfigError, entra};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -65,9 +65,8 @@ impl SignInError {
     /// HTTP status for the browser.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Provider(ProviderError::Unreachable { .. }) | Self::Store(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Provider(e) if e.is_outage() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Provider(_) | Self::NoIdToken => StatusCode::BAD_GATEWAY,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -97,6 +96,9 @@ impl SignInError {
             Self::Provider(ProviderError::Unreachable { .. }) => {
                 "The sign-in service cannot be reached right now. Please try again in a minute."
             }
+            Self::Provider(ProviderError::Failing { .. }) => {
+                "The sign-in service is having a problem right now. Please try again in a minute."
+            }
             Self::Provider(
                 ProviderError::IssuerMismatch { .. }
                 | ProviderError::Invalid { .. }
@@ -110,15 +112,34 @@ impl SignInError {
     }
 
     /// The refusal: the page shows the public message (or, for an AADSTS
-    /// code aadgate knows, what it means and the setting to fix); the log
-    /// gets the precise error.
+    /// code aadgate knows, what it means and the setting to fix, as
+    /// `aadgate check-config --online` says it); the log gets the precise
+    /// error, with the same explanation.
     pub fn refusal(&self) -> Refusal {
         let explained = match self {
             Self::Provider(ProviderError::TokenEndpoint {
-                error, description, ..
-            }) => entra::find_code(description)
-                .and_then(entra::explain)
-                .map(|exp| pages::explained(StatusCode::BAD_GATEWAY, exp, error, None)),
+                error,
+                explanation: Some(exp),
+                trace_id,
+                correlation_id,
+                ..
+            }) => Some(pages::explained(
+                StatusCode::BAD_GATEWAY,
+                exp,
+                error,
+                (!trace_id.is_empty() || !correlation_id.is_empty())
+                    .then_some((trace_id.as_str(), correlation_id.as_str())),
+            )),
+            Self::Provider(ProviderError::Refused {
+                explanation: Some(exp),
+                status,
+                ..
+            }) => Some(pages::explained(
+                StatusCode::BAD_GATEWAY,
+                exp,
+                &format!("HTTP {status}"),
+                None,
+            )),
             _ => None,
         };
         let refusal = explained.unwrap_or_else(|| {
@@ -133,7 +154,8 @@ impl SignInError {
         });
         let refusal = refusal.reason(format!("sign-in failed: {self}"));
         match self {
-            Self::Provider(ProviderError::Unreachable { .. }) | Self::Store(_) => refusal.error(),
+            Self::Provider(e) if e.is_outage() => refusal.error(),
+            Self::Store(_) => refusal.error(),
             _ => refusal.warn(),
         }
     }

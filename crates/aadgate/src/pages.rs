@@ -69,7 +69,7 @@ pub fn correlation_id() -> String {
 /// Entra's trace and correlation ids, when it sent them.
 pub(crate) fn explained(
     status: StatusCode,
-    exp: aadgate_core::entra::Explanation,
+    exp: &aadgate_core::entra::Explanation,
     error: &str,
     ids: Option<(&str, &str)>,
 ) -> crate::Refusal {

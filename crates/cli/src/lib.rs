@@ -1,5 +1,6 @@
 //! The `aadgate` binary's pieces, as a library so tests can start them in-process.
 
+pub mod check;
 mod connections;
 #[cfg(feature = "dev-idp")]
 pub mod dashboard;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 #[cfg(feature = "dev-idp")]
 use aadgate_cli::demo;
-use aadgate_cli::{proxy, sessions, spawn_session_sweeper};
+use aadgate_cli::{check, proxy, sessions, spawn_session_sweeper};
 use aadgate_core::Config;
 use aadgate_core::config::LogFormat;
 #[cfg(feature = "dev-idp")]
@@ -68,7 +68,8 @@ enum Command {
         /// the environment alone. AADGATE_<SECTION>_<KEY> overrides every file.
         #[arg(long, short, value_name = "FILE")]
         config: Vec<PathBuf>,
-        /// Also fetch the provider's discovery document and keys.
+        /// Also ask the provider and the app: discovery and keys, the tenant,
+        /// the client id and secret, the redirect URI, the upstream.
         #[arg(long)]
         online: bool,
     },
@@ -247,11 +248,14 @@ async fn run_proxy(
     tracing::info!(listen = %bound, socket_activated, public_url = %settings.public_url, upstream = %proxy_settings.upstream, issuer = %settings.issuer, workers = proxy_settings.workers, "aadgate proxy started");
     match auth.provider().metadata().await {
         Ok(_) => {}
-        Err(e @ aadgate_core::ProviderError::Refused { .. }) => {
-            tracing::error!(error = %e, "the identity provider refused aadgate's configuration: sign-ins fail until it is fixed (check oidc.tenant, oidc.cloud, oidc.issuer)");
+        Err(e @ aadgate_core::ProviderError::Unreachable { .. }) => {
+            tracing::warn!(error = %e, "identity provider not reachable yet; sign-ins fail until it is, existing sessions keep working");
+        }
+        Err(e @ aadgate_core::ProviderError::Failing { .. }) => {
+            tracing::warn!(error = %e, "identity provider is failing (it answered with a server error); sign-ins fail until it recovers, existing sessions keep working");
         }
         Err(e) => {
-            tracing::warn!(error = %e, "identity provider not reachable yet; sign-ins fail until it is, existing sessions keep working");
+            tracing::error!(error = %e, "the identity provider refused aadgate's configuration: sign-ins fail until it is fixed (check oidc.tenant, oidc.cloud, oidc.issuer; `aadgate check-config --online` names the key)");
         }
     }
     spawn_session_sweeper(&auth);
@@ -382,9 +386,23 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             println!("  issuer:       {}", settings.issuer);
             println!("  roles:        {:?}", settings.policy.roles());
             if online {
-                let provider = aadgate_core::Provider::new(&settings);
-                let meta = provider.metadata().await?;
-                println!("  discovery:    OK (issuer {})", meta.issuer);
+                println!("online checks:");
+                let checks = check::run(&settings, &proxy_settings, |c| println!("{c}")).await;
+                let failed: Vec<&str> = checks
+                    .iter()
+                    .filter(|c| c.outcome == check::Outcome::Fail)
+                    .map(|c| c.name)
+                    .collect();
+                if !failed.is_empty() {
+                    return Err(format!(
+                        "{} of {} online checks failed: {}",
+                        failed.len(),
+                        checks.len(),
+                        failed.join(", ")
+                    )
+                    .into());
+                }
+                println!("all online checks passed");
             }
             Ok(())
         }

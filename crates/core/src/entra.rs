@@ -2,7 +2,9 @@
 //! tenant ids, and its error codes (AADSTS) explained for the person who has
 //! to fix the setting. Never branch on `error_description` text; only the code.
 
-/// What an AADSTS code means and which setting to change.
+/// What an AADSTS code means and which setting to change: the one home of
+/// these explanations, used alike by `aadgate check-config --online`, the
+/// log and the page a browser sees when a sign-in is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Explanation {
     /// The numeric code.
@@ -11,115 +13,200 @@ pub struct Explanation {
     pub meaning: &'static str,
     /// What to do about it.
     pub fix: &'static str,
+    /// The aadgate setting at fault (`oidc.client_secret`), when one is;
+    /// `None` when the fix is at the provider or with the user.
+    pub key: Option<&'static str>,
 }
 
+/// `AADSTS7000215: The client secret is not valid for this app. Fix: …`
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AADSTS{}: {} Fix: {}", self.code, self.meaning, self.fix)
+    }
+}
+
+const fn exp(
+    code: u32,
+    meaning: &'static str,
+    fix: &'static str,
+    key: Option<&'static str>,
+) -> Explanation {
+    Explanation {
+        code,
+        meaning,
+        fix,
+        key,
+    }
+}
+
+const TENANT: Option<&str> = Some("oidc.tenant");
+const CLIENT_ID: Option<&str> = Some("oidc.client_id");
+const CLIENT_SECRET: Option<&str> = Some("oidc.client_secret");
+const PUBLIC_URL: Option<&str> = Some("public_url");
+
 const TABLE: &[Explanation] = &[
-    Explanation {
-        code: 50011,
-        meaning: "The redirect URI sent does not match any registered for the app.",
-        fix: "Add public_url + \"/auth/callback\" exactly (scheme, host, port, path) under the app registration's Authentication > Web > Redirect URIs, or fix public_url.",
-    },
-    Explanation {
-        code: 700054,
-        meaning: "The app registration does not allow this response type.",
-        fix: "aadgate uses the authorization-code flow; check the platform is \"Web\" under Authentication.",
-    },
-    Explanation {
-        code: 65001,
-        meaning: "The user or an administrator has not consented to the app.",
-        fix: "Grant admin consent under API permissions, or let the user consent.",
-    },
-    Explanation {
-        code: 50105,
-        meaning: "The signed-in user is not assigned to a role for this app.",
-        fix: "Assign the user (or a group) to the app under Enterprise applications > Users and groups, or turn off \"Assignment required\".",
-    },
-    Explanation {
-        code: 90094,
-        meaning: "Administrator consent is required.",
-        fix: "Ask a tenant administrator to grant consent under API permissions.",
-    },
-    Explanation {
-        code: 90095,
-        meaning: "Administrator consent is required.",
-        fix: "Ask a tenant administrator to grant consent under API permissions.",
-    },
-    Explanation {
-        code: 50020,
-        meaning: "The user's account is not in this tenant (guest not invited, or wrong tenant).",
-        fix: "Invite the user as a guest, or use oidc.tenant = \"organizations\" with allowed_tenants for a multi-tenant app.",
-    },
-    Explanation {
-        code: 50034,
-        meaning: "The user account does not exist in this directory.",
-        fix: "Check the user name and the tenant in oidc.tenant.",
-    },
-    Explanation {
-        code: 16000,
-        meaning: "The account is not in the tenant the app signs in to.",
-        fix: "Sign in with an account of the configured tenant, or invite the user.",
-    },
-    Explanation {
-        code: 53003,
-        meaning: "A Conditional Access policy blocked the sign-in.",
-        fix: "Ask the tenant administrator which Conditional Access policy applies (see the sign-in logs with the correlation id).",
-    },
-    Explanation {
-        code: 50076,
-        meaning: "Multi-factor authentication is required.",
-        fix: "Complete MFA; nothing to change in aadgate.",
-    },
-    Explanation {
-        code: 50079,
-        meaning: "The user must register for multi-factor authentication.",
-        fix: "Register MFA methods at https://aka.ms/mfasetup.",
-    },
-    Explanation {
-        code: 50058,
-        meaning: "No user is signed in at the identity provider.",
-        fix: "Start the sign-in again interactively.",
-    },
-    Explanation {
-        code: 90002,
-        meaning: "The tenant was not found (wrong tenant or wrong cloud).",
-        fix: "Check oidc.tenant and oidc.cloud (public, usgov, china).",
-    },
-    Explanation {
-        code: 7000215,
-        meaning: "The client secret is invalid.",
-        fix: "Copy the secret's Value (not its ID) into AADGATE_OIDC_CLIENT_SECRET.",
-    },
-    Explanation {
-        code: 7000222,
-        meaning: "The client secret has expired.",
-        fix: "Create a new secret under Certificates & secrets and update AADGATE_OIDC_CLIENT_SECRET.",
-    },
-    Explanation {
-        code: 700016,
-        meaning: "The application was not found in the tenant.",
-        fix: "Check oidc.client_id and oidc.tenant; the app may be registered in another tenant.",
-    },
-    Explanation {
-        code: 50194,
-        meaning: "A single-tenant app was used with the /common endpoint.",
-        fix: "Set oidc.tenant to your tenant ID or domain instead of \"common\".",
-    },
-    Explanation {
-        code: 54005,
-        meaning: "The authorization code was already used.",
-        fix: "Start the sign-in again; do not reload the callback page.",
-    },
-    Explanation {
-        code: 700082,
-        meaning: "The refresh token has expired.",
-        fix: "Sign in again.",
-    },
-    Explanation {
-        code: 50173,
-        meaning: "The refresh token is no longer valid (password changed or revoked).",
-        fix: "Sign in again.",
-    },
+    // The app's settings: tenant, client id, secret, redirect URI.
+    exp(
+        90002,
+        "The tenant was not found (wrong tenant or wrong cloud).",
+        "oidc.tenant does not exist in this cloud: use the Directory (tenant) ID from the app registration's Overview (or the tenant's verified domain), and check oidc.cloud (public, usgov, china).",
+        TENANT,
+    ),
+    exp(
+        900023,
+        "The tenant identifier is neither a tenant ID nor a domain of a tenant.",
+        "oidc.tenant is malformed: use the Directory (tenant) ID GUID from the app registration's Overview, or a verified domain such as contoso.onmicrosoft.com.",
+        TENANT,
+    ),
+    exp(
+        50194,
+        "A single-tenant app was used with the /common endpoint.",
+        "Set oidc.tenant to your tenant ID or domain instead of \"common\" or \"organizations\".",
+        TENANT,
+    ),
+    exp(
+        50059,
+        "No tenant was named (the request went to /common or /organizations).",
+        "Set oidc.tenant to the tenant ID or domain the app is registered in.",
+        TENANT,
+    ),
+    exp(
+        700016,
+        "The application (client) ID was not found in the tenant.",
+        "oidc.client_id is not an app of this tenant: copy the Application (client) ID from the app registration's Overview, and check oidc.tenant is the tenant the app is registered in.",
+        CLIENT_ID,
+    ),
+    exp(
+        7000215,
+        "The client secret is not valid for this app.",
+        "oidc.client_secret is wrong: use the secret's Value, not its Secret ID (App registrations > Certificates & secrets; set AADGATE_OIDC_CLIENT_SECRET).",
+        CLIENT_SECRET,
+    ),
+    exp(
+        7000222,
+        "The client secret has expired.",
+        "oidc.client_secret has expired: create a new secret under Certificates & secrets and put its Value in AADGATE_OIDC_CLIENT_SECRET.",
+        CLIENT_SECRET,
+    ),
+    exp(
+        7000218,
+        "No client secret was sent.",
+        "oidc.client_secret is empty: set AADGATE_OIDC_CLIENT_SECRET to the secret's Value.",
+        CLIENT_SECRET,
+    ),
+    exp(
+        700027,
+        "The client assertion (certificate credential) failed signature validation.",
+        "aadgate authenticates with a client secret: check the app registration has a client secret and put its Value in oidc.client_secret.",
+        CLIENT_SECRET,
+    ),
+    exp(
+        50011,
+        "The redirect URI sent does not match any registered for the app.",
+        "Add public_url + \"/auth/callback\" exactly (scheme, host, port, path) under the app registration's Authentication > Web > Redirect URIs, or fix public_url.",
+        PUBLIC_URL,
+    ),
+    exp(
+        700054,
+        "The app registration does not allow this response type.",
+        "aadgate uses the authorization-code flow; check the platform is \"Web\" under Authentication.",
+        None,
+    ),
+    exp(
+        500011,
+        "The resource (the app's own API) has no service principal in this tenant.",
+        "Open the app under Enterprise applications in this tenant (registering it in the portal creates one), or check oidc.tenant.",
+        None,
+    ),
+    // The user or the tenant's policies.
+    exp(
+        65001,
+        "The user or an administrator has not consented to the app.",
+        "Grant admin consent under API permissions, or let the user consent.",
+        None,
+    ),
+    exp(
+        50105,
+        "The signed-in user is not assigned to a role for this app.",
+        "Assign the user (or a group) to the app under Enterprise applications > Users and groups, or turn off \"Assignment required\".",
+        None,
+    ),
+    exp(
+        90094,
+        "Administrator consent is required.",
+        "Ask a tenant administrator to grant consent under API permissions.",
+        None,
+    ),
+    exp(
+        90095,
+        "Administrator consent is required.",
+        "Ask a tenant administrator to grant consent under API permissions.",
+        None,
+    ),
+    exp(
+        50020,
+        "The user's account is not in this tenant (guest not invited, or wrong tenant).",
+        "Invite the user as a guest, or use oidc.tenant = \"organizations\" with allowed_tenants for a multi-tenant app.",
+        None,
+    ),
+    exp(
+        50034,
+        "The user account does not exist in this directory.",
+        "Check the user name and the tenant in oidc.tenant.",
+        None,
+    ),
+    exp(
+        16000,
+        "The account is not in the tenant the app signs in to.",
+        "Sign in with an account of the configured tenant, or invite the user.",
+        None,
+    ),
+    exp(
+        53003,
+        "A Conditional Access policy blocked the sign-in.",
+        "Ask the tenant administrator which Conditional Access policy applies (see the sign-in logs with the correlation id).",
+        None,
+    ),
+    exp(
+        50076,
+        "Multi-factor authentication is required.",
+        "Complete MFA; nothing to change in aadgate.",
+        None,
+    ),
+    exp(
+        50079,
+        "The user must register for multi-factor authentication.",
+        "Register MFA methods at https://aka.ms/mfasetup.",
+        None,
+    ),
+    exp(
+        50058,
+        "No user is signed in at the identity provider.",
+        "Start the sign-in again interactively.",
+        None,
+    ),
+    exp(
+        54005,
+        "The authorization code was already used.",
+        "Start the sign-in again; do not reload the callback page.",
+        None,
+    ),
+    exp(
+        700082,
+        "The refresh token has expired.",
+        "Sign in again.",
+        None,
+    ),
+    exp(
+        50173,
+        "The refresh token is no longer valid (password changed or revoked).",
+        "Sign in again.",
+        None,
+    ),
 ];
+
+/// Codes that mean the configured tenant is wrong (`oidc.tenant`).
+pub const TENANT_CODES: &[u32] = &[90002, 900023, 50194, 50059];
 
 /// Finds the first `AADSTS<digits>` code in a text (an `error_description`).
 pub fn find_code(text: &str) -> Option<u32> {
@@ -133,8 +220,14 @@ pub fn find_code(text: &str) -> Option<u32> {
 }
 
 /// Explains a code, if known.
-pub fn explain(code: u32) -> Option<Explanation> {
-    TABLE.iter().copied().find(|e| e.code == code)
+pub fn explain(code: u32) -> Option<&'static Explanation> {
+    TABLE.iter().find(|e| e.code == code)
+}
+
+/// Explains the first AADSTS code in a provider's `error_description` (or
+/// an error page), if there is one aadgate knows.
+pub fn explain_text(text: &str) -> Option<&'static Explanation> {
+    find_code(text).and_then(explain)
 }
 
 /// The sign-in host of an Entra ID cloud named in `oidc.cloud`: `public`,
@@ -172,5 +265,28 @@ mod tests {
         assert_eq!(find_code("no code"), None);
         assert!(explain(50011).unwrap().fix.contains("/auth/callback"));
         assert!(explain(1).is_none());
+    }
+
+    #[test]
+    fn each_setting_code_names_its_key_in_the_fix() {
+        for e in TABLE {
+            if let Some(key) = e.key {
+                assert!(e.fix.contains(key), "AADSTS{} fix names {key}", e.code);
+            }
+        }
+        let secret = explain_text("AADSTS7000215: Invalid client secret provided.").unwrap();
+        assert_eq!(secret.key, Some("oidc.client_secret"));
+        assert!(
+            secret
+                .to_string()
+                .contains("oidc.client_secret is wrong: use the secret's Value, not its Secret ID")
+        );
+        assert_eq!(explain(700016).unwrap().key, Some("oidc.client_id"));
+        assert_eq!(explain(7000222).unwrap().key, Some("oidc.client_secret"));
+        for code in TENANT_CODES {
+            assert_eq!(explain(*code).unwrap().key, Some("oidc.tenant"));
+        }
+        let codes: std::collections::HashSet<u32> = TABLE.iter().map(|e| e.code).collect();
+        assert_eq!(codes.len(), TABLE.len(), "each code once");
     }
 }

@@ -61,9 +61,16 @@ impl ConfigError {
 }
 
 /// The identity provider could not be used (discovery, keys or token endpoint).
+///
+/// Each variant says what happened, so a provider that answered is never
+/// reported as unreachable: [`Unreachable`](Self::Unreachable) is for no
+/// answer at all, [`Failing`](Self::Failing) for a server error, and
+/// [`Refused`](Self::Refused) / [`TokenEndpoint`](Self::TokenEndpoint) for a
+/// refusal of aadgate's request, with the setting to fix when the AADSTS
+/// code says (see [`crate::entra`]).
 #[derive(Debug, Error)]
 pub enum ProviderError {
-    /// The provider did not answer or answered with an HTTP error.
+    /// The provider did not answer (connection refused, timeout, DNS, TLS).
     #[error("identity provider unreachable at {url}: {reason}")]
     Unreachable {
         /// What was asked for.
@@ -71,18 +78,29 @@ pub enum ProviderError {
         /// Why it failed.
         reason: String,
     },
+    /// The provider answered with a server error (5xx): an outage on its
+    /// side, not a setting of aadgate's.
+    #[error("identity provider failing at {url}: it answered HTTP {status}{}", detail(.description))]
+    Failing {
+        /// What was asked for.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The provider's `error_description` (first line), if any.
+        description: String,
+    },
     /// The provider answered, with an error about the request itself: for
     /// Entra ID, usually a wrong tenant or cloud (AADSTS90002), not an outage.
-    #[error("identity provider refused {url}: HTTP {status}: {description}{hint}")]
+    #[error("identity provider refused {url}: HTTP {status}{}{}", detail(.description), fix(.explanation))]
     Refused {
         /// What was asked for.
         url: String,
         /// HTTP status.
         status: u16,
-        /// The provider's `error_description` (or `error`).
+        /// The provider's `error_description` (or `error`), first line.
         description: String,
-        /// What to fix, when the AADSTS code is a known one.
-        hint: String,
+        /// What the AADSTS code means and what to fix, when aadgate knows it.
+        explanation: Option<&'static crate::entra::Explanation>,
     },
     /// The provider answered with something unusable.
     #[error("identity provider sent an invalid {what}: {reason}")]
@@ -100,16 +118,61 @@ pub enum ProviderError {
         /// Found in discovery.
         found: String,
     },
-    /// The token endpoint refused the request.
-    #[error("token endpoint refused: {error} ({description})")]
+    /// The token endpoint refused the request (HTTP 4xx with an OAuth error).
+    #[error("token endpoint refused the request: HTTP {status} {error}{}{}{}", detail(.description), ids(.trace_id, .correlation_id), fix(.explanation))]
     TokenEndpoint {
         /// OAuth error code.
         error: String,
-        /// The provider's description (logged only).
+        /// The provider's description, first line (logged only).
         description: String,
         /// HTTP status.
         status: u16,
+        /// What the AADSTS code means and what to fix, when aadgate knows it.
+        explanation: Option<&'static crate::entra::Explanation>,
+        /// Entra's `trace_id`, for the tenant's sign-in logs (may be empty).
+        trace_id: String,
+        /// Entra's `correlation_id` (may be empty).
+        correlation_id: String,
     },
+}
+
+impl ProviderError {
+    /// The setting to change, when the provider's answer names one
+    /// (`oidc.tenant`, `oidc.client_id`, `oidc.client_secret`, `public_url`).
+    pub fn key(&self) -> Option<&'static str> {
+        match self {
+            Self::Refused { explanation, .. } | Self::TokenEndpoint { explanation, .. } => {
+                explanation.and_then(|e| e.key)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the provider gave no usable answer (no answer, or a server
+    /// error): sign-ins may work again later without any change.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unreachable { .. } | Self::Failing { .. })
+    }
+}
+
+fn detail(description: &str) -> String {
+    if description.is_empty() {
+        String::new()
+    } else {
+        format!(": {description}")
+    }
+}
+
+fn ids(trace_id: &str, correlation_id: &str) -> String {
+    if trace_id.is_empty() && correlation_id.is_empty() {
+        String::new()
+    } else {
+        format!(" (trace id {trace_id}, correlation id {correlation_id})")
+    }
+}
+
+fn fix(explanation: &Option<&'static crate::entra::Explanation>) -> String {
+    explanation.map_or(String::new(), |e| format!(". {} Fix: {}", e.meaning, e.fix))
 }
 
 /// Why an ID token was rejected. Logged; never shown to the browser.

@@ -262,6 +262,13 @@ impl Provider {
         Ok(())
     }
 
+    /// Fetches the signing keys now (discovery first, when not yet loaded)
+    /// and returns how many usable ones the provider publishes.
+    pub async fn fetch_signing_keys(&self) -> Result<usize, ProviderError> {
+        self.fetch_keys(false).await?;
+        Ok(self.keys.lock().expect("keys lock").keys.len())
+    }
+
     /// The issuer tokens must carry (discovery's, possibly a template).
     pub async fn issuer(&self) -> Result<String, ProviderError> {
         Ok(self.metadata().await?.issuer.clone())
@@ -296,34 +303,31 @@ impl Provider {
             .get(url)
             .send()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(error_chain(&e)))?;
         let status = resp.status();
-        if status.is_client_error() {
+        if !status.is_success() {
             // Entra answers a wrong tenant with 400 and an AADSTS code: the
             // setting is wrong, the provider is up.
             let body = read_capped(resp).await.unwrap_or_default();
-            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let description = json
-                .get("error_description")
-                .or_else(|| json.get("error"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned();
-            let hint = crate::entra::find_code(&description)
-                .and_then(crate::entra::explain)
-                .map_or(String::new(), |exp| format!(". Fix: {}", exp.fix));
+            let answer = ErrorAnswer::parse(&body);
+            if status.is_server_error() {
+                return Err(ProviderError::Failing {
+                    url: url.to_owned(),
+                    status: status.as_u16(),
+                    description: answer.description,
+                });
+            }
+            let description = if answer.description.is_empty() {
+                answer.error
+            } else {
+                answer.description
+            };
             return Err(ProviderError::Refused {
                 url: url.to_owned(),
                 status: status.as_u16(),
+                explanation: crate::entra::explain_text(&description),
                 description,
-                hint,
             });
-        }
-        if !status.is_success() {
-            return Err(unreachable(format!("HTTP {status}")));
         }
         let body = read_capped(resp).await.map_err(unreachable)?;
         serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid {
@@ -478,6 +482,96 @@ impl Provider {
         self.token_request(&params).await
     }
 
+    /// The client-credentials grant (RFC 6749 4.4): a token for the
+    /// application itself, no user. `scope` is sent when given; Entra ID
+    /// wants `<resource>/.default` (for the app's own API,
+    /// `<client id>/.default`). A success proves the client id and secret
+    /// right; Entra's refusal names which is wrong (AADSTS700016,
+    /// AADSTS7000215, AADSTS7000222; see [`crate::entra`]).
+    pub async fn client_credentials(
+        &self,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, ProviderError> {
+        let mut params = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            params.push(("scope", scope));
+        }
+        self.token_request(&params).await
+    }
+
+    /// Asks the authorization endpoint, without a user (`prompt=none`),
+    /// whether `redirect_uri` is registered for the client. Entra ID
+    /// answers an unregistered one with an error page carrying AADSTS50011
+    /// and a registered one with a redirect to it (`login_required`); other
+    /// answers do not tell. Nothing is signed in and no secret is sent.
+    pub async fn probe_redirect_uri(
+        &self,
+        redirect_uri: &str,
+    ) -> Result<RedirectUriProbe, ProviderError> {
+        let meta = self.metadata().await?;
+        let mut url = meta.authorization_endpoint.clone();
+        let random = crate::crypto::random_token;
+        let verifier = random();
+        let challenge = crate::crypto::b64url(&crate::crypto::sha256(verifier.as_bytes()));
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("response_mode", "query")
+            .append_pair("scope", "openid")
+            .append_pair("state", &random())
+            .append_pair("nonce", &random())
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("prompt", "none");
+        let endpoint = meta.authorization_endpoint.as_str();
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unreachable {
+                url: endpoint.to_owned(),
+                reason: error_chain(&e),
+            })?;
+        let status = resp.status().as_u16();
+        if resp.status().is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok());
+            let to_redirect_uri = location.is_some_and(|mut l| {
+                l.set_query(None);
+                l.set_fragment(None);
+                l.as_str() == redirect_uri
+            });
+            return Ok(if to_redirect_uri {
+                RedirectUriProbe::Registered
+            } else {
+                RedirectUriProbe::Unknown { status }
+            });
+        }
+        if resp.status().is_server_error() {
+            return Err(ProviderError::Failing {
+                url: endpoint.to_owned(),
+                status,
+                description: String::new(),
+            });
+        }
+        let body = read_capped(resp).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        Ok(match crate::entra::find_code(&text) {
+            Some(50011) => RedirectUriProbe::NotRegistered,
+            Some(code) => RedirectUriProbe::Refused {
+                status,
+                code,
+                explanation: crate::entra::explain(code),
+            },
+            None => RedirectUriProbe::Unknown { status },
+        })
+    }
+
     /// Whether this is Microsoft Entra ID (or the dev IdP speaking its dialect).
     pub fn is_entra(&self) -> bool {
         matches!(self.kind, ProviderKind::Entra { .. })
@@ -524,30 +618,113 @@ impl Provider {
             .form(&form)
             .send()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(error_chain(&e)))?;
         let status = resp.status();
         let body = read_capped(resp).await.map_err(unreachable)?;
         if !status.is_success() {
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let s = |k: &str| {
-                v.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            if status.is_server_error() || s("error").is_empty() {
-                return Err(unreachable(format!("HTTP {status}")));
+            let answer = ErrorAnswer::parse(&body);
+            if status.is_server_error() {
+                return Err(ProviderError::Failing {
+                    url: url.to_owned(),
+                    status: status.as_u16(),
+                    description: answer.description,
+                });
+            }
+            if answer.error.is_empty() {
+                return Err(ProviderError::Refused {
+                    url: url.to_owned(),
+                    status: status.as_u16(),
+                    explanation: crate::entra::explain_text(&answer.description),
+                    description: answer.description,
+                });
             }
             return Err(ProviderError::TokenEndpoint {
-                error: s("error"),
-                description: s("error_description"),
+                explanation: crate::entra::explain_text(&answer.description),
+                error: answer.error,
+                description: answer.description,
                 status: status.as_u16(),
+                trace_id: answer.trace_id,
+                correlation_id: answer.correlation_id,
             });
         }
         serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid {
             what: "token response",
             reason: e.to_string(),
         })
+    }
+}
+
+/// What the authorization endpoint said about a redirect URI
+/// ([`Provider::probe_redirect_uri`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectUriProbe {
+    /// The provider redirected to it: it is registered.
+    Registered,
+    /// The provider said it is not registered (AADSTS50011).
+    NotRegistered,
+    /// The provider refused the request for another reason it named.
+    Refused {
+        /// HTTP status of the error page.
+        status: u16,
+        /// The AADSTS code.
+        code: u32,
+        /// What it means, when aadgate knows the code.
+        explanation: Option<&'static crate::entra::Explanation>,
+    },
+    /// The answer does not tell (HTTP status given).
+    Unknown {
+        /// HTTP status of the answer.
+        status: u16,
+    },
+}
+
+/// An HTTP client error with its causes (`connection refused`, `dns
+/// error`), which reqwest's own message leaves out.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The parts of a provider's error answer aadgate reports: OAuth `error`,
+/// the first line of `error_description` (Entra appends trace lines), and
+/// Entra's trace and correlation ids.
+#[derive(Debug, Default)]
+struct ErrorAnswer {
+    error: String,
+    description: String,
+    trace_id: String,
+    correlation_id: String,
+}
+
+impl ErrorAnswer {
+    fn parse(body: &[u8]) -> Self {
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(500)
+                .collect::<String>()
+        };
+        Self {
+            error: s("error"),
+            description: s("error_description"),
+            trace_id: s("trace_id"),
+            correlation_id: s("correlation_id"),
+        }
     }
 }
 

@@ -44,7 +44,7 @@ pub(crate) fn document(idp: &DevIdp) -> Value {
             "oid", "roles", "groups", "sid", "login_hint", "uti", "rh", "aio"
         ],
         "code_challenge_methods_supported": ["S256"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "tenant_region_scope": "EU",
         "cloud_instance_name": "aadgate-dev-idp.invalid",
         "msgraph_host": idp.base().split_once("://").map_or(idp.base(), |(_, host)| host),

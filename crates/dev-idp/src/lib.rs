@@ -25,7 +25,7 @@
 //! | `GET /{t}/v2.0/.well-known/openid-configuration` | OpenID Connect discovery |
 //! | `GET /{t}/discovery/v2.0/keys` | JWKS (signing key and the previous one) |
 //! | `GET`, `POST /{t}/oauth2/v2.0/authorize` | Authorization code flow with PKCE S256; account picker |
-//! | `POST /{t}/oauth2/v2.0/token` | `authorization_code` and `refresh_token` grants |
+//! | `POST /{t}/oauth2/v2.0/token` | `authorization_code`, `refresh_token` and `client_credentials` grants |
 //! | `GET`, `POST /{t}/oauth2/v2.0/logout` | RP-initiated logout |
 //! | `GET`, `POST /oidc/userinfo` | OpenID Connect userinfo (bearer access token) |
 //! | `GET /v1.0/me` | Microsoft Graph user resource (bearer access token) |
@@ -45,6 +45,11 @@
 //! * Access tokens look like Microsoft Graph tokens (a `nonce` in the JOSE
 //!   header that makes ordinary signature validation fail); only this IdP's
 //!   Graph and userinfo endpoints accept them.
+//! * `grant_type=client_credentials` with `scope=<client id>/.default` (or
+//!   `api://<client id>/.default`) returns an application token (`idtyp:
+//!   app`, `aud` the client id) signed like ID tokens; a wrong secret is
+//!   `401 invalid_client` AADSTS7000215 and an unknown client id
+//!   AADSTS700016, as in Entra ID.
 //! * All state (codes, tokens, sessions) is in memory and bounded.
 
 #![forbid(unsafe_code)]

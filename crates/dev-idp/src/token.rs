@@ -1,6 +1,8 @@
 //! The token endpoint: client authentication, the `authorization_code`
-//! grant (single-use codes, PKCE S256) and the `refresh_token` grant (with
-//! refresh-token rotation), answering and failing the way Entra ID does.
+//! grant (single-use codes, PKCE S256), the `refresh_token` grant (with
+//! refresh-token rotation) and the `client_credentials` grant (an
+//! application token for the app's own API), answering and failing the way
+//! Entra ID does.
 
 use aws_lc_rs::constant_time;
 use axum::Json;
@@ -110,12 +112,13 @@ fn exchange(
         None => Err(AadError::missing_parameter("grant_type").into()),
         Some("authorization_code") => Ok(authorization_code(idp, &client_id, params, now)?),
         Some("refresh_token") => Ok(refresh_token(idp, &client_id, params, now)?),
+        Some("client_credentials") => Ok(client_credentials(idp, &client_id, params, now)?),
         Some(other) => Err(AadError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             70_003,
             format!(
-                "The app requested an unsupported grant type '{other}'. This dev IdP supports 'authorization_code' and 'refresh_token'."
+                "The app requested an unsupported grant type '{other}'. This dev IdP supports 'authorization_code', 'refresh_token' and 'client_credentials'."
             ),
         )
         .into()),
@@ -415,6 +418,26 @@ fn refresh_token(
     .map_err(|_| server_error())?;
     tracing::info!(user = %user.username, "dev IdP redeemed a refresh token");
     Ok(response.to_json())
+}
+
+/// The `client_credentials` grant: an application token (no user) for the
+/// resource `scope` names, which must be `<resource>/.default` as Entra
+/// requires. The one resource this dev IdP knows is the registered app
+/// itself, named by its client id or `api://<client id>`.
+fn client_credentials(
+    idp: &DevIdp,
+    client_id: &str,
+    params: &Params,
+    now: u64,
+) -> Result<serde_json::Value, AadError> {
+    let scope = params
+        .get("scope")
+        .ok_or_else(|| AadError::missing_parameter("scope"))?;
+    let resource = tokens::AppResource::from_scope(idp, scope)?;
+    let response =
+        tokens::issue_app_token(idp, client_id, &resource, now).map_err(|_| server_error())?;
+    tracing::info!(%client_id, "dev IdP issued an application token (client credentials)");
+    Ok(response)
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]`.

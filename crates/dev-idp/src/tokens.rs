@@ -1,9 +1,12 @@
 //! Minting the tokens a token response carries: the ID token (what a relying
-//! party validates), a Graph-style access token, and an opaque refresh token.
+//! party validates), a Graph-style access token, an opaque refresh token,
+//! and the application token of the client-credentials grant.
 
+use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use crate::DevIdp;
+use crate::aadsts::AadError;
 use crate::config::DevUser;
 use crate::ids;
 use crate::keys::SignError;
@@ -235,6 +238,109 @@ fn access_token_claims(idp: &DevIdp, sign_in: &SignIn<'_>, now: u64) -> Value {
         "uti": ids::random_token(16),
         "ver": "1.0",
     })
+}
+
+/// The resource an application token is for, from a client-credentials
+/// `scope`. This dev IdP knows one: the registered app's own API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AppResource {
+    /// The token's `aud`: the resource's application (client) id, as in
+    /// Entra's v2 access tokens.
+    pub(crate) audience: String,
+}
+
+impl AppResource {
+    /// Reads `scope` as Entra does for client credentials: exactly one
+    /// `<resource>/.default`, where the resource is the app's client id or
+    /// `api://<client id>` (its Application ID URI).
+    pub(crate) fn from_scope(idp: &DevIdp, scope: &str) -> Result<Self, AadError> {
+        let scopes: Vec<&str> = scope.split_whitespace().collect();
+        let [only] = scopes.as_slice() else {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                70_011,
+                format!(
+                    "The provided value for the input parameter 'scope' is not valid. The scope '{scope}' does not name exactly one resource with '/.default'."
+                ),
+            ));
+        };
+        let Some(resource) = only.strip_suffix("/.default") else {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                1_002_012,
+                format!(
+                    "The provided value for scope {only} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            ));
+        };
+        let client_id = &idp.config().client_id;
+        let own = resource.eq_ignore_ascii_case(client_id)
+            || resource
+                .strip_prefix("api://")
+                .is_some_and(|id| id.eq_ignore_ascii_case(client_id));
+        if !own {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_resource",
+                500_011,
+                format!(
+                    "The resource principal named {resource} was not found in the tenant named aadgate dev tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant. (This dev IdP knows one resource: the registered app, as '{client_id}/.default' or 'api://{client_id}/.default'.)"
+                ),
+            ));
+        }
+        Ok(Self {
+            audience: client_id.clone(),
+        })
+    }
+}
+
+/// The object id of an application's service principal in the dev tenant
+/// (the `oid` and `sub` of its application tokens): stable per client id.
+pub(crate) fn service_principal_oid(tenant_id: &str, client_id: &str) -> String {
+    ids::guid_from_seed(&format!(
+        "aadgate-dev-idp service principal|{tenant_id}|{client_id}"
+    ))
+}
+
+/// Mints an application token (client credentials: no user) for
+/// `client_id` to call `resource`, shaped like an Entra v2 access token with
+/// `idtyp: app`, and returns the token response. It is an ordinary JWT,
+/// verifiable with the JWKS: the resource validates it.
+pub(crate) fn issue_app_token(
+    idp: &DevIdp,
+    client_id: &str,
+    resource: &AppResource,
+    now: u64,
+) -> Result<Value, SignError> {
+    let config = idp.config();
+    let lifetime = config.access_token_lifetime_secs;
+    let oid = service_principal_oid(&config.tenant_id, client_id);
+    let claims = json!({
+        "aud": resource.audience,
+        "iss": idp.issuer(),
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "aio": ids::random_token(60),
+        "azp": client_id,
+        "azpacr": "1",
+        "idtyp": "app",
+        "oid": oid,
+        "rh": format!("1.{}", ids::random_token(40)),
+        "sub": oid,
+        "tid": config.tenant_id,
+        "uti": ids::random_token(16),
+        "ver": "2.0",
+    });
+    let access_token = idp.keys().current().sign_jwt(&Map::new(), &claims)?;
+    Ok(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": access_token,
+    }))
 }
 
 #[cfg(test)]

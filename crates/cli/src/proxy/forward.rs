@@ -70,7 +70,9 @@ enum Failure {
 }
 
 impl Failure {
-    fn respond(self, navigation: bool) -> Response {
+    /// The refusal, with the buttons every refusal page has: *Home*, and
+    /// *Sign out* for a signed-in user (as on the 403 page).
+    fn respond(self, navigation: bool, signed_in: bool) -> Response {
         let close = matches!(self, Failure::SlowBody);
         let refusal = match self {
             Failure::BadGateway(why) => Refusal::new(StatusCode::BAD_GATEWAY, "bad_gateway", "The app is not responding")
@@ -91,6 +93,11 @@ impl Failure {
             Failure::NoPath(target) => Refusal::new(StatusCode::BAD_REQUEST, "bad_request_path", "Bad request")
                 .message("This request names no path.")
                 .reason(format!("request target {target:?} is not a path")),
+        };
+        let refusal = if signed_in {
+            refusal.link("Sign out", aadgate_core::paths::LOGOUT)
+        } else {
+            refusal
         };
         let mut resp = refusal.respond(navigation);
         if close {
@@ -121,15 +128,16 @@ pub(super) async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
     // Decided before the request goes on: failures answer a browser with a
     // page and a script with JSON.
     let navigation = aadgate::is_navigation(req.method(), req.headers());
+    let signed_in = req.extensions().get::<User>().is_some();
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     if let Err(failure) = fwd.address_to_app(&mut req) {
-        return failure.respond(navigation);
+        return failure.respond(navigation, signed_in);
     }
     fwd.rewrite_headers(&mut req, peer, websocket).await;
 
     let mut resp = match fwd.send(req).await {
         Ok(resp) => resp,
-        Err(failure) => return failure.respond(navigation),
+        Err(failure) => return failure.respond(navigation, signed_in),
     };
     if websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
@@ -139,7 +147,7 @@ pub(super) async fn forward(fwd: &Forwarder, mut req: Request) -> Response {
         fwd.auth.strip_own_set_cookies(&mut parts.headers);
         return Response::from_parts(parts, Body::empty());
     }
-    fwd.relay_response(resp, navigation).await
+    fwd.relay_response(resp, navigation, signed_in).await
 }
 
 impl Forwarder {
@@ -267,7 +275,12 @@ impl Forwarder {
 
     /// Relays the app's answer: hop-by-hop headers and aadgate's own cookies
     /// removed, the session script put into HTML pages when configured.
-    async fn relay_response(&self, resp: Response<PooledBody>, navigation: bool) -> Response {
+    async fn relay_response(
+        &self,
+        resp: Response<PooledBody>,
+        navigation: bool,
+        signed_in: bool,
+    ) -> Response {
         let (mut parts, body) = resp.into_parts();
         parts
             .extensions
@@ -284,7 +297,7 @@ impl Forwarder {
             }
             self.count_error("failed");
             return Failure::BadGateway("HTML response larger than its Content-Length".into())
-                .respond(navigation);
+                .respond(navigation, signed_in);
         }
         Response::from_parts(parts, Body::new(body))
     }

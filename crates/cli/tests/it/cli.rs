@@ -1041,3 +1041,66 @@ async fn proxy_runs_from_the_environment_alone() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A wrong client secret at sign-in: the page says what AADSTS7000215
+/// means and the key to fix, the log names `oidc.client_secret` in the
+/// same words as `check-config --online`, and neither holds the secret.
+#[tokio::test]
+async fn a_wrong_secret_at_sign_in_names_oidc_client_secret_on_the_page_and_in_the_log() {
+    use crate::harness::Browser;
+    use std::io::Read;
+    use std::process::Stdio;
+
+    const WRONG: &str = "Qx8~not-the-value-but-the-id";
+    let bin = start_binary(
+        "",
+        &format!("AADGATE_OIDC_CLIENT_SECRET='{WRONG}'"),
+        Stdio::piped(),
+        Stdio::piped(),
+    )
+    .await;
+    let (mut child, addr) = (bin.child, bin.addr);
+    listening(addr).await;
+    let b = Browser::new(addr);
+    let authorize = b.start_login("/").await;
+    let callback = b.pick_user(&authorize, "reader").await;
+    let page = b.navigate(&callback).await;
+    assert_eq!(page.status(), 502);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("AADSTS7000215"), "{page}");
+    assert!(
+        page.contains("oidc.client_secret is wrong: use the secret&#39;s Value, not its Secret ID"),
+        "{page}"
+    );
+    assert!(page.contains("Correlation id"), "{page}");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = tokio::task::spawn_blocking(move || {
+        let (mut out, mut err) = (String::new(), String::new());
+        stdout.read_to_string(&mut out).unwrap();
+        stderr.read_to_string(&mut err).unwrap();
+        child.wait().unwrap();
+        out + &err
+    })
+    .await
+    .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("AADSTS7000215"))
+        .unwrap_or_else(|| panic!("no log line with the code: {log}"));
+    assert!(
+        line.contains("oidc.client_secret is wrong: use the secret's Value, not its Secret ID"),
+        "{line}"
+    );
+    assert!(!line.contains("unreachable"), "{line}");
+    assert!(!log.contains(WRONG), "the secret is never logged");
+    assert!(!page.contains(WRONG), "nor shown");
+}

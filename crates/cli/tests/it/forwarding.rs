@@ -397,3 +397,71 @@ async fn app_service_endpoints_have_app_service_shapes() {
         "ok"
     );
 }
+
+/// The buttons of an aadgate page: each `<a class="button…" href=…>label</a>`.
+fn buttons(page: &str) -> Vec<&str> {
+    page.match_indices("<a class=\"button")
+        .map(|(i, _)| {
+            let rest = &page[i..];
+            &rest[..rest.find("</a>").map_or(rest.len(), |e| e + 4)]
+        })
+        .collect()
+}
+
+/// The app is down: a signed-in user gets a 502 page with a correlation id
+/// and the same buttons as the other refusals (Home, Sign out); a script
+/// gets JSON with the correlation id.
+#[tokio::test]
+async fn the_app_down_page_has_the_correlation_id_and_the_buttons_of_other_refusals() {
+    let (l, down) = crate::harness::listener().await;
+    drop(l);
+    let s = Setup::in_front_of(down, "", aadgate_dev_idp::DevIdpConfig::default()).await;
+    let b = s.browser();
+    b.sign_in("reader", "/").await;
+
+    let refused = b.navigate(&b.url("/admin")).await;
+    assert_eq!(refused.status(), 403);
+    let refused = refused.text().await.unwrap();
+
+    let r = b.navigate(&b.url("/reports")).await;
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("The app is not responding"), "{page}");
+    let cid = page
+        .split("Correlation id: <code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap_or_else(|| panic!("no correlation id: {page}"));
+    assert_eq!(cid.len(), 16, "{page}");
+    assert!(cid.bytes().all(|c| c.is_ascii_hexdigit()), "{cid}");
+    assert_eq!(buttons(&page), buttons(&refused), "{page}");
+    assert!(
+        buttons(&page)
+            .iter()
+            .any(|a| a.contains("href=\"/auth/logout\"") && a.contains("Sign out")),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&down.to_string()),
+        "the app's address stays in the log"
+    );
+
+    // A script (no navigation) gets JSON with a correlation id.
+    let r = b
+        .client
+        .get(b.url("/api/data"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(json["error"], "bad_gateway");
+    assert!(
+        json["correlation_id"]
+            .as_str()
+            .is_some_and(|c| c.len() == 16),
+        "{json}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod adversary;
 mod authorization;
+mod check_config;
 mod cli;
 mod conformance;
 mod dash;

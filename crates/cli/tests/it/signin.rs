@@ -339,3 +339,27 @@ async fn provider_down_gives_503_at_sign_in_while_sessions_keep_working() {
     assert!(html.contains("cannot be reached"), "{html}");
     assert!(html.contains("Correlation id"));
 }
+
+/// A wrong tenant at sign-in: the provider answered, so the page is not
+/// "cannot be reached" but AADSTS90002 explained, naming `oidc.tenant`.
+#[tokio::test]
+async fn a_wrong_tenant_at_sign_in_is_explained_naming_oidc_tenant() {
+    use crate::harness::{Idp, Proxy, config_text, listener, start_echo};
+    let (pl, paddr) = listener().await;
+    let idp = Idp::start(aadgate_dev_idp::DevIdpConfig::default(), &[paddr.port()]).await;
+    let echo = start_echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = idp.idp.config().tenant_id.clone();
+    let text = config_text(paddr.port(), echo, &idp.idp, &dir.path().join("s"), "")
+        .replace(&tenant, "0f0f0f0f-1111-2222-3333-444444444444");
+    let proxy = Proxy::start(pl, &text, &idp.idp.config().client_secret).await;
+    let b = Browser::new(proxy.addr);
+    let r = b.navigate(&b.url("/auth/login?rd=/")).await;
+    assert_eq!(r.status(), 502);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("AADSTS90002"), "{html}");
+    assert!(html.contains("oidc.tenant does not exist"), "{html}");
+    assert!(!html.contains("cannot be reached"), "{html}");
+    assert!(html.contains("Correlation id"), "{html}");
+    proxy.stop().await;
+}

@@ -5,6 +5,7 @@
 mod authorize;
 mod authorize_errors;
 mod claims;
+mod client_credentials;
 mod common;
 mod config;
 mod discovery;
