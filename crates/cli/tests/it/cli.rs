@@ -257,22 +257,9 @@ async fn proxy_binary_with_three_workers_serves_signed_in_users_and_stops_on_sig
         assert_eq!(seen(a, "x-forwarded-user").len(), 1, "{a}");
     }
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        tokio::task::spawn_blocking(move || child.wait()),
-    )
-    .await
-    .expect("every worker stops within 30 s of SIGTERM")
-    .unwrap()
-    .unwrap();
+    crate::harness::sigterm(&child);
+    let status =
+        crate::harness::exit_status(child, "every worker stops within 30 s of SIGTERM").await;
     assert!(status.success(), "{status}");
     assert!(
         reqwest::get(format!("http://{addr}/healthz"))
@@ -396,7 +383,7 @@ async fn sigterm_lets_open_requests_finish_within_the_shutdown_timeout() {
             Stdio::null(),
         )
         .await;
-        let (mut child, addr) = (bin.child, bin.addr);
+        let (child, addr) = (bin.child, bin.addr);
         let b = Browser::new(addr);
         listening(addr).await;
         b.sign_in("reader", "/").await;
@@ -414,22 +401,8 @@ async fn sigterm_lets_open_requests_finish_within_the_shutdown_timeout() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let signalled = Instant::now();
-        let pid = child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || child.wait()),
-        )
-        .await
-        .expect("exits")
-        .unwrap()
-        .unwrap();
+        crate::harness::sigterm(&child);
+        let status = crate::harness::exit_status(child, "exits").await;
         assert!(status.success(), "{status:?}");
         let answer = in_flight.await.unwrap();
         if finishes {
@@ -503,14 +476,7 @@ async fn json_logs_are_one_object_per_line_without_secrets() {
         403
     );
     assert_eq!(b.navigate(&b.url("/reports")).await.status(), 200);
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::harness::sigterm(&child);
     let (mut out, mut err) = (String::new(), String::new());
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
@@ -592,14 +558,7 @@ async fn the_access_log_can_be_turned_off() {
     listening(addr).await;
     let b = Browser::new(addr);
     assert_eq!(b.navigate(&b.url("/public/x")).await.status(), 200);
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::harness::sigterm(&child);
     let mut stdout = child.stdout.take().unwrap();
     let text = tokio::task::spawn_blocking(move || {
         let mut out = String::new();
@@ -635,7 +594,7 @@ async fn metrics_listen_serves_prometheus_metrics_until_sigterm() {
     )
     .await;
     let client_secret = bin._idp.idp.config().client_secret.clone();
-    let (mut child, addr) = (bin.child, bin.addr);
+    let (child, addr) = (bin.child, bin.addr);
     listening(addr).await;
     listening(metrics_addr).await;
     let metrics_url = format!("http://{metrics_addr}/metrics");
@@ -800,22 +759,8 @@ async fn metrics_listen_serves_prometheus_metrics_until_sigterm() {
         .unwrap();
     assert_eq!(post.status(), 405);
 
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        tokio::task::spawn_blocking(move || child.wait()),
-    )
-    .await
-    .expect("the proxy stops within 30 s of SIGTERM")
-    .unwrap()
-    .unwrap();
+    crate::harness::sigterm(&child);
+    let status = crate::harness::exit_status(child, "the proxy stops within 30 s of SIGTERM").await;
     assert!(status.success(), "{status}");
     assert!(
         tokio::net::TcpStream::connect(metrics_addr).await.is_err(),
@@ -1073,14 +1018,7 @@ async fn a_wrong_secret_at_sign_in_names_oidc_client_secret_on_the_page_and_in_t
         "{page}"
     );
     assert!(page.contains("Correlation id"), "{page}");
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::harness::sigterm(&child);
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let log = tokio::task::spawn_blocking(move || {

@@ -580,3 +580,28 @@ pub(crate) async fn session_cookie(b: &Browser) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Sends SIGTERM to a child process (the binary's graceful shutdown).
+pub(crate) fn sigterm(child: &std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(sent, "kill -TERM {}", child.id());
+}
+
+/// Waits for `child` to exit, failing with `what` after 30 s.
+pub(crate) async fn exit_status(
+    mut child: std::process::Child,
+    what: &str,
+) -> std::process::ExitStatus {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{what}"))
+    .unwrap()
+    .unwrap()
+}

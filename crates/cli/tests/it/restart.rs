@@ -104,22 +104,13 @@ impl Instance {
     /// SIGTERM, then waits (at most 30 s) for it to exit 0 and for its
     /// whole log.
     async fn stop(&mut self) {
-        let mut child = self.child.take().unwrap();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || child.wait()),
+        let child = self.child.take().unwrap();
+        crate::harness::sigterm(&child);
+        let status = crate::harness::exit_status(
+            child,
+            &format!("{} exits within 30 s of SIGTERM", self.name),
         )
-        .await
-        .unwrap_or_else(|_| panic!("{} exits within 30 s of SIGTERM", self.name))
-        .unwrap()
-        .unwrap();
+        .await;
         assert!(status.success(), "{}: {status}", self.name);
         let reader = self.reader.take().unwrap();
         tokio::task::spawn_blocking(move || reader.join().unwrap())
