@@ -12,13 +12,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
-import { freePort, start as startIn, stopAll, waitFor } from './processes.mjs';
+import { freePort, launchChromium, newPage as openPage, start as startIn, tearDown, waitFor } from './processes.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const APP_DIR = path.join(REPO, 'examples', 'dash-app');
@@ -93,30 +92,14 @@ before(async () => {
   });
   await waitFor('the proxy answers /healthz', proxyChild, () => httpOk(`${proxy}/healthz`));
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 
-after(async () => {
-  try {
-    await browser?.close();
-  } finally {
-    await stopAll();
-    if (tmp && !process.env.AADGATE_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
-  }
-});
+after(() => tearDown(browser, tmp));
 
 // ------------------------------------------------------------------ browser
 
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.setDefaultNavigationTimeout(20_000);
-  return { context, page };
-}
+const newPage = () => openPage(browser);
 
 async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });

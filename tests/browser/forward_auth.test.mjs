@@ -17,14 +17,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 
-import { freePort, nginxConfig, start as startIn, stopAll, waitFor } from './processes.mjs';
+import { freePort, launchChromium, newPage as openPage, nginxConfig, start as startIn, tearDown, waitFor } from './processes.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const APP_DIR = path.join(REPO, 'examples', 'dash-app');
@@ -225,28 +224,12 @@ role = "App.Admin"
     (await probe(caddyPort, `app.example.localhost:${caddyPort}`, '/')) === 302,
   );
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 
-after(async () => {
-  try {
-    await browser?.close();
-  } finally {
-    await stopAll();
-    if (tmp && !process.env.AADGATE_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
-  }
-});
+after(() => tearDown(browser, tmp));
 
-async function newPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  page.setDefaultNavigationTimeout(20_000);
-  return { context, page };
-}
+const newPage = () => openPage(browser);
 
 /** Opens `url` signed out, signs in as `username` at the dev IdP, and waits to be back on `url`. */
 async function signInVia(page, url, username) {

@@ -1,11 +1,13 @@
 // Child processes for the browser tests: free ports, starting programs with
 // their output kept for failure messages, waiting on a condition with a
-// deadline, stopping everything at the end, and the frame of an nginx
-// configuration that runs unprivileged out of a temporary directory.
+// deadline, stopping everything at the end, the frame of an nginx
+// configuration that runs out of a temporary directory, and Debian's
+// Chromium.
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { chromium } from 'playwright-core';
 
 const children = [];
 
@@ -112,4 +114,31 @@ http {
 ${http}
 }
 `;
+}
+
+/** Debian's Chromium (or $CHROMIUM), headless. */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+/** A fresh browser context (no cookies) and a page in it. */
+export async function newPage(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.setDefaultNavigationTimeout(20_000);
+  return { context, page };
+}
+
+/** Closes the browser, stops every child and removes `dir` (kept with AADGATE_KEEP_TMP set). */
+export async function tearDown(browser, dir) {
+  try {
+    await browser?.close();
+  } finally {
+    await stopAll();
+    if (dir && !process.env.AADGATE_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+  }
 }

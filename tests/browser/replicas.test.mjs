@@ -12,14 +12,21 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
 
-import { freePort, nginxConfig, start as startIn, stopAll, waitFor } from './processes.mjs';
+import {
+  freePort,
+  launchChromium,
+  newPage,
+  nginxConfig,
+  start as startIn,
+  tearDown,
+  waitFor,
+} from './processes.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const APP_DIR = path.join(REPO, 'examples', 'dash-app');
@@ -135,20 +142,10 @@ before(async () => {
   const nginx = start('nginx', NGINX, ['-c', nginxConf, '-p', tmp]);
   await waitFor('nginx forwards', nginx, async () => (await fetch(`${front}/healthz`)).ok);
 
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 
-after(async () => {
-  try {
-    await browser?.close();
-  } finally {
-    await stopAll();
-    if (tmp && !process.env.AADGATE_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
-  }
-});
+after(() => tearDown(browser, tmp));
 
 async function chartValues(page) {
   await page.locator('#sales-chart .main-svg .trace.bars .point').first().waitFor();
@@ -170,9 +167,7 @@ async function chooseRegion(page, region) {
 }
 
 test('three replicas behind round-robin nginx: sign-in, the dashboard, a kill, a drain, revocation and Redis restarting', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  const { context, page } = await newPage(browser);
   try {
     // Sign in: the sign-in starts on one replica and completes on another.
     await page.goto(`${front}/dash/`);
