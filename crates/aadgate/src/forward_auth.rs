@@ -56,13 +56,8 @@ pub(crate) async fn check(State(auth): State<Auth>, req: Request) -> Response {
         Err(reason) => return refused(reason).respond(false),
     };
     let layer = AuthLayer { auth: auth.clone() };
-    let admit = tower::service_fn({
-        let auth = auth.clone();
-        move |req: Request| {
-            let auth = auth.clone();
-            async move { Ok::<_, Infallible>(admitted(&auth, &req)) }
-        }
-    });
+    let admit =
+        tower::service_fn(|req: Request| async move { Ok::<_, Infallible>(admitted(&req)) });
     let Ok(answer) = layer.layer(admit).oneshot(original.request).await;
     translate(&auth, answer, original.navigation, redirect_mode)
 }
@@ -211,18 +206,12 @@ fn refused(reason: String) -> Refusal {
 }
 
 /// What the layer let through: `200` with the identity headers.
-fn admitted(auth: &Auth, req: &Request) -> Response {
+fn admitted(req: &Request) -> Response {
     let mut resp = StatusCode::OK.into_response();
     if let Some(user) = req.extensions().get::<User>() {
-        let configured = auth.settings().identity_headers;
-        let families = aadgate_core::config::HeaderFamilies {
-            aadgate: true,
-            oauth2_proxy: true,
-            app_service: configured.app_service,
-        };
         let headers = resp.headers_mut();
-        for (name, value) in crate::headers::build_identity_headers(user, families) {
-            headers.append(name, value);
+        for (name, value) in crate::headers::forward_auth_headers(user) {
+            headers.append(name.clone(), value.clone());
         }
         resp.extensions_mut()
             .insert(crate::UserId(user.view.id.clone()));

@@ -130,11 +130,23 @@ pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderN
     out
 }
 
+/// The identity headers `/auth/check` answers with: aadgate's and
+/// oauth2-proxy's families always (the front copies what its app reads),
+/// App Service's when `identity_headers` has them. Computed once per cached
+/// session, like [`identity_headers`].
+pub(crate) fn forward_auth_headers(user: &User) -> &[(HeaderName, HeaderValue)] {
+    user.view.check_headers.get_or_init(|| {
+        let families = HeaderFamilies {
+            aadgate: true,
+            oauth2_proxy: true,
+            app_service: user.view.families.app_service,
+        };
+        build_identity_headers(user, families)
+    })
+}
+
 /// The identity headers of `families` (not cached).
-pub(crate) fn build_identity_headers(
-    user: &User,
-    families: HeaderFamilies,
-) -> Vec<(HeaderName, HeaderValue)> {
+fn build_identity_headers(user: &User, families: HeaderFamilies) -> Vec<(HeaderName, HeaderValue)> {
     let id = user.identity();
     let mut out = Vec::new();
     let mut add = |name: &'static str, v: Option<&str>| {

@@ -116,11 +116,13 @@ where
             // aadgate's own paths go to its routes; but a request rebuilt by
             // `/auth/check` is for the app behind another proxy, whatever
             // its path, and gets the app's rules.
-            let checking = req
-                .extensions()
-                .get::<crate::forward_auth::ForwardAuthCheck>()
-                .is_some();
-            if is_own_path(&path) && !checking {
+            // (The extension is looked up only for aadgate's own paths.)
+            if is_own_path(&path)
+                && req
+                    .extensions()
+                    .get::<crate::forward_auth::ForwardAuthCheck>()
+                    .is_none()
+            {
                 return inner.call(req).await;
             }
             let inner_auth = &auth.inner;

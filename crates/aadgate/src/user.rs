@@ -84,6 +84,9 @@ pub struct UserView {
     pub(crate) id: Arc<str>,
     pub(crate) roles: Arc<[String]>,
     pub(crate) headers: std::sync::OnceLock<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
+    /// The identity headers `/auth/check` answers with (built at first use).
+    pub(crate) check_headers:
+        std::sync::OnceLock<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
     /// Which identity headers the app gets (`identity_headers`).
     pub(crate) families: aadgate_core::config::HeaderFamilies,
 }
@@ -99,6 +102,7 @@ impl UserView {
             id: session.identity.user_id().into(),
             roles: policy.effective_roles(&session.identity.roles).into(),
             headers: std::sync::OnceLock::new(),
+            check_headers: std::sync::OnceLock::new(),
             families,
         }
     }
