@@ -138,6 +138,20 @@ fn parse_pattern(p: &str) -> Option<HostPattern> {
         Some(rest) => (true, rest),
         None => (false, p),
     };
+    // A wildcard needs at least two labels under it (`*.com` is every site).
+    if !is_domain_name(name) || (wild && !name.contains('.')) {
+        return None;
+    }
+    Some(if wild {
+        HostPattern::Under(format!(".{name}"))
+    } else {
+        HostPattern::Exact(name.to_owned())
+    })
+}
+
+/// Whether `name` is a lower-case DNS name: labels of letters, digits and
+/// inner hyphens, no wildcard, scheme, port or path.
+pub fn is_domain_name(name: &str) -> bool {
     let valid_label = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
@@ -146,17 +160,7 @@ fn parse_pattern(p: &str) -> Option<HostPattern> {
             && l.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
-    let labels: Vec<&str> = name.split('.').collect();
-    // A wildcard needs at least two labels under it (`*.com` is every site).
-    let enough = if wild { labels.len() >= 2 } else { true };
-    if name.is_empty() || name.len() > 253 || !enough || !labels.iter().all(|l| valid_label(l)) {
-        return None;
-    }
-    Some(if wild {
-        HostPattern::Under(format!(".{name}"))
-    } else {
-        HostPattern::Exact(name.to_owned())
-    })
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(valid_label)
 }
 
 /// Whether `host` is `domain` or under it (cookie `Domain` matching).

@@ -234,8 +234,7 @@ impl Config {
             None => None,
             Some(d) => {
                 let d = d.trim_start_matches('.').to_ascii_lowercase();
-                let valid = ProtectedHosts::new(public_url, std::slice::from_ref(&d)).is_ok();
-                if !valid || !d.contains('.') {
+                if !crate::hosts::is_domain_name(&d) || !d.contains('.') {
                     return Err(ConfigError::new(
                         "session.cookie_domain",
                         format!("{d:?} is not a domain a cookie can be shared under"),
