@@ -486,6 +486,13 @@ async fn no_vector_leaves_the_protected_hosts() {
     assert_eq!(sign_in(&b, addr, "reader", &ok).await, ok);
 }
 
+/// The first value of a header the echo app saw.
+fn first_seen(echo: &serde_json::Value, name: &str) -> Option<String> {
+    crate::harness::seen(echo, name)
+        .first()
+        .map(|v| v.to_string())
+}
+
 #[tokio::test]
 async fn identity_header_families_are_chosen_and_groups_fit_app_servers() {
     // 200 groups: the most Entra ID puts in a token.
@@ -502,11 +509,7 @@ async fn identity_header_families_are_chosen_and_groups_fit_app_servers() {
     let b = s.browser();
     b.sign_in("many", "/").await;
     let echo = b.echo("/").await;
-    let seen = |name: &str| {
-        crate::harness::seen(&echo, name)
-            .first()
-            .map(|v| v.to_string())
-    };
+    let seen = |name: &str| first_seen(&echo, name);
     let header_lines = echo["headers"]
         .as_array()
         .unwrap()
@@ -539,11 +542,7 @@ async fn identity_header_families_are_chosen_and_groups_fit_app_servers() {
     let b = s.browser();
     b.sign_in("many", "/").await;
     let echo = b.echo("/").await;
-    let seen = |name: &str| {
-        crate::harness::seen(&echo, name)
-            .first()
-            .map(|v| v.to_string())
-    };
+    let seen = |name: &str| first_seen(&echo, name);
     assert_eq!(
         seen("x-auth-request-user").as_deref(),
         Some(aadgate_dev_idp::DevUser::new("many", "x").oid.as_str())

@@ -368,7 +368,11 @@ fn forward_auth_hosts_must_receive_the_session_cookie() {
     assert_eq!(e.key, "session.cookie_domain");
     assert!(e.to_string().contains("does not contain"), "{e}");
     // Not a domain at all: said so, not "does not contain".
-    for bad in ["*.contoso.localhost", "localhost", "https://contoso.localhost"] {
+    for bad in [
+        "*.contoso.localhost",
+        "localhost",
+        "https://contoso.localhost",
+    ] {
         let e = err(&with("", &format!("cookie_domain = \"{bad}\"")), &[]);
         assert_eq!(e.key, "session.cookie_domain", "{bad}");
         assert!(e.to_string().contains("not a domain"), "{bad}: {e}");
