@@ -235,6 +235,7 @@ impl Auth {
             provider = provider.with_metrics(m.clone());
         }
         let store = store
+            .with_cache_budget(settings.cache_budget)
             .keep_access_tokens_in_memory(settings.pass_access_token)
             .with_clock(aadgate_core::clock::Clock::system())
             .with_view({

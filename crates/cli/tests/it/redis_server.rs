@@ -13,6 +13,8 @@ pub(crate) struct RedisServer {
     dir: tempfile::TempDir,
     /// With TLS only: the CA that signed the server's certificate (PEM file).
     pub(crate) ca_file: Option<std::path::PathBuf>,
+    /// Further `redis-server` arguments (a cluster node's).
+    args: Vec<String>,
 }
 
 impl RedisServer {
@@ -60,6 +62,7 @@ impl RedisServer {
             child: None,
             dir: tempfile::tempdir().unwrap(),
             ca_file: None,
+            args: Vec::new(),
         }
     }
 
@@ -83,6 +86,7 @@ impl RedisServer {
         }
         let child = command
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.args)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -107,17 +111,27 @@ impl RedisServer {
     }
 
     async fn answers_ping(&self) -> bool {
-        let Ok(mut c) = tokio::net::TcpStream::connect(self.addr).await else {
-            return false;
-        };
-        if c.write_all(b"PING\r\n").await.is_err() {
-            return false;
+        self.ask("PING").await.as_deref() == Some("+PONG")
+    }
+
+    /// The first line of the server's answer to an inline command (`None`
+    /// when it does not answer within a second).
+    pub(crate) async fn ask(&self, command: &str) -> Option<String> {
+        let mut c = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+        c.write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while !answer.ends_with(b"\r\n") {
+            tokio::time::timeout(Duration::from_secs(1), c.read_exact(&mut byte))
+                .await
+                .ok()?
+                .ok()?;
+            answer.push(byte[0]);
         }
-        let mut buf = [0u8; 7];
-        matches!(
-            tokio::time::timeout(Duration::from_secs(1), c.read_exact(&mut buf)).await,
-            Ok(Ok(_)) if &buf == b"+PONG\r\n"
-        )
+        answer.truncate(answer.len() - 2);
+        String::from_utf8(answer).ok()
     }
 
     /// `redis://` (or, with TLS, `rediss://`) URL of the server.
@@ -146,5 +160,100 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Redis Cluster of `n` primaries (no replicas) on free loopback ports,
+/// made by `redis-cli --cluster create` as an operator would.
+pub(crate) struct RedisCluster {
+    pub(crate) nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub(crate) async fn start(n: usize) -> Self {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            let mut node = RedisServer::new();
+            node.args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+                .map(str::to_owned)
+                .to_vec();
+            node.args.push("--cluster-config-file".into());
+            node.args
+                .push(node.dir.path().join("nodes.conf").display().to_string());
+            node.run().await;
+            nodes.push(node);
+        }
+        let addrs: Vec<String> = nodes.iter().map(|n| n.addr.to_string()).collect();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&addrs)
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("redis-cli is missing: apt-get install redis-tools (.ci/run installs redis-server, which brings it)")
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Self { nodes };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &cluster.nodes {
+            while !node.cluster_ok().await {
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not become ready"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        cluster
+    }
+
+    /// `redis-cluster://host:port,…` of every node.
+    pub(crate) fn url(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| n.addr.to_string()).collect();
+        format!("redis-cluster://{}", nodes.join(","))
+    }
+
+    /// Keys each node holds.
+    pub(crate) async fn keys_per_node(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            let answer = node.ask("DBSIZE").await.unwrap_or_default();
+            out.push(answer.trim_start_matches(':').parse().unwrap_or(0));
+        }
+        out
+    }
+}
+
+impl RedisServer {
+    /// Whether this cluster node sees every slot served.
+    async fn cluster_ok(&self) -> bool {
+        let Ok(mut c) = tokio::net::TcpStream::connect(self.addr).await else {
+            return false;
+        };
+        if c.write_all(b"CLUSTER INFO\r\n").await.is_err() {
+            return false;
+        }
+        // The answer's first field is `cluster_state:ok` or `:fail`.
+        let mut got = String::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(at) = got.find("cluster_state:")
+                && got[at..].contains("\r\n")
+            {
+                return got[at..].starts_with("cluster_state:ok");
+            }
+            match tokio::time::timeout(Duration::from_secs(1), c.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => return false,
+            }
+        }
     }
 }

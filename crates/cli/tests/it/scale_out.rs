@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aadgate_dev_idp::DevIdpConfig;
 
 use crate::harness::{Browser, Idp, Proxy, config_text, listener, location, seen, start_echo};
-use crate::redis_server::RedisServer;
+use crate::redis_server::{RedisCluster, RedisServer};
 
 /// Replicas of one app (one `public_url`, one secret) in front of the echo
 /// app, sharing `redis`.
@@ -16,7 +16,9 @@ struct Replicas {
     config: String,
     idp: Idp,
     proxies: Vec<Proxy>,
-    redis: RedisServer,
+    /// The Redis they share: one server, or a cluster.
+    redis: Option<RedisServer>,
+    cluster: Option<RedisCluster>,
 }
 
 impl Replicas {
@@ -24,7 +26,34 @@ impl Replicas {
         Self::with(n, redis, "", DevIdpConfig::default()).await
     }
 
-    async fn with(n: usize, redis: RedisServer, extra: &str, mut idp_config: DevIdpConfig) -> Self {
+    /// `n` replicas sharing a Redis Cluster.
+    async fn on_cluster(n: usize, cluster: RedisCluster) -> Self {
+        let mut r = Self::build(
+            n,
+            format!("store = \"{}\"", cluster.url()),
+            "",
+            DevIdpConfig::default(),
+        )
+        .await;
+        r.cluster = Some(cluster);
+        r
+    }
+
+    async fn with(n: usize, redis: RedisServer, extra: &str, idp_config: DevIdpConfig) -> Self {
+        let store = match &redis.ca_file {
+            None => format!("store = \"{}\"", redis.url()),
+            Some(ca) => format!(
+                "store = \"{}\"\nredis_ca_file = \"{}\"",
+                redis.url(),
+                ca.display()
+            ),
+        };
+        let mut r = Self::build(n, store, extra, idp_config).await;
+        r.redis = Some(redis);
+        r
+    }
+
+    async fn build(n: usize, store: String, extra: &str, mut idp_config: DevIdpConfig) -> Self {
         let echo = start_echo().await;
         let mut listeners = Vec::new();
         for _ in 0..n {
@@ -42,14 +71,7 @@ impl Replicas {
         let text = config_text(public_port, echo, &idp.idp, dir.path(), extra)
             .replace(
                 &format!("store = \"file:{}\"", dir.path().display()),
-                &match &redis.ca_file {
-                    None => format!("store = \"{}\"", redis.url()),
-                    Some(ca) => format!(
-                        "store = \"{}\"\nredis_ca_file = \"{}\"",
-                        redis.url(),
-                        ca.display()
-                    ),
-                },
+                &store,
             )
             // Every replica is reached at its own address in these tests
             // (in production, all behind one balancer at public_url).
@@ -63,7 +85,8 @@ impl Replicas {
             config: text,
             idp,
             proxies,
-            redis,
+            redis: None,
+            cluster: None,
         }
     }
 
@@ -168,7 +191,7 @@ async fn redis_down_is_a_503_never_a_500_and_service_returns_with_it() {
     let ready = |i: usize| c.get(r.proxies[i].url("/readyz")).send();
     assert_eq!(ready(1).await.unwrap().status(), 200);
     let mut r = r;
-    r.redis.kill();
+    r.redis.as_mut().unwrap().kill();
     let not_ready = c.get(r.proxies[1].url("/readyz")).send().await.unwrap();
     assert_eq!(not_ready.status(), 503);
     let body: serde_json::Value = not_ready.json().await.unwrap();
@@ -201,7 +224,7 @@ async fn redis_down_is_a_503_never_a_500_and_service_returns_with_it() {
 
     // Redis is back (empty, as after a restart without persistence): the
     // next sign-in works without restarting aadgate.
-    r.redis.restart().await;
+    r.redis.as_mut().unwrap().restart().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while c
         .get(r.proxies[1].url("/readyz"))
@@ -467,4 +490,114 @@ async fn replicas_share_sessions_over_tls_with_a_private_ca() {
     let out = a.navigate(&a.url("/auth/logout")).await;
     assert!(out.status().is_redirection());
     refused_within(&b, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn replicas_share_sessions_on_a_redis_cluster() {
+    // Three primaries made by `redis-cli --cluster create`; each replica is
+    // given all three as seeds and follows the slots itself.
+    let r = Replicas::on_cluster(2, RedisCluster::start(3).await).await;
+    assert!(
+        r.config.contains("redis-cluster://127.0.0.1:"),
+        "{}",
+        r.config
+    );
+    let mut browsers = Vec::new();
+    for user in ["reader", "writer", "admin", "reader", "writer", "admin"] {
+        let a = Browser::new(r.proxies[0].addr);
+        a.sign_in(user, "/").await;
+        // The session, written through replica A, works on replica B.
+        let b = r.at(&a, 1);
+        let echo = b.echo("/").await;
+        assert_eq!(
+            seen(&echo, "x-forwarded-email"),
+            [format!("{user}@contoso.example")]
+        );
+        browsers.push((a, b));
+    }
+    let cluster = r.cluster.as_ref().unwrap();
+    let spread = cluster.keys_per_node().await;
+    assert!(
+        spread.iter().filter(|&&n| n > 0).count() >= 2,
+        "the keys are spread over the primaries: {spread:?}"
+    );
+
+    // Listing scans every primary.
+    let (ok, list) = sessions_command(&r, &["list"]).await;
+    assert!(ok, "{list}");
+    assert!(list.contains("6 session(s)"), "{list}");
+
+    // Revoked by user and signed out: every replica refuses within a second.
+    let (ok, out) = sessions_command(&r, &["revoke", "--user", "writer@contoso.example"]).await;
+    assert!(ok && out.contains("revoked 2 session(s)"), "{out}");
+    for i in [1, 4] {
+        refused_within(&browsers[i].1, Duration::from_secs(1)).await;
+        refused_within(&browsers[i].0, Duration::from_secs(1)).await;
+    }
+    let (a, b) = &browsers[0];
+    let out = a.navigate(&a.url("/auth/logout")).await;
+    assert!(out.status().is_redirection(), "{}", out.status());
+    refused_within(b, Duration::from_secs(1)).await;
+    let (a, b) = &browsers[2];
+    assert_eq!(a.navigate(&a.url("/")).await.status(), 200);
+    assert_eq!(b.navigate(&b.url("/")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_redis_store_writes_idle_clocks_back_and_scans_on_every_cluster_node() {
+    use aadgate_core::session::{Record, RedisConfig, RedisStore, Store};
+    let cluster = RedisCluster::start(3).await;
+    let store = RedisStore::new(
+        &RedisConfig {
+            url: cluster.url(),
+            password: None,
+            prefix: "aadgate:".into(),
+            ca_file: None,
+        },
+        3600,
+    )
+    .unwrap();
+    store.ping().await.expect("the cluster is ready");
+    let now = aadgate_core::clock::Clock::system().now();
+    let keys: Vec<[u8; 32]> = (0..40u8).map(|i| [i; 32]).collect();
+    for key in &keys {
+        let record = Record {
+            expires_at: now + 86_400,
+            last_seen: now - 120,
+            sealed: vec![1, 2, 3],
+        };
+        store.put(key, &record).await.unwrap();
+    }
+    let spread = cluster.keys_per_node().await;
+    assert!(
+        spread.iter().all(|&n| n > 0),
+        "keys on every primary: {spread:?}"
+    );
+
+    // One batch whose keys live on all three nodes; a deleted key's clock
+    // is not written (no record comes back), and no clock goes backwards.
+    store.delete(&keys[0]).await.unwrap();
+    let mut batch: Vec<([u8; 32], i64)> = keys.iter().map(|k| (*k, now)).collect();
+    batch[1].1 = now - 500;
+    store
+        .touch(batch)
+        .await
+        .expect("the write-back on a cluster");
+    assert!(store.get(&keys[0]).await.unwrap().is_none());
+    assert_eq!(
+        store.get(&keys[1]).await.unwrap().unwrap().last_seen,
+        now - 120
+    );
+    for key in &keys[2..] {
+        let r = store.get(key).await.unwrap().unwrap();
+        assert_eq!((r.last_seen, r.sealed.as_slice()), (now, &[1u8, 2, 3][..]));
+    }
+
+    let mut listed = Vec::new();
+    store
+        .scan(&mut |key, _| listed.push(key))
+        .await
+        .expect("a scan of every primary");
+    listed.sort_unstable();
+    assert_eq!(listed, keys[1..].to_vec());
 }

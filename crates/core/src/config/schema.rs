@@ -201,6 +201,13 @@ pub struct SessionConfig {
     /// `public_url`'s host alone, `__Host-` prefixed on https).
     #[serde(default)]
     pub cookie_domain: Option<String>,
+    /// Memory the session cache may use, in MiB (default 128, about 100,000
+    /// sessions of users in a few groups). Requests of cached sessions
+    /// read memory only; past the budget, the sessions used least recently
+    /// leave the cache and are read from the store again when next used
+    /// (a few tens of microseconds each).
+    #[serde(default)]
+    pub cache_mib: Option<u64>,
     /// A session unused for this long ends, in seconds. Default 28800 (8 h).
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,

@@ -62,6 +62,8 @@ pub struct Settings {
     pub store: StoreKind,
     /// Idle timeout.
     pub idle_timeout: Duration,
+    /// Bytes the session cache may use (`session.cache_mib`).
+    pub cache_budget: u64,
     /// Absolute lifetime.
     pub lifetime: Duration,
     /// Authorization policy.

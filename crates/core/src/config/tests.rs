@@ -281,9 +281,36 @@ fn redis_stores_are_checked_at_start_up() {
     } else {
         assert!(ok.unwrap_err().problem.contains("Redis support"));
     }
-    let e = with("redis-cluster://a:7000,b:7001", &[]).unwrap_err();
-    assert_eq!(e.key, "session.store");
-    assert!(e.fix.contains("Enterprise cluster policy"), "{}", e.fix);
+    if cfg!(feature = "redis") {
+        let StoreKind::Redis(r) = with("rediss-cluster://u:pw@a:7000,b:7001", &[])
+            .unwrap()
+            .store
+        else {
+            panic!("not a Redis store")
+        };
+        assert_eq!(
+            r.cluster_nodes(),
+            Some(Ok(vec![
+                "rediss://u:pw@a:7000".to_owned(),
+                "rediss://u:pw@b:7001".to_owned()
+            ]))
+        );
+        assert!(!format!("{r:?}").contains("pw"), "{r:?}");
+    }
+    for bad in [
+        "redis-cluster://",
+        "redis-cluster://a:7000,",
+        "redis-cluster://a,b:7001",
+        "redis-cluster://a:7000/2",
+    ] {
+        let e = with(bad, &[]).unwrap_err();
+        assert_eq!(e.key, "session.store", "{bad}");
+        assert!(
+            e.fix.contains("redis-cluster://host:port"),
+            "{bad}: {}",
+            e.fix
+        );
+    }
     let e = with("redis://", &[]).unwrap_err();
     assert_eq!(e.key, "session.store");
     let e = with("bogus", &[]).unwrap_err();

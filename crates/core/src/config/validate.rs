@@ -182,6 +182,18 @@ impl Config {
             .with_fix("use a number of seconds greater than zero"));
         }
 
+        let cache_budget = match self.session.cache_mib {
+            None => crate::session::DEFAULT_CACHE_BUDGET,
+            Some(mib @ 1..=1_048_576) => mib << 20,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "session.cache_mib",
+                    "must be between 1 and 1048576 (MiB)",
+                )
+                .with_fix("leave it out for the default, 128"));
+            }
+        };
+
         let (hosts, cookie_domain) = self.protected_hosts(&public_url)?;
         let identity_headers = self.header_families()?;
         let policy = Policy::from_config(&self.authz, &self.route)?;
@@ -203,6 +215,7 @@ impl Config {
             clock_skew: Duration::from_secs(skew),
             secret,
             store,
+            cache_budget,
             idle_timeout: Duration::from_secs(idle),
             lifetime: Duration::from_secs(lifetime),
             policy,
@@ -398,17 +411,36 @@ impl Config {
         let kind = match text {
             "memory" => StoreKind::Memory,
             t if t.starts_with("file:") && t.len() > 5 => StoreKind::File(t[5..].into()),
-            t if t.starts_with("redis-cluster://") || t.starts_with("rediss-cluster://") => {
-                return Err(ConfigError::new("session.store", "Redis Cluster is not supported yet")
-                    .with_fix("point it at one endpoint: a standalone or primary/replica Redis, or Azure Managed Redis with the Enterprise cluster policy (\"redis://host:port\" or \"rediss://host:port\")"));
-            }
-            t if t.starts_with("redis://") || t.starts_with("rediss://") => {
-                let url = Url::parse(t)
-                    .ok()
-                    .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()));
-                if url.is_none() {
-                    return Err(ConfigError::new("session.store", "is not a Redis URL")
-                        .with_fix("use redis://host:port[/db] or rediss://host:port (TLS); put the password in AADGATE_SESSION_REDIS_PASSWORD"));
+            t if [
+                "redis://",
+                "rediss://",
+                "redis-cluster://",
+                "rediss-cluster://",
+            ]
+            .iter()
+            .any(|scheme| t.starts_with(scheme)) =>
+            {
+                let probe = crate::session::RedisConfig {
+                    url: t.to_owned(),
+                    password: None,
+                    prefix: String::new(),
+                    ca_file: None,
+                };
+                match probe.cluster_nodes() {
+                    Some(Err(why)) => {
+                        return Err(ConfigError::new("session.store", why)
+                            .with_fix("use redis-cluster://host:port,host:port (or rediss-cluster:// for TLS); put the password in AADGATE_SESSION_REDIS_PASSWORD"));
+                    }
+                    Some(Ok(_)) => {}
+                    None => {
+                        let url = Url::parse(t)
+                            .ok()
+                            .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()));
+                        if url.is_none() {
+                            return Err(ConfigError::new("session.store", "is not a Redis URL")
+                                .with_fix("use redis://host:port[/db] or rediss://host:port (TLS); put the password in AADGATE_SESSION_REDIS_PASSWORD"));
+                        }
+                    }
                 }
                 if !cfg!(feature = "redis") {
                     return Err(ConfigError::new(

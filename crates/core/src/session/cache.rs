@@ -1,19 +1,30 @@
 //! The memory cache in front of the store: live sessions by cookie value,
-//! with what the layer above derived from each, evicted least recently used.
+//! with what the layer above derived from each, bounded by a memory budget,
+//! the least recently used evicted first.
+//!
+//! moka does the bounding and the eviction (a concurrent hash table whose
+//! reads take no lock, with an LRU queue maintained in batches). Each
+//! entry weighs what it holds ([`Entry::weight`]), so the budget is in
+//! bytes whatever sessions hold (a user in 200 groups weighs more).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 
 use super::{RecordKey, Session};
 
-/// The cache's key: the cookie value itself, hashed with std's per-process
-/// random SipHash key (clients cannot aim at buckets) and compared in
-/// constant time. A lookup costs ~150 instructions; the HMAC that keys the
-/// store costs ~5,800, so it is computed only when a session goes to or
-/// comes from the store.
+/// The cache's key: the cookie value itself (exactly 43 bytes, checked
+/// before any lookup), hashed with a per-process random SipHash key (clients
+/// cannot aim at buckets) and compared in constant time. A lookup costs a
+/// few hundred instructions; the HMAC that keys the store costs ~5,800, so
+/// it is computed only when a session goes to or comes from the store.
 #[derive(Clone, Eq)]
-pub(super) struct CookieKey(Box<str>);
+pub(super) struct CookieKey([u8; 43]);
+
+impl CookieKey {
+    pub(super) fn of(cookie: &str) -> Option<Self> {
+        cookie.as_bytes().try_into().ok().map(Self)
+    }
+}
 
 impl std::hash::Hash for CookieKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -24,14 +35,7 @@ impl std::hash::Hash for CookieKey {
 
 impl PartialEq for CookieKey {
     fn eq(&self, other: &Self) -> bool {
-        aws_lc_rs::constant_time::verify_slices_are_equal(self.0.as_bytes(), other.0.as_bytes())
-            .is_ok()
-    }
-}
-
-impl From<&str> for CookieKey {
-    fn from(cookie: &str) -> Self {
-        Self(cookie.into())
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, &other.0).is_ok()
     }
 }
 
@@ -47,107 +51,133 @@ pub(super) struct Entry<V> {
     pub(super) last_seen: AtomicI64,
     /// The idle clock as last noted for writing back.
     pub(super) persisted_seen: AtomicI64,
+    /// Bytes this entry is counted as (see [`Entry::weight`]).
+    pub(super) weight: u32,
 }
 
-/// Live sessions by cookie value, at most `cap` of them.
+/// Bytes a cached session takes besides its variable-length text: the
+/// entry, the session's fixed fields, the view's, the cache's own
+/// bookkeeping and the allocator's rounding. Measured (`bench/run`'s RSS with
+/// every session in use) rather than derived.
+const FIXED_BYTES: usize = 1_100;
+
+impl<V> Entry<V> {
+    /// Estimated bytes of a cached `session`: the fixed part, its text, and
+    /// the text again twice for what the layer derives from it (identity
+    /// headers, in up to two header families).
+    pub(super) fn weight(session: &Session) -> u32 {
+        let id = &session.identity;
+        let text: usize = [
+            &id.issuer,
+            &id.sub,
+            id.oid.as_deref().unwrap_or_default(),
+            id.tid.as_deref().unwrap_or_default(),
+            id.name.as_deref().unwrap_or_default(),
+            id.preferred_username.as_deref().unwrap_or_default(),
+            id.email.as_deref().unwrap_or_default(),
+            id.sid.as_deref().unwrap_or_default(),
+            id.login_hint.as_deref().unwrap_or_default(),
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+            + id.roles
+                .iter()
+                .chain(&id.groups)
+                .map(|s| s.len() + 24)
+                .sum::<usize>();
+        let token = session.tokens.access_token.as_ref().map_or(0, String::len);
+        u32::try_from(FIXED_BYTES + 3 * text + token).unwrap_or(u32::MAX)
+    }
+}
+
+/// Live sessions by cookie value, within a memory budget.
 pub(super) struct Cache<V> {
-    map: RwLock<HashMap<CookieKey, Arc<Entry<V>>>>,
-    pub(super) cap: usize,
+    map: moka::sync::Cache<CookieKey, Arc<Entry<V>>>,
+    /// The budget, in bytes.
+    pub(super) budget: u64,
 }
 
-impl<V> Cache<V> {
-    pub(super) fn new(cap: usize) -> Self {
+impl<V: Send + Sync + 'static> Cache<V> {
+    pub(super) fn new(budget: u64) -> Self {
         Self {
-            map: RwLock::new(HashMap::new()),
-            cap,
+            map: moka::sync::Cache::builder()
+                .max_capacity(budget)
+                .weigher(|_, e: &Arc<Entry<V>>| e.weight)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build(),
+            budget,
         }
     }
 
     pub(super) fn get(&self, cookie: &str) -> Option<Arc<Entry<V>>> {
-        self.map
-            .read()
-            .expect("session cache lock")
-            .get(&CookieKey::from(cookie))
-            .cloned()
+        self.map.get(&CookieKey::of(cookie)?)
     }
 
-    /// Caches `entry` under `cookie` and returns it. A full cache first
-    /// drops the tenth used least recently (reloaded from the store on use);
-    /// done a tenth at a time, the cost per insert stays small.
+    /// Caches `entry` under `cookie` and returns it; the sessions used
+    /// least recently leave when the budget is exceeded (read from the
+    /// store again on use).
     pub(super) fn insert(&self, cookie: &str, entry: Entry<V>) -> Arc<Entry<V>> {
         let entry = Arc::new(entry);
-        let mut map = self.map.write().expect("session cache lock");
-        let cap = self.cap;
-        if map.len() >= cap {
-            let n = cap.div_ceil(10).min(map.len());
-            let mut by_use: Vec<(i64, &CookieKey)> = map
-                .iter()
-                .map(|(k, e)| (e.last_seen.load(Ordering::Relaxed), k))
-                .collect();
-            if n > 0 {
-                by_use.select_nth_unstable_by_key(n - 1, |(seen, _)| *seen);
-            }
-            let victims: Vec<CookieKey> = by_use[..n].iter().map(|(_, k)| (*k).clone()).collect();
-            for v in victims {
-                map.remove(&v);
-            }
+        if let Some(k) = CookieKey::of(cookie) {
+            self.map.insert(k, entry.clone());
         }
-        map.insert(CookieKey::from(cookie), entry.clone());
         entry
     }
 
     pub(super) fn remove(&self, cookie: &str) {
-        self.map
-            .write()
-            .expect("session cache lock")
-            .remove(&CookieKey::from(cookie));
+        if let Some(k) = CookieKey::of(cookie) {
+            self.map.invalidate(&k);
+        }
     }
 
     /// Drops the sessions `alive` refuses; returns how many.
     pub(super) fn retain(&self, alive: impl Fn(&Entry<V>) -> bool) -> usize {
-        let mut n = 0;
-        self.map
-            .write()
-            .expect("session cache lock")
-            .retain(|_, e| {
-                let keep = alive(e);
-                n += usize::from(!keep);
-                keep
-            });
-        n
+        let dead: Vec<Arc<CookieKey>> = self
+            .map
+            .iter()
+            .filter(|(_, e)| !alive(e))
+            .map(|(k, _)| k)
+            .collect();
+        for k in &dead {
+            self.map.invalidate(&**k);
+        }
+        dead.len()
     }
 
     /// Drops the session stored under `key` (revoked by another process).
     /// Revocations are rare: a scan, rather than a second index per entry.
     pub(super) fn remove_record(&self, key: &RecordKey) {
-        self.map
-            .write()
-            .expect("session cache lock")
-            .retain(|_, e| &e.key != key);
+        self.retain(|e| &e.key != key);
     }
 
     /// Drops every session (they are read from the store again on use).
     pub(super) fn clear(&self) {
-        self.map.write().expect("session cache lock").clear();
+        self.map.invalidate_all();
     }
 
     /// How many sessions `alive` accepts (a read of the whole cache: for
     /// metrics, not per request).
     pub(super) fn count(&self, alive: impl Fn(&Entry<V>) -> bool) -> usize {
-        self.map
-            .read()
-            .expect("session cache lock")
-            .values()
-            .filter(|e| alive(e))
-            .count()
+        self.map.iter().filter(|(_, e)| alive(e)).count()
     }
 
+    /// How many sessions are cached, once pending evictions are done (not
+    /// per request).
     pub(super) fn len(&self) -> usize {
-        self.map.read().expect("session cache lock").len()
+        self.map.run_pending_tasks();
+        usize::try_from(self.map.entry_count()).unwrap_or(usize::MAX)
+    }
+
+    /// Bytes the cached sessions are counted as, once pending evictions are
+    /// done (not per request).
+    pub(super) fn weight(&self) -> u64 {
+        self.map.run_pending_tasks();
+        self.map.weighted_size()
     }
 
     #[cfg(test)]
     pub(super) fn contains(&self, cookie: &str) -> bool {
-        self.get(cookie).is_some()
+        CookieKey::of(cookie).is_some_and(|k| self.map.contains_key(&k))
     }
 }

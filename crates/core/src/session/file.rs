@@ -17,6 +17,10 @@ const TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_
 /// [`TABLE`] when the store is opened.
 const LEGACY: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v1");
 const HEADER: usize = 16;
+/// Idle clocks written back after the record (unix seconds): a few dozen
+/// bytes per session rewritten per write-back, not the whole record. A
+/// session's last use is the later of this and its record's.
+const CLOCKS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("idle_clocks_v1");
 
 /// The `file:` store.
 pub struct FileStore {
@@ -84,6 +88,8 @@ impl Store for FileStore {
             let tx = db.begin_write()?;
             tx.open_table(TABLE)?
                 .insert(key.as_slice(), value.as_slice())?;
+            // The record carries its own clock now.
+            tx.open_table(CLOCKS)?.remove(key.as_slice())?;
             tx.commit()?;
             Ok(())
         }))
@@ -93,8 +99,15 @@ impl Store for FileStore {
         let (db, key) = (self.db.clone(), *key);
         Box::pin(blocking(move || {
             let tx = db.begin_read()?;
-            let table = tx.open_table(TABLE)?;
-            Ok(table.get(key.as_slice())?.and_then(|v| decode(v.value())))
+            let (table, clocks) = (tx.open_table(TABLE)?, tx.open_table(CLOCKS)?);
+            let Some(mut record) = table.get(key.as_slice())?.and_then(|v| decode(v.value()))
+            else {
+                return Ok(None);
+            };
+            if let Some(seen) = clocks.get(key.as_slice())? {
+                record.last_seen = record.last_seen.max(seen.value());
+            }
+            Ok(Some(record))
         }))
     }
 
@@ -104,6 +117,7 @@ impl Store for FileStore {
         Box::pin(blocking(move || {
             let tx = db.begin_write()?;
             tx.open_table(TABLE)?.remove(key.as_slice())?;
+            tx.open_table(CLOCKS)?.remove(key.as_slice())?;
             tx.commit()?;
             Ok(())
         }))
@@ -117,18 +131,17 @@ impl Store for FileStore {
         Box::pin(blocking(move || {
             let tx = db.begin_write()?;
             {
-                let mut table = tx.open_table(TABLE)?;
+                let table = tx.open_table(TABLE)?;
+                let mut clocks = tx.open_table(CLOCKS)?;
                 for (key, t) in seen {
-                    let Some(mut value) = table.get(key.as_slice())?.map(|v| v.value().to_vec())
-                    else {
+                    // Only a stored session's clock, and never backwards.
+                    let Some(r) = table.get(key.as_slice())?.and_then(|v| decode(v.value())) else {
                         continue;
                     };
-                    let Some(r) = decode(&value) else { continue };
-                    if r.last_seen >= t {
-                        continue;
+                    let noted = clocks.get(key.as_slice())?.map(|v| v.value());
+                    if r.last_seen.max(noted.unwrap_or(i64::MIN)) < t {
+                        clocks.insert(key.as_slice(), t)?;
                     }
-                    value[8..HEADER].copy_from_slice(&t.to_be_bytes());
-                    table.insert(key.as_slice(), value.as_slice())?;
                 }
             }
             tx.commit()?;
@@ -143,17 +156,21 @@ impl Store for FileStore {
             let mut removed = 0;
             {
                 let mut table = tx.open_table(TABLE)?;
+                let mut clocks = tx.open_table(CLOCKS)?;
                 let mut dead: Vec<Vec<u8>> = Vec::new();
                 for item in table.iter()? {
                     let (k, v) = item?;
-                    let alive = decode(v.value())
-                        .is_some_and(|r| now < r.expires_at && now - r.last_seen <= idle);
+                    let noted = clocks.get(k.value())?.map_or(i64::MIN, |c| c.value());
+                    let alive = decode(v.value()).is_some_and(|r| {
+                        now < r.expires_at && now - r.last_seen.max(noted) <= idle
+                    });
                     if !alive {
                         dead.push(k.value().to_vec());
                     }
                 }
                 for k in dead {
                     table.remove(k.as_slice())?;
+                    clocks.remove(k.as_slice())?;
                     removed += 1;
                 }
             }
@@ -179,13 +196,16 @@ impl Store for FileStore {
         Box::pin(async move {
             let all = blocking(move || {
                 let tx = db.begin_read()?;
-                let table = tx.open_table(TABLE)?;
+                let (table, clocks) = (tx.open_table(TABLE)?, tx.open_table(CLOCKS)?);
                 let mut all = Vec::new();
                 for item in table.iter()? {
                     let (k, v) = item?;
-                    if let (Ok(key), Some(record)) =
+                    if let (Ok(key), Some(mut record)) =
                         (RecordKey::try_from(k.value()), decode(v.value()))
                     {
+                        if let Some(seen) = clocks.get(k.value())? {
+                            record.last_seen = record.last_seen.max(seen.value());
+                        }
                         all.push((key, record));
                     }
                 }
@@ -232,6 +252,7 @@ fn migrate(db: &Database, now: i64) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
         let mut table = tx.open_table(TABLE)?;
+        tx.open_table(CLOCKS)?;
         let mut legacy = tx.open_table(LEGACY)?;
         let mut moved = Vec::new();
         for item in legacy.iter()? {

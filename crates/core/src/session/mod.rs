@@ -35,6 +35,7 @@
 //! ```
 
 mod cache;
+mod encoding;
 mod file;
 #[cfg(feature = "redis")]
 mod redis;
@@ -63,10 +64,10 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// a crash loses at most this much bookkeeping, never a session or a
 /// sign-out (those are written before the request is answered).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
-/// Most sessions kept decrypted in memory; the rest are read from the store
-/// on use (~2.3 KB of memory each, so 10,000 is ~23 MB; the same bound as
-/// mod_auth_openidc's default `OIDCCacheShmMax`).
-const MEMORY_CAP: usize = 10_000;
+/// The memory the session cache may use by default (`session.cache_mib`):
+/// 128 MiB, about 100,000 sessions of a user in a few groups. Past it, the
+/// sessions used least recently are read from the store again on use.
+pub const DEFAULT_CACHE_BUDGET: u64 = 128 << 20;
 /// A process holds a session's lock ([`SessionStore::exclusive`]) at most
 /// this long (a refresh takes well under it; a crashed holder frees it).
 pub const LOCK_TTL: Duration = Duration::from_secs(10);
@@ -76,7 +77,9 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// `session.store = "redis://…"`: where and how to reach Redis.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://[user[:password]@]host:port[/db]` or `rediss://…`.
+    /// `redis://[user[:password]@]host:port[/db]` or `rediss://…`; or a
+    /// Redis Cluster, `redis-cluster://[user[:password]@]host:port[,host:port…]`
+    /// or `rediss-cluster://…` (see [`RedisConfig::cluster_nodes`]).
     pub url: String,
     /// Overrides the URL's password (`AADGATE_SESSION_REDIS_PASSWORD`).
     pub password: Option<String>,
@@ -87,18 +90,66 @@ pub struct RedisConfig {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
+impl RedisConfig {
+    /// For a cluster URL (`redis-cluster://` or `rediss-cluster://`), the
+    /// `redis://` (or `rediss://`) URL of each node it names, each with the
+    /// URL's user and password; `None` for a URL of one endpoint.
+    /// `Some(Err(why))` when it names no node, or a node is not
+    /// `host:port`, or it names a database (a cluster has only database 0).
+    pub fn cluster_nodes(&self) -> Option<Result<Vec<String>, String>> {
+        let (scheme, rest) = if let Some(r) = self.url.strip_prefix("redis-cluster://") {
+            ("redis", r)
+        } else {
+            ("rediss", self.url.strip_prefix("rediss-cluster://")?)
+        };
+        let (userinfo, hosts) = match rest.rsplit_once('@') {
+            Some((u, h)) => (format!("{u}@"), h),
+            None => (String::new(), rest),
+        };
+        let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
+        let mut nodes = Vec::new();
+        for host in hosts.split(',') {
+            let node = format!("{scheme}://{userinfo}{host}");
+            let parsed = url::Url::parse(&node).ok().filter(|u| {
+                u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.port().is_some()
+                    && u.path().is_empty()
+                    && u.query().is_none()
+            });
+            if parsed.is_none() {
+                return Some(Err(format!(
+                    "{host:?} is not host:port (a cluster URL lists its nodes as host:port,host:port and names no database)"
+                )));
+            }
+            nodes.push(node);
+        }
+        Some(Ok(nodes))
+    }
+
+    /// The URL with its password replaced, for logs and `Debug`.
+    fn redacted(&self) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((userinfo, hosts)) => {
+                    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                    let pass = if userinfo.contains(':') {
+                        ":redacted"
+                    } else {
+                        ""
+                    };
+                    format!("{scheme}://{user}{pass}@{hosts}")
+                }
+                None => self.url.clone(),
+            },
+            None => "<unparsable>".to_owned(),
+        }
+    }
+}
+
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry the password.
-        let shown = url::Url::parse(&self.url).map_or_else(
-            |_| "<unparsable>".to_owned(),
-            |mut u| {
-                if u.password().is_some() {
-                    let _ = u.set_password(Some("redacted"));
-                }
-                u.to_string()
-            },
-        );
+        let shown = self.redacted();
         f.debug_struct("RedisConfig")
             .field("url", &shown)
             .field("prefix", &self.prefix)
@@ -206,7 +257,7 @@ pub struct SessionStore<V = ()> {
     started: AtomicBool,
 }
 
-impl<V> std::fmt::Debug for SessionStore<V> {
+impl<V: Send + Sync + 'static> std::fmt::Debug for SessionStore<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionStore")
             .field("cached", &self.cache.len())
@@ -261,7 +312,7 @@ impl SessionStore {
             lookup_key: crypto::MacKey::new(&crypto::derive_key(secret, "session lookup")),
             idle: idle.as_secs() as i64,
             lifetime: lifetime.as_secs() as i64,
-            cache: Arc::new(Cache::new(MEMORY_CAP)),
+            cache: Arc::new(Cache::new(DEFAULT_CACHE_BUDGET)),
             derive: Arc::new(|_| ()),
             keep_access_tokens: true,
             clock: crate::clock::Clock::system(),
@@ -287,13 +338,22 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
             lookup_key: self.lookup_key,
             idle: self.idle,
             lifetime: self.lifetime,
-            cache: Arc::new(Cache::new(self.cache.cap)),
+            cache: Arc::new(Cache::new(self.cache.budget)),
             derive: Arc::new(derive),
             keep_access_tokens: self.keep_access_tokens,
             clock: self.clock,
             touched: self.touched,
             started: AtomicBool::new(false),
         }
+    }
+
+    /// Bounds the memory cache at about `bytes` (default
+    /// [`DEFAULT_CACHE_BUDGET`]); the sessions used least recently leave it
+    /// first and are read from the store again when next used.
+    #[must_use]
+    pub fn with_cache_budget(mut self, bytes: u64) -> Self {
+        self.cache = Arc::new(Cache::new(bytes));
+        self
     }
 
     /// Counts and times every operation on the store into `metrics`
@@ -346,11 +406,10 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     }
 
     fn seal(&self, key: &RecordKey, session: &Session) -> Result<Record, StoreError> {
-        let plain = serde_json::to_vec(session).map_err(StoreError::from_any)?;
         Ok(Record {
             expires_at: session.expires_at,
             last_seen: session.last_seen,
-            sealed: self.sealer.seal(&plain, key),
+            sealed: self.sealer.seal(&encoding::encode(session), key),
         })
     }
 
@@ -358,7 +417,7 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// this key. The record's plain clocks are the live ones.
     fn unseal(&self, key: &RecordKey, record: &Record) -> Option<Session> {
         let plain = self.sealer.open(&record.sealed, key)?;
-        let mut s: Session = serde_json::from_slice(&plain).ok()?;
+        let mut s = encoding::decode(&plain)?;
         s.last_seen = s.last_seen.max(record.last_seen);
         s.expires_at = s.expires_at.min(record.expires_at);
         Some(s)
@@ -385,6 +444,7 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
             cookie,
             Entry {
                 key,
+                weight: Entry::<V>::weight(&session),
                 session,
                 view,
                 last_seen: AtomicI64::new(seen),
@@ -730,6 +790,11 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
     /// Number of sessions cached in memory.
     pub fn cached_len(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Bytes the memory cache counts its sessions as (at most its budget).
+    pub fn cached_bytes(&self) -> u64 {
+        self.cache.weight()
     }
 
     /// Number of sessions in memory that have not ended (by idle time or

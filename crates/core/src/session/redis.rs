@@ -3,10 +3,13 @@
 //! Azure Managed Redis, Valkey).
 //!
 //! Layout, under `session.redis_prefix` (default `aadgate:`):
-//! - `{prefix}s:{record key}`: a hash `e` (end, unix seconds), `s` (last
-//!   use) and `v` (the sealed session). Redis itself drops it when it ends
-//!   or has been idle for `session.idle_timeout_secs` (`PEXPIREAT`, renewed
-//!   by the batched idle-clock write-back), so nothing needs purging.
+//! - `{prefix}r:{record key}`: a string, the record's end and last use
+//!   (unix seconds, 12 decimal digits each) and then the sealed session.
+//!   A string, not a hash: Redis stores a hash with a kilobyte-sized field
+//!   in its hashtable encoding, about a kilobyte more per session. Redis
+//!   itself drops it when it ends or has been idle for
+//!   `session.idle_timeout_secs` (`PXAT`, renewed by the batched idle-clock
+//!   write-back), so nothing needs purging.
 //! - `{prefix}once:{id}`: single-use values (sign-in `state`), `SET NX`
 //!   until they expire.
 //! - channel `{prefix}revoked`: a deleted session's record key (hex), or
@@ -16,11 +19,22 @@
 //! (redis-rs's `ConnectionManager`), so aadgate starts while Redis is down
 //! and recovers by itself when it returns; every command has a timeout, so a
 //! stalled Redis fails a request with 503 instead of holding it.
+//!
+//! `redis-cluster://host:port,host:port…` (or `rediss-cluster://`) talks to
+//! a Redis Cluster through redis-rs's cluster connection, which follows the
+//! slots (`MOVED`, `ASK`, failovers). Every command names one key, so
+//! nothing needs keys in one slot; the write-back batch, whose keys are
+//! spread over the nodes, goes as one script call per key, a few dozen at a
+//! time; `aadgate sessions list` scans every primary. Revocations are
+//! published through the cluster (which delivers them on every node) and
+//! received from one node at a time, the next one when it fails.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
 use super::store::{Record, RecordKey, Revoked, Store, StoreFuture};
@@ -31,10 +45,63 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Where commands go.
+enum Target {
+    /// One endpoint (standalone, or a primary with replicas behind one
+    /// name): `RedisStore::clients[0]`.
+    One,
+    /// A Redis Cluster.
+    Cluster(Box<ClusterClient>),
+}
+
+/// A connection to either.
+#[derive(Clone)]
+enum Conn {
+    One(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Script calls of one write-back batch in flight at once on a cluster.
+const CLUSTER_TOUCH_CONCURRENCY: usize = 32;
+
 /// The Redis store.
 pub struct RedisStore {
-    client: redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    target: Target,
+    /// The endpoint, or each seed node of a cluster: revocations are
+    /// received through them (in turn, while one fails).
+    clients: Vec<redis::Client>,
+    conn: OnceCell<Conn>,
     prefix: String,
     idle: i64,
     writes: AtomicU64,
@@ -65,6 +132,59 @@ fn unhex(text: &str) -> Option<RecordKey> {
     Some(key)
 }
 
+/// The primaries of a cluster, as `CLUSTER SLOTS` names them (host, port).
+async fn primaries(c: &mut ClusterConnection) -> Result<Vec<(String, u16)>, StoreError> {
+    // Each entry: start slot, end slot, [host, port, id, …] of the primary,
+    // then its replicas.
+    let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(c)
+        .await
+        .map_err(failed)?;
+    let mut out: Vec<(String, u16)> = Vec::new();
+    for range in slots {
+        let Some(primary) = range.into_iter().nth(2) else {
+            continue;
+        };
+        let Ok((host, port)) = redis::from_redis_value::<(String, u16)>(match primary {
+            redis::Value::Array(v) => redis::Value::Array(v.into_iter().take(2).collect()),
+            other => other,
+        }) else {
+            continue;
+        };
+        if !out.contains(&(host.clone(), port)) {
+            out.push((host, port));
+        }
+    }
+    Ok(out)
+}
+
+/// Width of each clock in a record's header (unix seconds, zero-padded
+/// decimal, so the touch script reads and writes them with string ops).
+const CLOCK: usize = 12;
+
+/// A record as its Redis string: end, last use, sealed session.
+fn encode(record: &Record) -> Vec<u8> {
+    let mut v = format!(
+        "{:0w$}{:0w$}",
+        record.expires_at.max(0),
+        record.last_seen.max(0),
+        w = CLOCK
+    )
+    .into_bytes();
+    v.extend_from_slice(&record.sealed);
+    v
+}
+
+fn decode(value: &[u8]) -> Option<Record> {
+    let clock = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<i64>().ok();
+    Some(Record {
+        expires_at: clock(value.get(..CLOCK)?)?,
+        last_seen: clock(value.get(CLOCK..2 * CLOCK)?)?,
+        sealed: value.get(2 * CLOCK..)?.to_vec(),
+    })
+}
+
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(failed)`
 fn failed(e: redis::RedisError) -> StoreError {
     StoreError::from_any(format!("redis: {e}"))
@@ -75,29 +195,58 @@ impl RedisStore {
     /// not connect yet.
     pub fn new(config: &RedisConfig, idle: i64) -> Result<Self, StoreError> {
         use redis::IntoConnectionInfo as _;
-        let mut info = config.url.as_str().into_connection_info().map_err(failed)?;
-        if let Some(password) = &config.password {
-            let redis = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(redis);
-        }
-        let client = match &config.ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    StoreError::from_any(format!("cannot read {}: {e}", path.display()))
-                })?;
-                redis::Client::build_with_tls(
+        let ca = match &config.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                StoreError::from_any(format!("cannot read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        let client_of = |url: &str| -> Result<redis::Client, StoreError> {
+            let mut info = url.into_connection_info().map_err(failed)?;
+            if let Some(password) = &config.password {
+                let redis = info.redis_settings().clone().set_password(password);
+                info = info.set_redis_settings(redis);
+            }
+            match &ca {
+                Some(pem) => redis::Client::build_with_tls(
                     info,
                     redis::TlsCertificates {
                         client_tls: None,
-                        root_cert: Some(pem),
+                        root_cert: Some(pem.clone()),
                     },
-                )
+                ),
+                None => redis::Client::open(info),
             }
-            None => redis::Client::open(info),
-        }
-        .map_err(failed)?;
+            .map_err(failed)
+        };
+        let (target, clients) = match config.cluster_nodes() {
+            None => (Target::One, vec![client_of(&config.url)?]),
+            Some(nodes) => {
+                let nodes = nodes.map_err(StoreError::from_any)?;
+                let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(COMMAND_TIMEOUT)
+                    .retries(2);
+                if let Some(password) = &config.password {
+                    builder = builder.password(password);
+                }
+                if let Some(pem) = &ca {
+                    builder = builder.certs(redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    });
+                }
+                let cluster = builder.build().map_err(failed)?;
+                let seeds = nodes
+                    .iter()
+                    .map(|n| client_of(n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (Target::Cluster(Box::new(cluster)), seeds)
+            }
+        };
         Ok(Self {
-            client,
+            target,
+            clients,
             conn: OnceCell::new(),
             prefix: config.prefix.clone(),
             idle,
@@ -106,12 +255,13 @@ impl RedisStore {
             // expiry follows: the end, or idle seconds after the last use.
             touch: redis::Script::new(
                 r"
-                local e = tonumber(redis.call('HGET', KEYS[1], 'e'))
-                if not e then return 0 end
-                local s = tonumber(redis.call('HGET', KEYS[1], 's')) or 0
+                local h = redis.call('GETRANGE', KEYS[1], 0, 23)
+                if #h < 24 then return 0 end
+                local e = tonumber(string.sub(h, 1, 12))
+                local s = tonumber(string.sub(h, 13, 24))
                 local t = tonumber(ARGV[1])
-                if t <= s then return 0 end
-                redis.call('HSET', KEYS[1], 's', t)
+                if not e or not s or t <= s then return 0 end
+                redis.call('SETRANGE', KEYS[1], 12, string.format('%012d', t))
                 redis.call('PEXPIREAT', KEYS[1], math.min(e, t + tonumber(ARGV[2])) * 1000)
                 return 1
                 ",
@@ -128,14 +278,24 @@ impl RedisStore {
         })
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1);
+    async fn conn(&self) -> Result<Conn, StoreError> {
         self.conn
-            .get_or_try_init(|| {
-                ConnectionManager::new_with_config(self.client.clone(), config.clone())
+            .get_or_try_init(|| async {
+                match &self.target {
+                    Target::One => {
+                        let client = &self.clients[0];
+                        let config = ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                            .set_response_timeout(Some(COMMAND_TIMEOUT))
+                            .set_number_of_retries(1);
+                        ConnectionManager::new_with_config(client.clone(), config)
+                            .await
+                            .map(Conn::One)
+                    }
+                    Target::Cluster(cluster) => {
+                        cluster.get_async_connection().await.map(Conn::Cluster)
+                    }
+                }
             })
             .await
             .cloned()
@@ -143,11 +303,56 @@ impl RedisStore {
     }
 
     fn record_key(&self, key: &RecordKey) -> String {
-        format!("{}s:{}", self.prefix, hex(key))
+        format!("{}r:{}", self.prefix, hex(key))
     }
 
     fn channel(&self) -> String {
         format!("{}revoked", self.prefix)
+    }
+
+    /// Visits the records on one node (`None`: the one endpoint).
+    async fn scan_node(
+        &self,
+        conn: &Conn,
+        node: Option<(String, u16)>,
+        pattern: &str,
+        visit: &mut (dyn FnMut(RecordKey, Record) + Send),
+    ) -> Result<(), StoreError> {
+        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(500);
+            let (next, names): (u64, Vec<String>) = match (conn.clone(), &node) {
+                (Conn::Cluster(mut c), Some((host, port))) => {
+                    let at = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port: *port,
+                    });
+                    let value = c.route_command(scan, at).await.map_err(failed)?;
+                    redis::from_redis_value(value)
+                        .map_err(|e| StoreError::from_any(format!("redis: {e}")))?
+                }
+                (mut c, _) => scan.query_async(&mut c).await.map_err(failed)?,
+            };
+            let keys: Vec<RecordKey> = names
+                .iter()
+                .filter_map(|n| unhex(n.strip_prefix(&format!("{}r:", self.prefix))?))
+                .collect();
+            for key in keys {
+                if let Some(record) = self.get(&key).await? {
+                    visit(key, record);
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
     }
 
     /// When Redis should drop a record: its end, or `idle` after its last use.
@@ -164,22 +369,11 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut conn = self.conn().await?;
             self.writes.fetch_add(1, Ordering::Relaxed);
-            let k = self.record_key(key);
-            redis::pipe()
-                .atomic()
-                .del(&k)
-                .ignore()
-                .hset_multiple(
-                    &k,
-                    &[
-                        ("e", record.expires_at.to_string().into_bytes()),
-                        ("s", record.last_seen.to_string().into_bytes()),
-                        ("v", record.sealed.clone()),
-                    ],
-                )
-                .ignore()
-                .pexpire_at(&k, self.drop_at_ms(record))
-                .ignore()
+            redis::cmd("SET")
+                .arg(self.record_key(key))
+                .arg(encode(record))
+                .arg("PXAT")
+                .arg(self.drop_at_ms(record))
                 .query_async::<()>(&mut conn)
                 .await
                 .map_err(failed)
@@ -189,22 +383,12 @@ impl Store for RedisStore {
     fn get<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
-            let (e, s, v): (Option<i64>, Option<i64>, Option<Vec<u8>>) = redis::cmd("HMGET")
+            let value: Option<Vec<u8>> = redis::cmd("GET")
                 .arg(self.record_key(key))
-                .arg("e")
-                .arg("s")
-                .arg("v")
                 .query_async(&mut conn)
                 .await
                 .map_err(failed)?;
-            Ok(match (e, s, v) {
-                (Some(expires_at), Some(last_seen), Some(sealed)) => Some(Record {
-                    expires_at,
-                    last_seen,
-                    sealed,
-                }),
-                _ => None,
-            })
+            Ok(value.as_deref().and_then(decode))
         })
     }
 
@@ -212,11 +396,16 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut conn = self.conn().await?;
             self.writes.fetch_add(1, Ordering::Relaxed);
-            redis::pipe()
-                .del(self.record_key(key))
-                .ignore()
-                .publish(self.channel(), hex(key))
-                .ignore()
+            // Two commands, not a pipeline: on a cluster the key and the
+            // channel belong to different nodes.
+            redis::cmd("DEL")
+                .arg(self.record_key(key))
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(failed)?;
+            redis::cmd("PUBLISH")
+                .arg(self.channel())
+                .arg(hex(key))
                 .query_async::<()>(&mut conn)
                 .await
                 .map_err(failed)
@@ -227,6 +416,33 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut conn = self.conn().await?;
             self.writes.fetch_add(1, Ordering::Relaxed);
+            if let Conn::Cluster(_) = conn {
+                // The keys live on different nodes: one call each (loading
+                // the script on a node that lacks it), a few dozen at once.
+                use futures_util::{StreamExt as _, TryStreamExt as _};
+                let (script, idle) = (self.touch.clone(), self.idle);
+                let calls: Vec<(String, i64)> = seen
+                    .iter()
+                    .map(|(key, t)| (self.record_key(key), *t))
+                    .collect();
+                return futures_util::stream::iter(calls)
+                    .map(move |(key, t)| {
+                        let (script, mut conn) = (script.clone(), conn.clone());
+                        async move {
+                            script
+                                .key(key)
+                                .arg(t)
+                                .arg(idle)
+                                .invoke_async::<i64>(&mut conn)
+                                .await
+                                .map(drop)
+                        }
+                    })
+                    .buffer_unordered(CLUSTER_TOUCH_CONCURRENCY)
+                    .try_collect::<()>()
+                    .await
+                    .map_err(failed);
+            }
             // Loads the script once per connection, then one round trip for
             // the whole batch.
             let _: () = self
@@ -353,39 +569,41 @@ impl Store for RedisStore {
         visit: &'a mut (dyn FnMut(RecordKey, Record) + Send),
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
-            let pattern = format!("{}s:*", self.prefix);
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(500)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(failed)?;
-                let keys: Vec<RecordKey> = names
-                    .iter()
-                    .filter_map(|n| unhex(n.strip_prefix(&format!("{}s:", self.prefix))?))
-                    .collect();
-                for key in keys {
-                    if let Some(record) = self.get(&key).await? {
-                        visit(key, record);
-                    }
-                }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
+            let conn = self.conn().await?;
+            let pattern = format!("{}r:*", self.prefix);
+            // A cluster is scanned primary by primary.
+            let nodes: Vec<Option<(String, u16)>> = match &conn {
+                Conn::One(_) => vec![None],
+                Conn::Cluster(c) => primaries(&mut c.clone())
+                    .await?
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+            };
+            for node in nodes {
+                self.scan_node(&conn, node, &pattern, visit).await?;
             }
+            Ok(())
         })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
+            if let Conn::Cluster(c) = &mut conn {
+                // Ready when the cluster serves every slot.
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(c)
+                    .await
+                    .map_err(failed)?;
+                if !info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                    return Err(StoreError::from_any(
+                        "redis: the cluster is not serving every slot (cluster_state is not ok)",
+                    ));
+                }
+                return Ok(());
+            }
             redis::cmd("PING")
                 .query_async::<String>(&mut conn)
                 .await
@@ -400,11 +618,13 @@ impl Store for RedisStore {
 
     fn revocations(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Revoked>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (client, channel) = (self.client.clone(), self.channel());
+        let (clients, channel) = (self.clients.clone(), self.channel());
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(100);
             let mut lost = false;
-            loop {
+            // The endpoint; on a cluster, the seed nodes in turn (a message
+            // published anywhere in a cluster reaches every node).
+            for client in clients.iter().cycle() {
                 if let Ok(mut pubsub) = client.get_async_pubsub().await
                     && pubsub.subscribe(&channel).await.is_ok()
                 {
@@ -444,6 +664,24 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_round_trip_through_their_string() {
+        let r = Record {
+            expires_at: 1_800_000_000,
+            last_seen: 1_799_999_000,
+            sealed: vec![0, 1, 2, 255],
+        };
+        let v = encode(&r);
+        assert_eq!(&v[..24], b"001800000000001799999000");
+        let back = decode(&v).unwrap();
+        assert_eq!(
+            (back.expires_at, back.last_seen, back.sealed),
+            (r.expires_at, r.last_seen, r.sealed)
+        );
+        assert!(decode(b"short").is_none());
+        assert!(decode(b"00180000000x001799999000").is_none());
+    }
 
     #[test]
     fn keys_round_trip_through_hex_and_the_password_is_not_shown() {

@@ -12,6 +12,25 @@ fn store(kind: &StoreKind) -> SessionStore {
     .unwrap()
 }
 
+/// A cache budget that holds `n` sessions like those `tokens()` and a
+/// default identity make (with a `sub` of up to 7 characters).
+fn room_for(n: u64) -> Arc<cache::Cache<()>> {
+    let s = Session {
+        identity: Identity {
+            sub: "user-00".into(),
+            ..Identity::default()
+        },
+        tokens: tokens(),
+        created_at: 0,
+        expires_at: 0,
+        last_seen: 0,
+        checked_at: 0,
+    };
+    Arc::new(cache::Cache::new(
+        n * u64::from(cache::Entry::<()>::weight(&s)),
+    ))
+}
+
 fn tokens() -> Tokens {
     Tokens {
         access_token: Some("AT-secret".into()),
@@ -191,7 +210,7 @@ async fn expired_sessions_end() {
 async fn a_file_store_caches_at_most_its_cap_and_reloads_the_rest_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = store(&StoreKind::File(dir.path().to_owned()));
-    s.cache = Arc::new(cache::Cache::new(20));
+    s.cache = room_for(20);
     let mut cookies = Vec::new();
     for i in 0..45 {
         let identity = Identity {
@@ -214,17 +233,23 @@ async fn a_file_store_caches_at_most_its_cap_and_reloads_the_rest_from_disk() {
 async fn a_full_cache_evicts_the_sessions_used_least_recently() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = store(&StoreKind::File(dir.path().to_owned()));
-    s.cache = Arc::new(cache::Cache::new(20));
+    s.cache = room_for(20);
     let mut cookies = Vec::new();
     for _ in 0..20 {
         cookies.push(s.create(Identity::default(), tokens()).await.unwrap().0);
         s.clock().advance(1);
     }
+    // The cache applies inserts and uses in batches; here the inserts are
+    // applied before the uses, as they are when a session was created a
+    // moment before.
+    assert_eq!(s.cached_len(), 20);
     // The five oldest are used again: now the most recent.
     for c in &cookies[..5] {
         assert!(s.get(c).await.is_some());
     }
     s.create(Identity::default(), tokens()).await.unwrap();
+    s.create(Identity::default(), tokens()).await.unwrap();
+    assert_eq!(s.cached_len(), 20);
     let cached = |c: &String| s.cache.contains(c);
     assert!(
         cookies[..5].iter().all(cached),
