@@ -11,18 +11,20 @@ import subprocess
 
 from .machine import cpu_snapshot, foreign_cpu, top_cpu
 from .procs import group_cpu_seconds, group_cpu_split, raw_get
-from .testbed import CORE_CLIENT, LUA, UPSTREAM_BODY, BenchError, log
+from .testbed import CORE_CLIENT, LUA, ROTATE_LUA, SESSION_COOKIE, UPSTREAM_BODY, BenchError, log
 
 
-def run_wrk(port, path, headers, conns, seconds, timeout_s=10):
+def run_wrk(port, path, headers, conns, seconds, timeout_s=10, script=LUA, script_args=()):
     cmd = [
         "taskset", "-c", str(CORE_CLIENT),
         "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", f"--timeout={timeout_s}s",
-        "-s", LUA,
+        "-s", script,
     ]
     for h in headers:
         cmd += ["-H", h]
     cmd.append(f"http://127.0.0.1:{port}{path}")
+    if script_args:
+        cmd += ["--", *script_args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
     m = re.search(r"^BENCHJSON (\{.*\})$", out.stdout, re.M)
     if not m:
@@ -40,7 +42,7 @@ def upstream_count(status_port) -> int:
 
 
 class Contestant:
-    def __init__(self, key, label, port, path, headers, expect, proxied, pgid, signin=None):
+    def __init__(self, key, label, port, path, headers, expect, proxied, pgid, signin=None, rotate=None):
         self.key = key
         self.label = label
         self.port = port
@@ -50,6 +52,7 @@ class Contestant:
         self.proxied = proxied  # every answer must have come from the upstream
         self.pgid = pgid  # the process group whose CPU is "the proxy" (None: upstream only)
         self.signin = signin  # callable re-signing in (returns the header list)
+        self.rotate = rotate  # a file of session cookies to use round-robin (bench/wrk/rotate.lua)
         self.expected_bytes = None
 
 
@@ -73,12 +76,13 @@ def measure(c: Contestant, conns, seconds, warmup, status_port, up_pgid):
         ok, why = probe(c)
     if not ok:
         raise BenchError(why)
-    warm = run_wrk(c.port, c.path, c.headers, conns, warmup) if warmup > 0 else None
+    script = {"script": ROTATE_LUA, "script_args": (c.rotate, SESSION_COOKIE)} if c.rotate else {}
+    warm = run_wrk(c.port, c.path, c.headers, conns, warmup, **script) if warmup > 0 else None
     before = upstream_count(status_port)
     snap0 = cpu_snapshot()
     cpu0 = group_cpu_split(c.pgid) if c.pgid else (0.0, 0.0)
     up0 = group_cpu_seconds(up_pgid)
-    r = run_wrk(c.port, c.path, c.headers, conns, seconds)
+    r = run_wrk(c.port, c.path, c.headers, conns, seconds, **script)
     r["warmup_requests"] = warm["requests"] if warm else 0
     cpu1 = group_cpu_split(c.pgid) if c.pgid else (0.0, 0.0)
     up1 = group_cpu_seconds(up_pgid)

@@ -12,6 +12,7 @@ import shutil
 import socket
 import time
 
+from .active import active_curve, wait_until_old
 from .configs import aadgate_conf, apache_conf, idp_conf, nginx_proxy_conf, nginx_upstream_conf
 from .load import Contestant, err_detail, measure, median_result, probe
 from .machine import versions
@@ -67,7 +68,7 @@ def redis_command_calls(port):
 def redis_memory(port):
     info = redis_command(port, "INFO", "memory")
     used = next(int(l.split(":")[1]) for l in info.splitlines() if l.startswith("used_memory:"))
-    keys = redis_command(port, "EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "aadgate:s:*")
+    keys = redis_command(port, "EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "aadgate:r:*")
     return {"used_memory": used, "sessions": int(keys.strip().lstrip(":") or 0)}
 
 
@@ -261,10 +262,11 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         # (sign-ins done, aadgate RSS KiB, aadgate CPU s, dev IdP CPU s, wall s)
         t_curve = time.time()
         curve = [(0, rss0, cpu_ag0, cpu_idp0, 0.0)]
-        ok_n, err_n, secs, sample, first_error = mass_sign_in(
-            idp_port, ag_port, n_sessions, args.signin_workers,
+        ok_n, err_n, secs, cookies, first_error = mass_sign_in(
+            idp_port, ag_port, n_sessions, args.signin_workers, keep=n_sessions,
             on_progress=lambda done: curve.append((done, rss_kib(ag.pid)["VmRSS"], group_cpu_seconds(ag.pid),
                                                    group_cpu_seconds(idp.pid), time.time() - t_curve)))
+        file_signed_in_at = time.time()
         cpu_ag1, cpu_idp1 = group_cpu_seconds(ag.pid), group_cpu_seconds(idp.pid)
         if first_error:
             log(f"  first sign-in error: {first_error}")
@@ -301,15 +303,39 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         # The same sign-ins into the Redis store: their rate, and Redis's
         # memory per session.
         mem0 = redis_memory(redis_port)
-        ok_r, err_r, secs_r, _, first_error_r = mass_sign_in(idp_port, agr_port, n_sessions, args.signin_workers)
+        cpu_agr0 = group_cpu_seconds(agr.pid)
+        ok_r, err_r, secs_r, cookies_r, first_error_r = mass_sign_in(
+            idp_port, agr_port, n_sessions, args.signin_workers, keep=n_sessions)
+        redis_signed_in_at = time.time()
         if first_error_r:
             log(f"  first sign-in error (Redis store): {first_error_r}")
         mem1 = redis_memory(redis_port)
-        res["redis"]["signin"] = {"ok": ok_r, "errors": err_r, "seconds": secs_r, "rate": ok_r / secs_r}
+        res["redis"]["signin"] = {"ok": ok_r, "errors": err_r, "seconds": secs_r, "rate": ok_r / secs_r,
+                                  "aadgate_cpu_ms": (group_cpu_seconds(agr.pid) - cpu_agr0) * 1000 / max(1, ok_r)}
         res["redis"]["bytes_per_session"] = (mem1["used_memory"] - mem0["used_memory"]) / max(1, ok_r)
         res["redis"]["sessions_after_signins"] = mem1["sessions"]
-        log(f"  Redis store: {ok_r:,} sign-ins in {secs_r:.1f} s = {ok_r / secs_r:,.0f}/s, {err_r} errors; "
+        log(f"  Redis store: {ok_r:,} sign-ins in {secs_r:.1f} s = {ok_r / secs_r:,.0f}/s, {err_r} errors, "
+            f"aadgate CPU {res['redis']['signin']['aadgate_cpu_ms']:.2f} ms per sign-in; "
             f"{res['redis']['bytes_per_session']:,.0f} B of Redis memory per session")
+
+        # The active-users curve: the same proxies with N of those sessions
+        # in use at once, write-backs due.
+        points = [1, 1_000] if quick else [1, 1_000, 10_000, 50_000, 100_000]
+        log(f"active users: {', '.join(f'{n:,}' for n in points if n <= len(cookies))} sessions in use at once")
+        wait_until_old(file_signed_in_at)
+        res["active"] = {"file": active_curve("aadgate signed-in", ag_port, ag.pid, cookies, points, tmp,
+                                       seconds, warmup, up_status, up.pid)}
+        last = max(res["active"]["file"])
+        res["memory"]["rss_in_use_kib"] = res["active"]["file"][last]["rss_kib"]
+        res["memory"]["sessions_in_use"] = last
+        wait_until_old(redis_signed_in_at)
+        before = redis_command_calls(redis_port)
+        res["active"]["redis"] = active_curve("aadgate signed-in, Redis", agr_port, agr.pid, cookies_r, points, tmp,
+                                       seconds, warmup, up_status, up.pid)
+        calls = redis_command_calls(redis_port) - before
+        done = sum(r["requests"] + r.get("warmup_requests", 0) for r in res["active"]["redis"].values())
+        res["active"]["redis_commands_per_request"] = calls / max(1, done)
+        log(f"  Redis: {calls:,} commands for {done:,} requests along the curve")
 
         # Store size, then a restart on the populated store.
         procs.stop(ag)
@@ -321,14 +347,23 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         log(f"  store {size / 2**20:.1f} MiB = {size / max(1, ok_n):,.0f} B/session")
         res["startup"]["populated"] = measure_startup(tmp, procs, 3, up_port, idp_port, ag_env, store_dir=store)
         log("  start-up on the populated store: " + ", ".join(f"{x:.1f}" for x in res["startup"]["populated"]) + " ms")
-        ag = procs.start("aadgate-restarted", [BIN, "proxy", "--config", ag_cfg], CORE_SERVER, env=ag_env)
+        # Restarted with a cache budget smaller than the working set: every
+        # request of the round-robin is a cache miss (the least recently
+        # used session is always the next one), so this is the miss's cost.
+        small_mib, working_set = (1, 1_000) if quick else (16, 50_000)
+        ag = procs.start("aadgate-restarted", [BIN, "proxy", "--config", ag_cfg], CORE_SERVER,
+                         env=dict(ag_env, AADGATE_SESSION_CACHE_MIB=str(small_mib)))
         wait_http(ag_port, "/healthz", proc=ag, name="aadgate-restarted", procs=procs)
         time.sleep(0.5)
         res["memory"]["rss_restart_kib"] = rss_kib(ag.pid)["VmRSS"]
-        if sample:
-            st, _, _, _ = raw_get(ag_port, "/", [f"Cookie: {SESSION_COOKIE}={sample[0]}"])
+        if cookies:
+            st, _, _, _ = raw_get(ag_port, "/", [f"Cookie: {SESSION_COOKIE}={cookies[0]}"])
             res["memory"]["session_survives_restart"] = st == 200
             log(f"  a session from before the restart answers {st}")
+        log(f"active users past the cache: {working_set:,} sessions with session.cache_mib = {small_mib}")
+        res["active"]["file_small_cache"] = active_curve(f"aadgate signed-in, {small_mib} MiB cache", ag_port, ag.pid,
+                                                  cookies, [working_set], tmp, seconds, warmup, up_status, up.pid)
+        res["active"]["small_cache_mib"] = small_mib
     return res
 
 

@@ -102,7 +102,7 @@ def _init_worker(counter):
 
 
 def _signin_worker(args):
-    (idp_port, port, n, start_at) = args
+    (idp_port, port, n, start_at, keep) = args
     counter = _COUNTER
     os.sched_setaffinity(0, {CORE_CLIENT})
     while time.time() < start_at:
@@ -116,7 +116,7 @@ def _signin_worker(args):
         try:
             cookie = b.sign_in(port, "/auth/login?rd=/", SESSION_COOKIE)
             ok += 1
-            if len(sample) < 3:
+            if len(sample) < keep:
                 sample.append(cookie)
         except Exception as e:  # noqa: BLE001
             errors += 1
@@ -130,16 +130,17 @@ def _signin_worker(args):
     return ok, errors, sample, first_error
 
 
-def mass_sign_in(idp_port, port, total, workers, progress_every=10.0, on_progress=None):
+def mass_sign_in(idp_port, port, total, workers, progress_every=10.0, on_progress=None, keep=3):
     """`total` complete sign-ins through aadgate's public flow and the dev IdP,
-    `workers` browsers at a time. Returns (ok, errors, seconds, sample cookies)."""
+    `workers` browsers at a time. Returns (ok, errors, seconds, cookies (up
+    to `keep` per worker), first error)."""
     ctx = mp.get_context("fork")
     counter = ctx.Value("l", 0)
     per = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
     start_at = time.time() + 0.3
     with ctx.Pool(workers, initializer=_init_worker, initargs=(counter,)) as pool:
         res = pool.map_async(
-            _signin_worker, [(idp_port, port, n, start_at) for n in per], chunksize=1
+            _signin_worker, [(idp_port, port, n, start_at, keep) for n in per], chunksize=1
         )
         last = time.time()
         while not res.ready():

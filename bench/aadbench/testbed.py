@@ -12,6 +12,7 @@ ROOT = os.path.dirname(BENCH)
 # AADGATE_BENCH_BIN: another build to measure (A/B comparisons of two commits).
 BIN = os.environ.get("AADGATE_BENCH_BIN") or os.path.join(ROOT, "target", "release", "aadgate")
 LUA = os.path.join(BENCH, "wrk", "report.lua")
+ROTATE_LUA = os.path.join(BENCH, "wrk", "rotate.lua")
 DOC = os.path.join(ROOT, "docs", "benchmarks.md")
 SVG = os.path.join(ROOT, "docs", "benchmarks.svg")
 RESULTS = os.path.join(BENCH, "results")

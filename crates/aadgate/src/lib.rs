@@ -279,12 +279,14 @@ impl Auth {
 
     /// The metrics in the OpenMetrics text format
     /// ([`aadgate_core::metrics::CONTENT_TYPE`]), with
-    /// `aadgate_active_sessions` read from the session store now; `None`
+    /// `aadgate_active_sessions` and `aadgate_session_cache_bytes` read from
+    /// the session store now; `None`
     /// without metrics. What `aadgate proxy` answers on `metrics_listen`'s
     /// `/metrics`.
     pub fn encode_metrics(&self) -> Option<String> {
         let m = self.inner.metrics.as_ref()?;
         m.set_active_sessions(self.inner.store.live_in_memory());
+        m.set_session_cache_bytes(self.inner.store.cached_bytes());
         Some(m.encode())
     }
 

@@ -284,6 +284,7 @@ pub struct Metrics {
     revalidations: Family<ResultLabel, Counter>,
     provider_fetches: Family<FetchLabels, Counter>,
     active_sessions: Gauge,
+    session_cache_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -356,8 +357,14 @@ impl Metrics {
         let active_sessions = Gauge::default();
         r.register(
             "active_sessions",
-            "Live sessions in this process's memory: signed in or used here, not yet ended by session.idle_timeout_secs or session.lifetime_secs (at most 10,000 are kept; with replicas, each counts its own)",
+            "Live sessions in this process's memory: signed in or used here, not yet ended by session.idle_timeout_secs or session.lifetime_secs (kept within session.cache_mib; with replicas, each counts its own)",
             active_sessions.clone(),
+        );
+        let session_cache_bytes = Gauge::default();
+        r.register(
+            "session_cache_bytes",
+            "Estimated bytes of the sessions in this process's memory cache (at most session.cache_mib MiB: past it, the sessions used least recently are read from the store again)",
+            session_cache_bytes.clone(),
         );
         r.register(
             "build",
@@ -375,6 +382,7 @@ impl Metrics {
             revalidations,
             provider_fetches,
             active_sessions,
+            session_cache_bytes,
         }
     }
 
@@ -463,6 +471,13 @@ impl Metrics {
     pub fn set_active_sessions(&self, n: usize) {
         self.active_sessions
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `aadgate_session_cache_bytes` (read from the session store when
+    /// the metrics are scraped).
+    pub fn set_session_cache_bytes(&self, bytes: u64) {
+        self.session_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]),

@@ -293,6 +293,11 @@ async fn revalidations_are_counted_by_outcome() {
         3.0
     );
     assert_eq!(m.get("aadgate_active_sessions", &[]), 1.0, "the writer's");
+    let cached = m.get("aadgate_session_cache_bytes", &[]);
+    assert!(
+        (1_000.0..16_000.0).contains(&cached),
+        "one session: {cached} B"
+    );
 
     s.idp.stop().await;
     clock.advance(901);

@@ -261,6 +261,21 @@ fn every_key_reads_from_the_environment_by_its_type_in_the_schema() {
 }
 
 #[test]
+fn the_session_cache_budget_is_in_mib_and_bounded() {
+    let with = |line: &str| {
+        let text = base().replace("[session]", &format!("[session]\n{line}"));
+        Config::from_toml_and_env(&text, std::iter::empty::<(&str, &str)>())
+            .and_then(|c| c.validate())
+    };
+    assert_eq!(with("").unwrap().cache_budget, 128 << 20);
+    assert_eq!(with("cache_mib = 16").unwrap().cache_budget, 16 << 20);
+    for bad in ["cache_mib = 0", "cache_mib = 2000000"] {
+        let e = with(bad).unwrap_err();
+        assert_eq!(e.key, "session.cache_mib", "{bad}");
+    }
+}
+
+#[test]
 fn redis_stores_are_checked_at_start_up() {
     let with = |store: &str, env: &[(&str, &str)]| {
         let text = base().replace("store = \"memory\"", &format!("store = \"{store}\""));

@@ -1,0 +1,51 @@
+"""The active-users curve: signed-in throughput while N distinct sessions
+are in use at once (each request carries the next of N session cookies,
+round-robin), with sessions older than every write-back interval, so the
+idle-clock write-backs real traffic causes happen during the measurement,
+on the proxy's own core."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from .load import Contestant, err_detail, measure
+from .procs import rss_kib
+from .testbed import SESSION_COOKIE, log
+
+# A session's idle clock is written back at most once a minute
+# (crates/core/src/session/mod.rs TOUCH_INTERVAL); older sessions have one
+# due at their first use in the measurement.
+WRITE_BACK_DUE_S = 61.0
+
+
+def wait_until_old(created_at: float) -> None:
+    """Waits until sessions created by `created_at` have a write-back due."""
+    left = created_at + WRITE_BACK_DUE_S - time.time()
+    if left > 0:
+        log(f"  waiting {left:.0f} s for the newest sessions to be older than a write-back interval")
+        time.sleep(left)
+
+
+def active_curve(name, port, pgid, cookies, points, tmp, seconds, warmup, up_status, up_pid):
+    """Measures each point (number of sessions in use) that `cookies` can
+    fill; returns {n: result}, each with the proxy's RSS after it."""
+    out = {}
+    for n in points:
+        if n > len(cookies):
+            continue
+        path = os.path.join(tmp, f"cookies-{name.replace(' ', '-')}-{n}.txt")
+        with open(path, "w") as f:
+            f.write("\n".join(cookies[:n]) + "\n")
+        c = Contestant(f"active-{n}", f"{name}, {n:,} active", port, "/",
+                       ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={cookies[0]}"],
+                       200, True, pgid, rotate=path)
+        # The warm-up goes round every session at least once (at >= 10,000 req/s).
+        r = measure(c, 64, seconds, max(warmup, math.ceil(n / 10_000)), up_status, up_pid)
+        r["rss_kib"] = rss_kib(pgid)["VmRSS"]
+        r["sessions"] = n
+        out[n] = r
+        log(f"  {c.label:36s} {r['rps']:>9,.0f} req/s  p50 {r['p50_us'] / 1000:.2f}  "
+            f"p99 {r['p99_us'] / 1000:.2f} ms  RSS {r['rss_kib'] / 1024:.1f} MiB  errors {err_detail(r)}")
+    return out
