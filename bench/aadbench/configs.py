@@ -39,23 +39,28 @@ http {{
 """
 
 
-def nginx_proxy_conf(tmp, port, upstream_port):
+def nginx_proxy_conf(tmp, port, upstream_port, name="nginx-proxy", host="$host"):
+    """nginx as a plain proxy to `upstream_port`, or round-robin over a
+    list of ports (the replicas row, whose `Host` is the replicas' public
+    URL, as a balancer in front of them at that URL would send)."""
+    ports = upstream_port if isinstance(upstream_port, list) else [upstream_port]
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
     return f"""
 worker_processes 1;
-pid {tmp}/nginx-proxy.pid;
-error_log {tmp}/nginx-proxy-error.log warn;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log warn;
 user root root;
 events {{ worker_connections 8192; }}
 worker_rlimit_nofile 20000;
 http {{
     access_log off;
-    client_body_temp_path {tmp}/px-body; proxy_temp_path {tmp}/px-proxy;
-    fastcgi_temp_path {tmp}/px-fcgi; uwsgi_temp_path {tmp}/px-uwsgi; scgi_temp_path {tmp}/px-scgi;
+    client_body_temp_path {tmp}/{name}-body; proxy_temp_path {tmp}/{name}-proxy;
+    fastcgi_temp_path {tmp}/{name}-fcgi; uwsgi_temp_path {tmp}/{name}-uwsgi; scgi_temp_path {tmp}/{name}-scgi;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
     server_tokens off;
     upstream app {{
-        server 127.0.0.1:{upstream_port};
+{servers}
         keepalive 256;                 # same idle pool as aadgate's (pool_max_idle_per_host 256)
         keepalive_requests 100000000;
     }}
@@ -65,7 +70,7 @@ http {{
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host $host;
+            proxy_set_header Host {host};
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;

@@ -14,7 +14,8 @@ def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
 
-ROW_ORDER = ["direct", "nginx", "public", "signed", "lean", "redis", "modoidc", "reject302", "reject401"]
+ROW_ORDER = ["direct", "nginx", "public", "signed", "lean", "redis", "replicas", "modoidc", "reject302",
+             "reject401"]
 
 
 def table_rows(main):
@@ -63,6 +64,8 @@ def ratios(main):
         out["p99 aadgate signed-in - nginx (ms)"] = (s["p99_us"] - main["nginx"]["p99_us"]) / 1000
     if main.get("redis"):
         out["aadgate signed-in, Redis store / file store"] = main["redis"]["rps"] / s["rps"]
+    if main.get("replicas") and main.get("redis"):
+        out["2 replicas behind nginx / 1 replica, Redis store"] = main["replicas"]["rps"] / main["redis"]["rps"]
     if main.get("lean"):
         out['aadgate signed-in, identity_headers = ["aadgate"] / default'] = main["lean"]["rps"] / s["rps"]
     return out
@@ -246,6 +249,10 @@ def write_docs(res, cmdline):
               "`OIDCProviderMetadataURL` = the dev IdP's discovery over http, `OIDCPKCEMethod S256`, "
               "`OIDCScope \"openid profile email\"`) + `mod_proxy_http` to the same upstream, signed in the same "
               "scripted way.",
+              "- *2 aadgate replicas (Redis) behind nginx*: two `aadgate proxy` processes sharing the Redis store, "
+              "behind nginx (1 worker, round-robin, no affinity, keep-alive pool of 256), all on core 1 with the "
+              "upstream like every other row: what a balancer hop in front of replicas costs on the same CPU "
+              "(its proxy CPU column is empty: three processes share it).",
               "- *aadgate signed-in, own headers only*: the same aadgate with `identity_headers = [\"aadgate\"]` "
               "(no App Service `X-MS-CLIENT-PRINCIPAL*` headers, ~0.9 KB less per request to the app): what sending "
               "the app only the headers it reads saves.",

@@ -79,6 +79,8 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
     agr_port, redis_port = free_port(), free_port()
     # The same aadgate sending only its own header family (identity_headers).
     agl_port = free_port()
+    # A second replica of the Redis one, and nginx balancing over both.
+    agr2_port, lb_port = free_port(), free_port()
     session_secret = secrets.token_hex(32)
     # Every scripted sign-in comes from 127.0.0.1: lift the per-client sign-in
     # rate (an environment key, which builds without [limits] ignore).
@@ -111,6 +113,11 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
     agr_cfg = write("aadgate-redis.toml", aadgate_conf(agr_port, up_port, idp_port, store).replace(
         f'store = "file:{store}"', f'store = "redis://127.0.0.1:{redis_port}"'))
 
+    agr2_cfg = write("aadgate-redis-2.toml", open(agr_cfg).read().replace(
+        f'listen = "127.0.0.1:{agr_port}"', f'listen = "127.0.0.1:{agr2_port}"'))
+    lb_cfg = write("nginx-balancer.conf", nginx_proxy_conf(tmp, lb_port, [agr_port, agr2_port], "nginx-balancer",
+                                                                  host=f"127.0.0.1:{agr_port}"))
+
     agl_cfg = write("aadgate-lean.toml", 'identity_headers = ["aadgate"]\n' + aadgate_conf(
         agl_port, up_port, idp_port, store + "-lean"))
 
@@ -142,11 +149,15 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
                                   "--save", "", "--appendonly", "no", "--dir", tmp], CORE_CLIENT)
     wait_redis(redis_port)
     agr = procs.start("aadgate-redis", [BIN, "proxy", "--config", agr_cfg], CORE_SERVER, env=ag_env)
+    agr2 = procs.start("aadgate-redis-2", [BIN, "proxy", "--config", agr2_cfg], CORE_SERVER, env=ag_env)
+    lb = procs.start("nginx-balancer", ["nginx", "-p", tmp, "-c", lb_cfg, "-g", "daemon off;"], CORE_SERVER)
     agl = procs.start("aadgate-lean", [BIN, "proxy", "--config", agl_cfg], CORE_SERVER, env=ag_env)
     ngx = procs.start("nginx-proxy", ["nginx", "-p", tmp, "-c", ngx_cfg, "-g", "daemon off;"], CORE_SERVER)
     apache = procs.start("apache", ["/usr/sbin/apache2", "-f", ap_cfg, "-DFOREGROUND"], CORE_SERVER)
     wait_http(ag_port, "/healthz", proc=ag, name="aadgate", procs=procs)
     wait_http(agr_port, "/readyz", proc=agr, name="aadgate-redis", procs=procs)
+    wait_http(agr2_port, "/readyz", proc=agr2, name="aadgate-redis-2", procs=procs)
+    wait_http(lb_port, "/healthz", proc=lb, name="nginx-balancer", procs=procs)
     wait_http(agl_port, "/healthz", proc=agl, name="aadgate-lean", procs=procs)
     wait_http(ngx_port, "/", proc=ngx, name="nginx-proxy", procs=procs)
     wait_http(ap_port, "/", proc=apache, name="apache", procs=procs)
@@ -190,6 +201,8 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         Contestant("lean", "aadgate signed-in, own headers only", agl_port, "/", agl_signin(), 200, True,
                    agl.pid, agl_signin),
         Contestant("redis", "aadgate signed-in, Redis store", agr_port, "/", agr_signin(), 200, True, agr.pid, agr_signin),
+        Contestant("replicas", "2 aadgate replicas (Redis) behind nginx", lb_port, "/", agr_signin(), 200, True, None,
+                   agr_signin),
         Contestant("modoidc", "mod_auth_openidc signed-in", ap_port, "/", ap_signin(), 200, True, apache.pid, ap_signin),
         Contestant("reject302", "aadgate rejection (302)", ag_port, "/", html, 302, False, ag.pid),
         Contestant("reject401", "aadgate rejection (401)", ag_port, "/", ["Accept: application/json"], 401, False, ag.pid),
@@ -300,8 +313,26 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         res["memory"]["rss_sessions_after_load_kib"] = rss_kib(ag.pid)["VmRSS"]
         log(f"  aadgate signed-in with the sessions: {r['rps']:,.0f} req/s p99 {fmt_ms(r['p99_us'])} ms errors {r['errors']}")
 
-        # The same sign-ins into the Redis store: their rate, and Redis's
-        # memory per session.
+        points = [1, 1_000] if quick else [1, 1_000, 10_000, 50_000, 100_000]
+        # The active-users curve, the store's size, and a restart with a
+        # cache smaller than the working set: all before the sessions are
+        # older than session.revalidate_secs (900 s), past which every
+        # session's next request redeems its refresh token (and the dev IdP
+        # keeps only its newest 10,000).
+        log(f"active users: {', '.join(f'{n:,}' for n in points if n <= len(cookies))} sessions in use at once")
+        wait_until_old(file_signed_in_at)
+        res["active"] = {"file": active_curve("aadgate signed-in", ag_port, ag.pid, cookies, points, tmp,
+                                              seconds, warmup, up_status, up.pid)}
+        last = max(res["active"]["file"])
+        res["memory"]["rss_in_use_kib"] = res["active"]["file"][last]["rss_kib"]
+        res["memory"]["sessions_in_use"] = last
+        procs.stop(ag)
+        if args.store != "memory":
+            file_store_restart(res, procs, tmp, store, ok_n, cookies, ag_cfg, ag_env, ag_port, quick,
+                               seconds, warmup, up_status, up, idp_port, up_port)
+
+        # The same sign-ins into the Redis store: their rate, Redis's memory
+        # per session, and the same curve.
         mem0 = redis_memory(redis_port)
         cpu_agr0 = group_cpu_seconds(agr.pid)
         ok_r, err_r, secs_r, cookies_r, first_error_r = mass_sign_in(
@@ -317,54 +348,44 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         log(f"  Redis store: {ok_r:,} sign-ins in {secs_r:.1f} s = {ok_r / secs_r:,.0f}/s, {err_r} errors, "
             f"aadgate CPU {res['redis']['signin']['aadgate_cpu_ms']:.2f} ms per sign-in; "
             f"{res['redis']['bytes_per_session']:,.0f} B of Redis memory per session")
-
-        # The active-users curve: the same proxies with N of those sessions
-        # in use at once, write-backs due.
-        points = [1, 1_000] if quick else [1, 1_000, 10_000, 50_000, 100_000]
-        log(f"active users: {', '.join(f'{n:,}' for n in points if n <= len(cookies))} sessions in use at once")
-        wait_until_old(file_signed_in_at)
-        res["active"] = {"file": active_curve("aadgate signed-in", ag_port, ag.pid, cookies, points, tmp,
-                                       seconds, warmup, up_status, up.pid)}
-        last = max(res["active"]["file"])
-        res["memory"]["rss_in_use_kib"] = res["active"]["file"][last]["rss_kib"]
-        res["memory"]["sessions_in_use"] = last
         wait_until_old(redis_signed_in_at)
         before = redis_command_calls(redis_port)
         res["active"]["redis"] = active_curve("aadgate signed-in, Redis", agr_port, agr.pid, cookies_r, points, tmp,
-                                       seconds, warmup, up_status, up.pid)
+                                              seconds, warmup, up_status, up.pid)
         calls = redis_command_calls(redis_port) - before
         done = sum(r["requests"] + r.get("warmup_requests", 0) for r in res["active"]["redis"].values())
         res["active"]["redis_commands_per_request"] = calls / max(1, done)
         log(f"  Redis: {calls:,} commands for {done:,} requests along the curve")
-
-        # Store size, then a restart on the populated store.
-        procs.stop(ag)
-        if args.store == "memory":
-            return res
-        size = os.path.getsize(os.path.join(store, "sessions.redb"))
-        res["memory"]["store_bytes"] = size
-        res["memory"]["store_bytes_per_session"] = size / max(1, ok_n)
-        log(f"  store {size / 2**20:.1f} MiB = {size / max(1, ok_n):,.0f} B/session")
-        res["startup"]["populated"] = measure_startup(tmp, procs, 3, up_port, idp_port, ag_env, store_dir=store)
-        log("  start-up on the populated store: " + ", ".join(f"{x:.1f}" for x in res["startup"]["populated"]) + " ms")
-        # Restarted with a cache budget smaller than the working set: every
-        # request of the round-robin is a cache miss (the least recently
-        # used session is always the next one), so this is the miss's cost.
-        small_mib, working_set = (1, 1_000) if quick else (16, 50_000)
-        ag = procs.start("aadgate-restarted", [BIN, "proxy", "--config", ag_cfg], CORE_SERVER,
-                         env=dict(ag_env, AADGATE_SESSION_CACHE_MIB=str(small_mib)))
-        wait_http(ag_port, "/healthz", proc=ag, name="aadgate-restarted", procs=procs)
-        time.sleep(0.5)
-        res["memory"]["rss_restart_kib"] = rss_kib(ag.pid)["VmRSS"]
-        if cookies:
-            st, _, _, _ = raw_get(ag_port, "/", [f"Cookie: {SESSION_COOKIE}={cookies[0]}"])
-            res["memory"]["session_survives_restart"] = st == 200
-            log(f"  a session from before the restart answers {st}")
-        log(f"active users past the cache: {working_set:,} sessions with session.cache_mib = {small_mib}")
-        res["active"]["file_small_cache"] = active_curve(f"aadgate signed-in, {small_mib} MiB cache", ag_port, ag.pid,
-                                                  cookies, [working_set], tmp, seconds, warmup, up_status, up.pid)
-        res["active"]["small_cache_mib"] = small_mib
     return res
+
+
+def file_store_restart(res, procs, tmp, store, ok_n, cookies, ag_cfg, ag_env, ag_port, quick,
+                       seconds, warmup, up_status, up, idp_port, up_port):
+    """The file store's size and start-up with the sessions, then a restart
+    with a cache smaller than the working set: its point of the curve."""
+    size = os.path.getsize(os.path.join(store, "sessions.redb"))
+    res["memory"]["store_bytes"] = size
+    res["memory"]["store_bytes_per_session"] = size / max(1, ok_n)
+    log(f"  store {size / 2**20:.1f} MiB = {size / max(1, ok_n):,.0f} B/session")
+    res["startup"]["populated"] = measure_startup(tmp, procs, 3, up_port, idp_port, ag_env, store_dir=store)
+    log("  start-up on the populated store: " + ", ".join(f"{x:.1f}" for x in res["startup"]["populated"]) + " ms")
+    # Restarted with a cache budget smaller than the working set: every
+    # request of the round-robin is a cache miss (the least recently
+    # used session is always the next one), so this is the miss's cost.
+    small_mib, working_set = (1, 1_000) if quick else (16, 50_000)
+    ag = procs.start("aadgate-restarted", [BIN, "proxy", "--config", ag_cfg], CORE_SERVER,
+                     env=dict(ag_env, AADGATE_SESSION_CACHE_MIB=str(small_mib)))
+    wait_http(ag_port, "/healthz", proc=ag, name="aadgate-restarted", procs=procs)
+    time.sleep(0.5)
+    res["memory"]["rss_restart_kib"] = rss_kib(ag.pid)["VmRSS"]
+    if cookies:
+        st, _, _, _ = raw_get(ag_port, "/", [f"Cookie: {SESSION_COOKIE}={cookies[0]}"])
+        res["memory"]["session_survives_restart"] = st == 200
+        log(f"  a session from before the restart answers {st}")
+    log(f"active users past the cache: {working_set:,} sessions with session.cache_mib = {small_mib}")
+    res["active"]["file_small_cache"] = active_curve(f"aadgate signed-in, {small_mib} MiB cache", ag_port, ag.pid,
+                                              cookies, [working_set], tmp, seconds, warmup, up_status, up.pid)
+    res["active"]["small_cache_mib"] = small_mib
 
 
 def measure_startup(tmp, procs, n, upstream_port, idp_port, env, store_dir=None):
