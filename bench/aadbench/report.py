@@ -302,8 +302,8 @@ def write_docs(res, cmdline):
                   "Signed-in requests while N distinct sessions are in use at once: `bench/wrk/rotate.lua` gives "
                   "each request the next of N session cookies, round-robin, 64 connections. The sessions are "
                   "real sign-ins, older than the one-minute idle-clock write-back interval, so the write-backs "
-                  "real traffic causes happen during the run, on the proxy's core; the warm-up goes round every "
-                  "session at least once. The last row restarts the proxy with a cache budget smaller than the "
+                  "real traffic causes happen during the run, on the proxy's core; before each point every session "
+                  "is used at least once (a warm-up of at least N requests). The last row restarts the proxy with a cache budget smaller than the "
                   "working set: with a round-robin, the least recently used session is always the next one, so "
                   "every request is a cache miss (read from the store, opened, identity headers rebuilt).",
                   "", md_table(ACTIVE_HEAD, active_rows(a)), ""]

@@ -56,15 +56,20 @@ pub(super) struct Entry<V> {
 }
 
 /// Bytes a cached session takes besides its variable-length text: the
-/// entry, the session's fixed fields, the view's, the cache's own
-/// bookkeeping and the allocator's rounding. Measured (`bench/run`'s RSS with
-/// every session in use) rather than derived.
-const FIXED_BYTES: usize = 1_100;
+/// entry, the session's fixed fields, the identity headers the layer builds
+/// from it (App Service's `X-MS-CLIENT-PRINCIPAL` is most of them), the
+/// cache's own bookkeeping and the allocator's rounding. Measured, not
+/// derived: in `bench/run` (2026-12-02) a dev IdP session with ~370 bytes of
+/// claim text grew the process by ~2.0 KB when cached and ~4.5 KB once its
+/// headers were built.
+const FIXED_BYTES: usize = 2_600;
+/// Each byte of claim text is held about five times: in the identity, in
+/// the headers of up to two families, and in the principal (base64).
+const TEXT_COPIES: usize = 5;
 
 impl<V> Entry<V> {
-    /// Estimated bytes of a cached `session`: the fixed part, its text, and
-    /// the text again twice for what the layer derives from it (identity
-    /// headers, in up to two header families).
+    /// Estimated bytes of a cached `session` with what the layer derives
+    /// from it: the fixed part and [`TEXT_COPIES`] of its claim text.
     pub(super) fn weight(session: &Session) -> u32 {
         let id = &session.identity;
         let text: usize = [
@@ -87,7 +92,7 @@ impl<V> Entry<V> {
                 .map(|s| s.len() + 24)
                 .sum::<usize>();
         let token = session.tokens.access_token.as_ref().map_or(0, String::len);
-        u32::try_from(FIXED_BYTES + 3 * text + token).unwrap_or(u32::MAX)
+        u32::try_from(FIXED_BYTES + TEXT_COPIES * text + token).unwrap_or(u32::MAX)
     }
 }
 

@@ -65,8 +65,9 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// sign-out (those are written before the request is answered).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// The memory the session cache may use by default (`session.cache_mib`):
-/// 128 MiB, about 100,000 sessions of a user in a few groups. Past it, the
-/// sessions used least recently are read from the store again on use.
+/// 128 MiB, about 30,000 sessions of users in a few groups (with their
+/// identity headers). Past it, the sessions used least recently are read
+/// from the store again on use.
 pub const DEFAULT_CACHE_BUDGET: u64 = 128 << 20;
 /// A process holds a session's lock ([`SessionStore::exclusive`]) at most
 /// this long (a refresh takes well under it; a crashed holder frees it).
