@@ -311,11 +311,7 @@ impl Provider {
             let body = read_capped(resp).await.unwrap_or_default();
             let answer = ErrorAnswer::parse(&body);
             if status.is_server_error() {
-                return Err(ProviderError::Failing {
-                    url: url.to_owned(),
-                    status: status.as_u16(),
-                    description: answer.description,
-                });
+                return Err(answer.failing(url, status));
             }
             let description = if answer.description.is_empty() {
                 answer.error
@@ -624,11 +620,7 @@ impl Provider {
         if !status.is_success() {
             let answer = ErrorAnswer::parse(&body);
             if status.is_server_error() {
-                return Err(ProviderError::Failing {
-                    url: url.to_owned(),
-                    status: status.as_u16(),
-                    description: answer.description,
-                });
+                return Err(answer.failing(url, status));
             }
             if answer.error.is_empty() {
                 return Err(ProviderError::Refused {
@@ -706,6 +698,15 @@ struct ErrorAnswer {
 }
 
 impl ErrorAnswer {
+    /// The provider at `url` answered `status`, a server error, with this.
+    fn failing(self, url: &str, status: reqwest::StatusCode) -> ProviderError {
+        ProviderError::Failing {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            description: self.description,
+        }
+    }
+
     fn parse(body: &[u8]) -> Self {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let s = |k: &str| {

@@ -117,21 +117,30 @@ impl RedisServer {
     /// The first line of the server's answer to an inline command (`None`
     /// when it does not answer within a second).
     pub(crate) async fn ask(&self, command: &str) -> Option<String> {
+        let answer = self.exchange(command, |got| got.contains("\r\n")).await?;
+        answer.split("\r\n").next().map(str::to_owned)
+    }
+
+    /// Sends an inline command and reads its answer until `done` accepts
+    /// what came so far (`None` if it does not within a second per read).
+    async fn exchange(&self, command: &str, done: impl Fn(&str) -> bool) -> Option<String> {
         let mut c = tokio::net::TcpStream::connect(self.addr).await.ok()?;
         c.write_all(format!("{command}\r\n").as_bytes())
             .await
             .ok()?;
-        let mut answer = Vec::new();
-        let mut byte = [0u8; 1];
-        while !answer.ends_with(b"\r\n") {
-            tokio::time::timeout(Duration::from_secs(1), c.read_exact(&mut byte))
+        let mut got = String::new();
+        let mut buf = [0u8; 1024];
+        while !done(&got) {
+            let n = tokio::time::timeout(Duration::from_secs(1), c.read(&mut buf))
                 .await
                 .ok()?
                 .ok()?;
-            answer.push(byte[0]);
+            if n == 0 {
+                return None;
+            }
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
-        answer.truncate(answer.len() - 2);
-        String::from_utf8(answer).ok()
+        Some(got)
     }
 
     /// `redis://` (or, with TLS, `rediss://`) URL of the server.
@@ -233,27 +242,21 @@ impl RedisCluster {
 }
 
 impl RedisServer {
-    /// Whether this cluster node sees every slot served.
+    /// Whether this cluster node sees every slot served (the answer's
+    /// first field is `cluster_state:ok` or `:fail`).
     async fn cluster_ok(&self) -> bool {
-        let Ok(mut c) = tokio::net::TcpStream::connect(self.addr).await else {
+        let state = |got: &str| {
+            got.split_once("cluster_state:")
+                .map(|(_, rest)| rest.to_owned())
+        };
+        let Some(answer) = self
+            .exchange("CLUSTER INFO", |got| {
+                state(got).is_some_and(|r| r.contains("\r\n"))
+            })
+            .await
+        else {
             return false;
         };
-        if c.write_all(b"CLUSTER INFO\r\n").await.is_err() {
-            return false;
-        }
-        // The answer's first field is `cluster_state:ok` or `:fail`.
-        let mut got = String::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            if let Some(at) = got.find("cluster_state:")
-                && got[at..].contains("\r\n")
-            {
-                return got[at..].starts_with("cluster_state:ok");
-            }
-            match tokio::time::timeout(Duration::from_secs(1), c.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => got.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => return false,
-            }
-        }
+        state(&answer).is_some_and(|r| r.starts_with("ok"))
     }
 }

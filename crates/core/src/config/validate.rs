@@ -420,13 +420,7 @@ impl Config {
             .iter()
             .any(|scheme| t.starts_with(scheme)) =>
             {
-                let probe = crate::session::RedisConfig {
-                    url: t.to_owned(),
-                    password: None,
-                    prefix: String::new(),
-                    ca_file: None,
-                };
-                match probe.cluster_nodes() {
+                match crate::session::cluster_nodes(t) {
                     Some(Err(why)) => {
                         return Err(ConfigError::new("session.store", why)
                             .with_fix("use redis-cluster://host:port,host:port (or rediss-cluster:// for TLS); put the password in AADGATE_SESSION_REDIS_PASSWORD"));

@@ -98,33 +98,7 @@ impl RedisConfig {
     /// `Some(Err(why))` when it names no node, or a node is not
     /// `host:port`, or it names a database (a cluster has only database 0).
     pub fn cluster_nodes(&self) -> Option<Result<Vec<String>, String>> {
-        let (scheme, rest) = if let Some(r) = self.url.strip_prefix("redis-cluster://") {
-            ("redis", r)
-        } else {
-            ("rediss", self.url.strip_prefix("rediss-cluster://")?)
-        };
-        let (userinfo, hosts) = match rest.rsplit_once('@') {
-            Some((u, h)) => (format!("{u}@"), h),
-            None => (String::new(), rest),
-        };
-        let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
-        let mut nodes = Vec::new();
-        for host in hosts.split(',') {
-            let node = format!("{scheme}://{userinfo}{host}");
-            let parsed = url::Url::parse(&node).ok().filter(|u| {
-                u.host_str().is_some_and(|h| !h.is_empty())
-                    && u.port().is_some()
-                    && u.path().is_empty()
-                    && u.query().is_none()
-            });
-            if parsed.is_none() {
-                return Some(Err(format!(
-                    "{host:?} is not host:port (a cluster URL lists its nodes as host:port,host:port and names no database)"
-                )));
-            }
-            nodes.push(node);
-        }
-        Some(Ok(nodes))
+        cluster_nodes(&self.url)
     }
 
     /// The URL with its password replaced, for logs and `Debug`.
@@ -145,6 +119,38 @@ impl RedisConfig {
             None => "<unparsable>".to_owned(),
         }
     }
+}
+
+/// [`RedisConfig::cluster_nodes`] of a `session.store` URL (also what the
+/// configuration checks at start-up).
+pub fn cluster_nodes(url: &str) -> Option<Result<Vec<String>, String>> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("redis-cluster://") {
+        ("redis", r)
+    } else {
+        ("rediss", url.strip_prefix("rediss-cluster://")?)
+    };
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), rest),
+    };
+    let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
+    let mut nodes = Vec::new();
+    for host in hosts.split(',') {
+        let node = format!("{scheme}://{userinfo}{host}");
+        let parsed = url::Url::parse(&node).ok().filter(|u| {
+            u.host_str().is_some_and(|h| !h.is_empty())
+                && u.port().is_some()
+                && u.path().is_empty()
+                && u.query().is_none()
+        });
+        if parsed.is_none() {
+            return Some(Err(format!(
+                "{host:?} is not host:port (a cluster URL lists its nodes as host:port,host:port and names no database)"
+            )));
+        }
+        nodes.push(node);
+    }
+    Some(Ok(nodes))
 }
 
 impl std::fmt::Debug for RedisConfig {
