@@ -6,6 +6,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use aadgate_core::config::HeaderFamilies;
+use aadgate_core::session::Identity;
 
 use crate::User;
 
@@ -57,8 +58,7 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
 }
 
 /// Claims in the App Service `{typ, val}` form.
-pub fn principal_claims(user: &User) -> Vec<serde_json::Value> {
-    let id = user.identity();
+pub fn principal_claims(id: &Identity) -> Vec<serde_json::Value> {
     let mut claims = Vec::new();
     let mut push = |typ: &str, val: &str| claims.push(json!({"typ": typ, "val": val}));
     push("iss", &id.issuer);
@@ -94,16 +94,19 @@ pub fn principal_claims(user: &User) -> Vec<serde_json::Value> {
 }
 
 fn value(text: &str) -> Option<HeaderValue> {
-    // Header values must be visible ASCII. A value with anything else (a name
-    // with accents) is percent-encoded as UTF-8 (RFC 3986: `Zoë` -> `Zo%C3%AB`,
-    // space -> `%20`), which `decodeURIComponent` and `urllib.parse.unquote` undo.
-    // `%` is encoded too, so decoding is never ambiguous.
+    HeaderValue::from_str(&encoded(text)).ok()
+}
+
+/// `text` as a header value may carry it. Header values must be visible
+/// ASCII. A value with anything else (a name with accents) is
+/// percent-encoded as UTF-8 (RFC 3986: `Zoë` -> `Zo%C3%AB`, space -> `%20`),
+/// which `decodeURIComponent` and `urllib.parse.unquote` undo. `%` is
+/// encoded too, so decoding is never ambiguous.
+fn encoded(text: &str) -> std::borrow::Cow<'_, str> {
     if text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'%') {
-        HeaderValue::from_str(text).ok()
+        text.into()
     } else {
-        let enc = percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
-            .to_string();
-        HeaderValue::from_str(&enc).ok()
+        percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).into()
     }
 }
 
@@ -116,95 +119,205 @@ fn value(text: &str) -> Option<HeaderValue> {
 pub const MAX_HEADER_VALUE: usize = 8_000;
 
 /// The headers that tell the app who the user is: the families chosen by
-/// `identity_headers`, computed once per cached session and reused, plus
-/// the access token when given.
-pub fn identity_headers(user: &User, access_token: Option<&str>) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out = user
-        .view
-        .headers
-        .get_or_init(|| build_identity_headers(user, user.view.families))
-        .clone();
-    if let Some(hv) = access_token.and_then(value) {
-        out.push((HeaderName::from_static("x-forwarded-access-token"), hv));
-    }
-    out
+/// `identity_headers` (built when the session entered the cache), plus the
+/// access token when given.
+pub fn identity_headers<'a>(
+    user: &'a User,
+    access_token: Option<&str>,
+) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
+    let token = access_token
+        .and_then(value)
+        .map(|hv| (HeaderName::from_static("x-forwarded-access-token"), hv));
+    user.view.headers.for_app().chain(token)
 }
 
 /// The identity headers `/auth/check` answers with: aadgate's and
 /// oauth2-proxy's families always (the front copies what its app reads),
-/// App Service's when `identity_headers` has them. Computed once per cached
-/// session, like [`identity_headers`].
-pub(crate) fn forward_auth_headers(user: &User) -> &[(HeaderName, HeaderValue)] {
-    user.view.check_headers.get_or_init(|| {
-        let families = HeaderFamilies {
-            aadgate: true,
-            oauth2_proxy: true,
-            app_service: user.view.families.app_service,
-        };
-        build_identity_headers(user, families)
-    })
+/// App Service's when `identity_headers` has them.
+pub(crate) fn forward_auth_headers(
+    user: &User,
+) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+    user.view.headers.for_check()
 }
 
-/// The identity headers of `families` (not cached).
-fn build_identity_headers(user: &User, families: HeaderFamilies) -> Vec<(HeaderName, HeaderValue)> {
-    let id = user.identity();
-    let mut out = Vec::new();
-    let mut add = |name: &'static str, v: Option<&str>| {
-        if let Some(hv) = v.and_then(value) {
-            if hv.len() > MAX_HEADER_VALUE {
-                tracing::warn!(
-                    user = %id.user_id(),
-                    header = name,
-                    bytes = hv.len(),
-                    "identity header left out: longer than {MAX_HEADER_VALUE} bytes"
-                );
-                return;
-            }
-            out.push((HeaderName::from_static(name), hv));
-        }
-    };
-    let roles = user.roles().join(",");
-    let groups = id.groups.join(",");
-    if families.aadgate {
-        add("x-forwarded-user", Some(id.user_id()));
-        add("x-forwarded-email", id.email.as_deref());
-        add(
-            "x-forwarded-preferred-username",
-            id.preferred_username.as_deref(),
-        );
-        add("x-forwarded-name", id.name.as_deref());
-        add("x-forwarded-roles", Some(&roles));
-        add("x-forwarded-groups", Some(&groups));
-    }
-    if families.oauth2_proxy {
-        add("x-auth-request-user", Some(id.user_id()));
-        add("x-auth-request-email", id.email.as_deref());
-        add(
-            "x-auth-request-preferred-username",
-            id.preferred_username.as_deref(),
-        );
-        add("x-auth-request-groups", Some(&groups));
-        add("x-auth-request-roles", Some(&roles));
-    }
-    if families.app_service {
-        add("x-ms-client-principal", Some(&client_principal(user)));
-        add("x-ms-client-principal-id", Some(id.user_id()));
-        add(
-            "x-ms-client-principal-name",
+/// The values identity headers carry; several headers may carry one.
+#[derive(Clone, Copy)]
+enum Value {
+    UserId,
+    Email,
+    PreferredUsername,
+    Name,
+    Roles,
+    Groups,
+    Principal,
+    PrincipalName,
+    Idp,
+}
+
+/// Each identity header aadgate sets and the value it carries, by family.
+/// The names are constants: using one per request copies no bytes.
+static AADGATE: [(HeaderName, Value); 6] = [
+    (HeaderName::from_static("x-forwarded-user"), Value::UserId),
+    (HeaderName::from_static("x-forwarded-email"), Value::Email),
+    (
+        HeaderName::from_static("x-forwarded-preferred-username"),
+        Value::PreferredUsername,
+    ),
+    (HeaderName::from_static("x-forwarded-name"), Value::Name),
+    (HeaderName::from_static("x-forwarded-roles"), Value::Roles),
+    (HeaderName::from_static("x-forwarded-groups"), Value::Groups),
+];
+static OAUTH2_PROXY: [(HeaderName, Value); 5] = [
+    (
+        HeaderName::from_static("x-auth-request-user"),
+        Value::UserId,
+    ),
+    (
+        HeaderName::from_static("x-auth-request-email"),
+        Value::Email,
+    ),
+    (
+        HeaderName::from_static("x-auth-request-preferred-username"),
+        Value::PreferredUsername,
+    ),
+    (
+        HeaderName::from_static("x-auth-request-groups"),
+        Value::Groups,
+    ),
+    (
+        HeaderName::from_static("x-auth-request-roles"),
+        Value::Roles,
+    ),
+];
+static APP_SERVICE: [(HeaderName, Value); 4] = [
+    (
+        HeaderName::from_static("x-ms-client-principal"),
+        Value::Principal,
+    ),
+    (
+        HeaderName::from_static("x-ms-client-principal-id"),
+        Value::UserId,
+    ),
+    (
+        HeaderName::from_static("x-ms-client-principal-name"),
+        Value::PrincipalName,
+    ),
+    (
+        HeaderName::from_static("x-ms-client-principal-idp"),
+        Value::Idp,
+    ),
+];
+
+/// The identity headers of one session, built once when it enters the
+/// session cache and used by every request: each distinct value once, all
+/// of them slices of one buffer (an App Service principal is most of it),
+/// and for the app's families and for `/auth/check` which header carries
+/// which value. About 1.7 KB for a typical Entra user, where one
+/// `(HeaderName, HeaderValue)` list per use took 2.7 KB.
+pub(crate) struct IdentityHeaders {
+    /// By [`Value`]; `None` when the claim is absent or too long to send.
+    values: Box<[Option<HeaderValue>]>,
+    /// The buffer's length, for the cache's budget.
+    bytes: usize,
+    families: HeaderFamilies,
+}
+
+impl IdentityHeaders {
+    /// Builds the headers `families` and `/auth/check` need for `identity`
+    /// holding the effective `roles`.
+    pub(crate) fn new(identity: &Identity, roles: &[String], families: HeaderFamilies) -> Self {
+        let roles = roles.join(",");
+        let groups = identity.groups.join(",");
+        let principal = families.app_service.then(|| client_principal(identity));
+        let texts: [Option<&str>; 9] = [
+            Some(identity.user_id()),
+            identity.email.as_deref(),
+            identity.preferred_username.as_deref(),
+            identity.name.as_deref(),
+            Some(&roles),
+            Some(&groups),
+            principal.as_deref(),
             Some(
-                id.preferred_username
+                identity
+                    .preferred_username
                     .as_deref()
-                    .unwrap_or(id.display_name()),
+                    .unwrap_or(identity.display_name()),
             ),
-        );
-        add("x-ms-client-principal-idp", Some("aad"));
+            Some("aad"),
+        ];
+        let encoded: Vec<_> = texts
+            .iter()
+            .map(|t| {
+                let e = encoded((*t)?);
+                if e.len() > MAX_HEADER_VALUE {
+                    tracing::warn!(
+                        user = %identity.user_id(),
+                        bytes = e.len(),
+                        "identity header left out: longer than {MAX_HEADER_VALUE} bytes"
+                    );
+                    return None;
+                }
+                Some(e)
+            })
+            .collect();
+        // The values end to end in one exactly sized buffer, then one
+        // `HeaderValue` slicing each out of it.
+        let mut buf = Vec::with_capacity(encoded.iter().flatten().map(|e| e.len()).sum());
+        let ranges: Vec<_> = encoded
+            .iter()
+            .map(|e| {
+                let start = buf.len();
+                buf.extend_from_slice(e.as_ref()?.as_bytes());
+                Some(start..buf.len())
+            })
+            .collect();
+        let buf = bytes::Bytes::from(buf);
+        let values = ranges
+            .into_iter()
+            .map(|r| r.and_then(|r| HeaderValue::from_maybe_shared(buf.slice(r)).ok()))
+            .collect();
+        Self {
+            values,
+            bytes: buf.len(),
+            families,
+        }
     }
-    out
+
+    /// Heap bytes held: the buffer, the value slots and the allocator's
+    /// share of their two allocations.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.bytes + std::mem::size_of_val(&*self.values) + 64
+    }
+
+    /// The headers of the app's families.
+    fn for_app(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        self.of(self.families)
+    }
+
+    /// The headers `/auth/check` answers with.
+    fn for_check(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        self.of(HeaderFamilies {
+            aadgate: true,
+            oauth2_proxy: true,
+            app_service: self.families.app_service,
+        })
+    }
+
+    fn of(&self, families: HeaderFamilies) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        let chosen = |on: bool, headers: &'static [(HeaderName, Value)]| {
+            if on { headers } else { &[] }
+        };
+        chosen(families.aadgate, &AADGATE)
+            .iter()
+            .chain(chosen(families.oauth2_proxy, &OAUTH2_PROXY))
+            .chain(chosen(families.app_service, &APP_SERVICE))
+            .filter_map(|(name, v)| Some((name.clone(), self.values[*v as usize].clone()?)))
+    }
 }
 
 /// App Service's `X-MS-CLIENT-PRINCIPAL`: base64 JSON of the claims, the
 /// group claims left out when they would take it past [`MAX_HEADER_VALUE`].
-fn client_principal(user: &User) -> String {
+fn client_principal(id: &Identity) -> String {
     let encode = |claims: Vec<serde_json::Value>| {
         let principal = json!({
             "auth_typ": "aad",
@@ -214,17 +327,17 @@ fn client_principal(user: &User) -> String {
         });
         base64::engine::general_purpose::STANDARD.encode(principal.to_string())
     };
-    let full = encode(principal_claims(user));
+    let full = encode(principal_claims(id));
     if full.len() <= MAX_HEADER_VALUE {
         return full;
     }
     tracing::warn!(
-        user = %user.id(),
-        groups = user.identity().groups.len(),
+        user = %id.user_id(),
+        groups = id.groups.len(),
         "X-MS-CLIENT-PRINCIPAL sent without group claims: with them it would be {} bytes (over {MAX_HEADER_VALUE}); the groups are in X-Forwarded-Groups",
         full.len()
     );
-    let without_groups = principal_claims(user)
+    let without_groups = principal_claims(id)
         .into_iter()
         .filter(|c| c["typ"] != "groups")
         .collect();
@@ -240,6 +353,108 @@ mod tests {
         assert_eq!(value("Zoë Writer").unwrap(), "Zo%C3%AB%20Writer");
         assert_eq!(value("Plain Name").unwrap(), "Plain Name");
         assert_eq!(value("100% Co").unwrap(), "100%25%20Co");
+    }
+
+    fn identity(groups: usize) -> Identity {
+        Identity {
+            issuer: "https://login.microsoftonline.com/t/v2.0".into(),
+            sub: "s".into(),
+            oid: Some("0000-oid".into()),
+            name: Some("Zoë Writer".into()),
+            preferred_username: Some("zoe@contoso.example".into()),
+            roles: vec!["App.Write".into()],
+            groups: (0..groups).map(|i| format!("{i:036}")).collect(),
+            ..Identity::default()
+        }
+    }
+
+    fn names(h: impl Iterator<Item = (HeaderName, HeaderValue)>) -> Vec<String> {
+        h.map(|(n, _)| n.to_string()).collect()
+    }
+
+    #[test]
+    fn each_use_gets_its_families_and_shares_the_values() {
+        let roles = ["App.Read".to_string(), "App.Write".to_string()];
+        let families = HeaderFamilies::default();
+        let h = IdentityHeaders::new(&identity(2), &roles, families);
+        assert_eq!(
+            names(h.for_app()),
+            [
+                "x-forwarded-user",
+                "x-forwarded-preferred-username",
+                "x-forwarded-name",
+                "x-forwarded-roles",
+                "x-forwarded-groups",
+                "x-ms-client-principal",
+                "x-ms-client-principal-id",
+                "x-ms-client-principal-name",
+                "x-ms-client-principal-idp",
+            ],
+            "no email claim: no email headers"
+        );
+        let check: Vec<_> = h.for_check().collect();
+        assert_eq!(check.len(), 9 + 4, "plus oauth2-proxy's family");
+        let get = |name: &str| {
+            check
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(get("x-auth-request-user"), get("x-forwarded-user"));
+        assert_eq!(get("x-forwarded-user").as_deref(), Some("0000-oid"));
+        assert_eq!(
+            get("x-forwarded-name").as_deref(),
+            Some("Zo%C3%AB%20Writer")
+        );
+        assert_eq!(
+            get("x-forwarded-roles").as_deref(),
+            Some("App.Read,App.Write")
+        );
+        let principal = base64::engine::general_purpose::STANDARD
+            .decode(get("x-ms-client-principal").unwrap())
+            .unwrap();
+        let principal: serde_json::Value = serde_json::from_slice(&principal).unwrap();
+        assert_eq!(principal["auth_typ"], "aad");
+        assert!(
+            principal["claims"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"typ": "roles", "val": "App.Write"}))
+        );
+
+        let lean = IdentityHeaders::new(
+            &identity(2),
+            &roles,
+            HeaderFamilies {
+                aadgate: true,
+                app_service: false,
+                oauth2_proxy: false,
+            },
+        );
+        assert_eq!(names(lean.for_app()).len(), 5);
+        assert!(
+            lean.heap_bytes() < h.heap_bytes() - 500,
+            "no principal built"
+        );
+    }
+
+    #[test]
+    fn values_too_long_to_send_are_left_out_and_weigh_what_they_hold() {
+        let roles = ["App.Read".to_string()];
+        let few = IdentityHeaders::new(&identity(2), &roles, HeaderFamilies::default());
+        // 300 groups: 11,099 bytes of X-Forwarded-Groups, left out; the
+        // principal is sent without its group claims.
+        let many = IdentityHeaders::new(&identity(300), &roles, HeaderFamilies::default());
+        assert!(!names(many.for_app()).contains(&"x-forwarded-groups".to_string()));
+        assert!(names(many.for_app()).contains(&"x-ms-client-principal".to_string()));
+        assert!(
+            many.heap_bytes() < few.heap_bytes() + 200,
+            "nothing left out is kept"
+        );
+        // 150 groups are sent (5,549 bytes) and weigh it.
+        let some = IdentityHeaders::new(&identity(150), &roles, HeaderFamilies::default());
+        assert!(names(some.for_app()).contains(&"x-forwarded-groups".to_string()));
+        assert!(some.heap_bytes() > few.heap_bytes() + 5_000);
     }
 
     #[test]

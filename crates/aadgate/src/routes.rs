@@ -576,7 +576,7 @@ async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Respons
     let mut entry = json!({
         "provider_name": "aad",
         "user_id": user.identity().preferred_username.clone().unwrap_or_else(|| user.id().to_owned()),
-        "user_claims": headers::principal_claims(&user),
+        "user_claims": headers::principal_claims(user.identity()),
     });
     if auth.inner.settings.pass_access_token {
         let full = auth.inner.store.get_full(&user.cookie).await;

@@ -77,18 +77,14 @@ impl User {
 
 /// What the layer derives from a session when it enters the session cache
 /// and reuses on every request of that session: the effective roles, and
-/// the identity headers (built at first use). Kept by [`crate::Sessions`].
+/// the identity headers. Kept by [`crate::Sessions`].
 pub struct UserView {
     /// The user's id, for the response's [`UserId`] (shared, not copied
     /// per request).
     pub(crate) id: Arc<str>,
     pub(crate) roles: Arc<[String]>,
-    pub(crate) headers: std::sync::OnceLock<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
-    /// The identity headers `/auth/check` answers with (built at first use).
-    pub(crate) check_headers:
-        std::sync::OnceLock<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
-    /// Which identity headers the app gets (`identity_headers`).
-    pub(crate) families: aadgate_core::config::HeaderFamilies,
+    /// The identity headers for the app and for `/auth/check`.
+    pub(crate) headers: crate::headers::IdentityHeaders,
 }
 
 impl UserView {
@@ -98,13 +94,23 @@ impl UserView {
         policy: &aadgate_core::Policy,
         families: aadgate_core::config::HeaderFamilies,
     ) -> Self {
+        let roles = policy.effective_roles(&session.identity.roles);
         Self {
             id: session.identity.user_id().into(),
-            roles: policy.effective_roles(&session.identity.roles).into(),
-            headers: std::sync::OnceLock::new(),
-            check_headers: std::sync::OnceLock::new(),
-            families,
+            headers: crate::headers::IdentityHeaders::new(&session.identity, &roles, families),
+            roles: roles.into(),
         }
+    }
+}
+
+impl aadgate_core::session::CachedView for UserView {
+    fn heap_bytes(&self) -> usize {
+        // Each allocation is counted with 16 bytes of the allocator's own.
+        self.id.len()
+            + 16
+            + self.roles.iter().map(|r| r.len() + 24 + 16).sum::<usize>()
+            + 16
+            + self.headers.heap_bytes()
     }
 }
 

@@ -201,8 +201,8 @@ pub struct SessionConfig {
     /// `public_url`'s host alone, `__Host-` prefixed on https).
     #[serde(default)]
     pub cookie_domain: Option<String>,
-    /// Memory the session cache may use, in MiB (default 128, about 30,000
-    /// active sessions of users in a few groups; ~4.5 KB each). Requests of cached sessions
+    /// Memory the session cache may use, in MiB (default 256, about 70,000
+    /// active sessions of users in a few groups; ~3.6 KB each). Requests of cached sessions
     /// read memory only; past the budget, the sessions used least recently
     /// leave the cache and are read from the store again when next used
     /// (a few tens of microseconds each).

@@ -267,7 +267,7 @@ fn the_session_cache_budget_is_in_mib_and_bounded() {
         Config::from_toml_and_env(&text, std::iter::empty::<(&str, &str)>())
             .and_then(|c| c.validate())
     };
-    assert_eq!(with("").unwrap().cache_budget, 128 << 20);
+    assert_eq!(with("").unwrap().cache_budget, 256 << 20);
     assert_eq!(with("cache_mib = 16").unwrap().cache_budget, 16 << 20);
     for bad in ["cache_mib = 0", "cache_mib = 2000000"] {
         let e = with(bad).unwrap_err();

@@ -55,24 +55,41 @@ pub(super) struct Entry<V> {
     pub(super) weight: u32,
 }
 
-/// Bytes a cached session takes besides its variable-length text: the
-/// entry, the session's fixed fields, the identity headers the layer builds
-/// from it (App Service's `X-MS-CLIENT-PRINCIPAL` is most of them), the
-/// cache's own bookkeeping and the allocator's rounding. Measured, not
-/// derived: in `bench/run` (2026-12-02) a dev IdP session with ~370 bytes of
-/// claim text grew the process by ~2.0 KB when cached and ~4.5 KB once its
-/// headers were built.
-const FIXED_BYTES: usize = 2_600;
-/// Each byte of claim text is held about five times: in the identity, in
-/// the headers of up to two families, and in the principal (base64).
-const TEXT_COPIES: usize = 5;
+/// What the layer above keeps with each cached session
+/// ([`super::SessionStore::with_view`]), and the bytes it holds, which count
+/// against the cache's budget.
+pub trait CachedView: Send + Sync + 'static {
+    /// Bytes held on the heap besides the value itself, with the allocator's
+    /// share of each allocation (16 bytes is a fair estimate).
+    fn heap_bytes(&self) -> usize;
+}
 
-impl<V> Entry<V> {
-    /// Estimated bytes of a cached `session` with what the layer derives
-    /// from it: the fixed part and [`TEXT_COPIES`] of its claim text.
-    pub(super) fn weight(session: &Session) -> u32 {
+impl CachedView for () {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Bytes an entry takes besides its session's text and its view's heap:
+/// moka's bookkeeping (the key in an `Arc`, its hash-table slot, the entry
+/// info and the LRU queue node), the entry, the session and the view
+/// behind their `Arc`s. Measured with a counting allocator, not derived.
+const FIXED_BYTES: usize = 600;
+/// The allocator's share of each allocation.
+const PER_ALLOCATION: usize = 16;
+
+impl<V: CachedView> Entry<V> {
+    /// Estimated bytes of a cached `session` with its `view`.
+    pub(super) fn weight(session: &Session, view: &V) -> u32 {
         let id = &session.identity;
-        let text: usize = [
+        let text = |s: &str| {
+            if s.is_empty() {
+                0
+            } else {
+                s.len() + PER_ALLOCATION
+            }
+        };
+        let strings: usize = [
             &id.issuer,
             &id.sub,
             id.oid.as_deref().unwrap_or_default(),
@@ -82,17 +99,22 @@ impl<V> Entry<V> {
             id.email.as_deref().unwrap_or_default(),
             id.sid.as_deref().unwrap_or_default(),
             id.login_hint.as_deref().unwrap_or_default(),
+            session.tokens.access_token.as_deref().unwrap_or_default(),
         ]
         .iter()
-        .map(|s| s.len())
-        .sum::<usize>()
-            + id.roles
-                .iter()
-                .chain(&id.groups)
-                .map(|s| s.len() + 24)
-                .sum::<usize>();
-        let token = session.tokens.access_token.as_ref().map_or(0, String::len);
-        u32::try_from(FIXED_BYTES + TEXT_COPIES * text + token).unwrap_or(u32::MAX)
+        .map(|s| text(s))
+        .sum();
+        let lists: usize = [&id.roles, &id.groups]
+            .iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                l.capacity() * std::mem::size_of::<String>()
+                    + PER_ALLOCATION
+                    + l.iter().map(|s| text(s)).sum::<usize>()
+            })
+            .sum();
+        let fixed = FIXED_BYTES + std::mem::size_of::<Session>() + std::mem::size_of::<V>();
+        u32::try_from(fixed + strings + lists + view.heap_bytes()).unwrap_or(u32::MAX)
     }
 }
 
@@ -103,7 +125,7 @@ pub(super) struct Cache<V> {
     pub(super) budget: u64,
 }
 
-impl<V: Send + Sync + 'static> Cache<V> {
+impl<V: CachedView> Cache<V> {
     pub(super) fn new(budget: u64) -> Self {
         Self {
             map: moka::sync::Cache::builder()

@@ -52,6 +52,7 @@ use thiserror::Error;
 
 use crate::crypto::{self, Sealer};
 pub use crate::identity::Identity;
+pub use cache::CachedView;
 use cache::{Cache, Entry};
 pub use file::FileStore;
 #[cfg(feature = "redis")]
@@ -65,10 +66,11 @@ pub const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// sign-out (those are written before the request is answered).
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// The memory the session cache may use by default (`session.cache_mib`):
-/// 128 MiB, about 30,000 sessions of users in a few groups (with their
-/// identity headers). Past it, the sessions used least recently are read
-/// from the store again on use.
-pub const DEFAULT_CACHE_BUDGET: u64 = 128 << 20;
+/// 256 MiB, about 70,000 sessions of users in a few groups (~3.6 KB each
+/// with their identity headers). It is a bound, not a reservation: a
+/// process serving 100 users uses a few hundred kilobytes of it. Past it,
+/// the sessions used least recently are read from the store again on use.
+pub const DEFAULT_CACHE_BUDGET: u64 = 256 << 20;
 /// A process holds a session's lock ([`SessionStore::exclusive`]) at most
 /// this long (a refresh takes well under it; a crashed holder frees it).
 pub const LOCK_TTL: Duration = Duration::from_secs(10);
@@ -264,7 +266,7 @@ pub struct SessionStore<V = ()> {
     started: AtomicBool,
 }
 
-impl<V: Send + Sync + 'static> std::fmt::Debug for SessionStore<V> {
+impl<V: CachedView> std::fmt::Debug for SessionStore<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionStore")
             .field("cached", &self.cache.len())
@@ -329,13 +331,13 @@ impl SessionStore {
     }
 }
 
-impl<V: Send + Sync + 'static> SessionStore<V> {
+impl<V: CachedView> SessionStore<V> {
     /// Keeps `derive(session)` with each cached session, computed once when
     /// the session enters the cache (sign-in, refresh, a load from the
     /// store) and handed out by [`SessionStore::get_with_view`], so a request
     /// reuses it instead of recomputing it.
     #[must_use]
-    pub fn with_view<W: Send + Sync + 'static>(
+    pub fn with_view<W: CachedView>(
         self,
         derive: impl Fn(&Session) -> W + Send + Sync + 'static,
     ) -> SessionStore<W> {
@@ -451,7 +453,7 @@ impl<V: Send + Sync + 'static> SessionStore<V> {
             cookie,
             Entry {
                 key,
-                weight: Entry::<V>::weight(&session),
+                weight: Entry::weight(&session, &*view),
                 session,
                 view,
                 last_seen: AtomicI64::new(seen),

@@ -27,7 +27,7 @@ fn room_for(n: u64) -> Arc<cache::Cache<()>> {
         checked_at: 0,
     };
     Arc::new(cache::Cache::new(
-        n * u64::from(cache::Entry::<()>::weight(&s)),
+        n * u64::from(cache::Entry::<()>::weight(&s, &())),
     ))
 }
 
