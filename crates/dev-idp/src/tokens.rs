@@ -240,8 +240,12 @@ fn access_token_claims(idp: &DevIdp, sign_in: &SignIn<'_>, now: u64) -> Value {
     })
 }
 
+/// The resource URI of Azure Cache for Redis.
+pub(crate) const AZURE_REDIS: &str = "https://redis.azure.com";
+
 /// The resource an application token is for, from a client-credentials
-/// `scope`. This dev IdP knows one: the registered app's own API.
+/// `scope`. This dev IdP knows two: the registered app's own API, and
+/// Azure Cache for Redis ([`AZURE_REDIS`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AppResource {
     /// The token's `aud`: the resource's application (client) id, as in
@@ -276,6 +280,13 @@ impl AppResource {
             ));
         };
         let client_id = &idp.config().client_id;
+        // Azure Cache for Redis, for Entra authentication to Redis (its
+        // tokens carry the resource URI as `aud`, as Entra's do).
+        if resource.eq_ignore_ascii_case(AZURE_REDIS) {
+            return Ok(Self {
+                audience: AZURE_REDIS.to_owned(),
+            });
+        }
         let own = resource.eq_ignore_ascii_case(client_id)
             || resource
                 .strip_prefix("api://")
@@ -286,7 +297,7 @@ impl AppResource {
                 "invalid_resource",
                 500_011,
                 format!(
-                    "The resource principal named {resource} was not found in the tenant named aadgate dev tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant. (This dev IdP knows one resource: the registered app, as '{client_id}/.default' or 'api://{client_id}/.default'.)"
+                    "The resource principal named {resource} was not found in the tenant named aadgate dev tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant. (This dev IdP knows two resources: the registered app, as '{client_id}/.default' or 'api://{client_id}/.default', and Azure Cache for Redis, '{AZURE_REDIS}/.default'.)"
                 ),
             ));
         }

@@ -17,6 +17,7 @@ mod hostile;
 mod metrics;
 mod paths;
 mod redirects;
+mod redis_entra;
 mod redis_server;
 mod restart;
 mod scale_out;

@@ -15,6 +15,8 @@ pub(crate) struct RedisServer {
     pub(crate) ca_file: Option<std::path::PathBuf>,
     /// Further `redis-server` arguments (a cluster node's).
     args: Vec<String>,
+    /// The `default` user's password, which [`Self::ask`] signs in with.
+    admin_password: Option<String>,
 }
 
 impl RedisServer {
@@ -63,7 +65,18 @@ impl RedisServer {
             dir: tempfile::tempdir().unwrap(),
             ca_file: None,
             args: Vec::new(),
+            admin_password: None,
         }
+    }
+
+    /// A server whose `default` user (the tests' own, for administration)
+    /// needs `admin_password`; other users are made with `ACL SETUSER`.
+    pub(crate) async fn start_with_password(admin_password: &str) -> Self {
+        let mut server = Self::new();
+        server.args = vec!["--requirepass".into(), admin_password.into()];
+        server.admin_password = Some(admin_password.into());
+        server.run().await;
+        server
     }
 
     async fn run(&mut self) {
@@ -121,10 +134,36 @@ impl RedisServer {
         answer.split("\r\n").next().map(str::to_owned)
     }
 
+    /// The text of a command's bulk-string answer (`INFO`, `CLIENT LIST`).
+    pub(crate) async fn text(&self, command: &str) -> Option<String> {
+        let complete = |got: &str| {
+            let Some((head, body)) = got.split_once("\r\n") else {
+                return false;
+            };
+            match head.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => body.len() >= n + 2,
+                None => true,
+            }
+        };
+        let answer = self.exchange(command, complete).await?;
+        let (head, body) = answer.split_once("\r\n")?;
+        head.starts_with('$').then(|| body.trim_end().to_owned())
+    }
+
     /// Sends an inline command and reads its answer until `done` accepts
     /// what came so far (`None` if it does not within a second per read).
     async fn exchange(&self, command: &str, done: impl Fn(&str) -> bool) -> Option<String> {
         let mut c = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+        if let Some(pw) = &self.admin_password {
+            c.write_all(format!("AUTH {pw}\r\n").as_bytes())
+                .await
+                .ok()?;
+            let mut ok = [0u8; 5];
+            c.read_exact(&mut ok).await.ok()?;
+            if &ok != b"+OK\r\n" {
+                return None;
+            }
+        }
         c.write_all(format!("{command}\r\n").as_bytes())
             .await
             .ok()?;

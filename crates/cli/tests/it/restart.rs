@@ -20,22 +20,33 @@ use crate::redis_server::RedisServer;
 
 /// One `aadgate proxy` process serving the shared socket, and what its
 /// log says.
-struct Instance {
+pub(crate) struct Instance {
     name: &'static str,
     child: Option<Child>,
     /// Access-log lines (one per request it answered).
     served: Arc<AtomicUsize>,
-    log: Arc<Mutex<Vec<String>>>,
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Instance {
     /// Starts the binary with `socket` as its descriptor 3, as systemd does.
-    fn start(
+    pub(crate) fn start(
         name: &'static str,
         socket: &std::net::TcpListener,
         config: &std::path::Path,
         client_secret: &str,
+    ) -> Self {
+        Self::start_with_env(name, socket, config, client_secret, &[])
+    }
+
+    /// [`Self::start`] with further environment variables.
+    pub(crate) fn start_with_env(
+        name: &'static str,
+        socket: &std::net::TcpListener,
+        config: &std::path::Path,
+        client_secret: &str,
+        env: &[(&str, &str)],
     ) -> Self {
         let fd = std::os::fd::OwnedFd::from(socket.try_clone().unwrap());
         let mut child = Command::new("sh")
@@ -52,6 +63,7 @@ impl Instance {
             .env("AADGATE_SESSION_SECRET", SECRET)
             .env("AADGATE_OIDC_CLIENT_SECRET", client_secret)
             .env("AADGATE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -553,6 +553,7 @@ async fn the_redis_store_writes_idle_clocks_back_and_scans_on_every_cluster_node
             password: None,
             prefix: "aadgate:".into(),
             ca_file: None,
+            auth: Default::default(),
         },
         3600,
     )

@@ -186,6 +186,27 @@ pub struct SessionConfig {
     /// `AADGATE_SESSION_REDIS_PASSWORD`.
     #[serde(default)]
     pub redis_password: Option<String>,
+    /// How aadgate signs in to Redis:
+    /// - `password` (default): the URL's password or `redis_password` (an
+    ///   access key for Azure Cache for Redis);
+    /// - `managed-identity`: a Microsoft Entra token of the managed identity
+    ///   (App Service, Container Apps, Functions: `IDENTITY_ENDPOINT`; a
+    ///   VM or an AKS node: the instance metadata service), for Azure Cache
+    ///   for Redis with Entra authentication;
+    /// - `workload-identity`: a Microsoft Entra token for the federated
+    ///   token AKS workload identity provides (`AZURE_FEDERATED_TOKEN_FILE`,
+    ///   `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`).
+    ///
+    /// The user is the token's object ID (`oid`) unless the URL names one;
+    /// the token is renewed before it expires and every open connection
+    /// signs in again with it.
+    #[serde(default)]
+    pub redis_auth: Option<String>,
+    /// The client ID of the user-assigned managed identity to use
+    /// (`redis_auth = "managed-identity"`). Default `AZURE_CLIENT_ID` when
+    /// set, else the system-assigned identity.
+    #[serde(default)]
+    pub redis_identity_client_id: Option<String>,
     /// Prefix of every Redis key aadgate writes, so several apps can share
     /// one Redis. Default `aadgate:`.
     #[serde(default)]

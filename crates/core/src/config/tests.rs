@@ -7,6 +7,7 @@ use base64::Engine as _;
 use super::validate::decode_secret;
 use super::*;
 use crate::error::ConfigError;
+use crate::session::RedisAuth;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -346,6 +347,85 @@ fn redis_stores_are_checked_at_start_up() {
     }
     let e = with("memory", &[("AADGATE_SESSION_REDIS_PASSWORD", "x")]).unwrap_err();
     assert_eq!(e.key, "session.redis_password");
+}
+
+#[test]
+fn redis_entra_authentication_is_chosen_by_name_and_excludes_a_password() {
+    if !cfg!(feature = "redis") {
+        return;
+    }
+    let with = |store: &str, env: &[(&str, &str)]| {
+        let text = base().replace("store = \"memory\"", &format!("store = \"{store}\""));
+        Config::from_toml_and_env(&text, env.iter().copied()).and_then(|c| c.validate())
+    };
+    let auth = |store: &str, env: &[(&str, &str)]| match with(store, env).map(|s| s.store) {
+        Ok(StoreKind::Redis(r)) => Ok(r.auth),
+        Ok(_) => panic!("not a Redis store"),
+        Err(e) => Err(e),
+    };
+    let cache = "rediss://cache.contoso.example:6380";
+    assert_eq!(auth(cache, &[]).unwrap(), RedisAuth::Password);
+    assert_eq!(
+        auth(cache, &[("AADGATE_SESSION_REDIS_AUTH", "managed-identity")]).unwrap(),
+        RedisAuth::ManagedIdentity { client_id: None }
+    );
+    assert_eq!(
+        auth(
+            cache,
+            &[
+                ("AADGATE_SESSION_REDIS_AUTH", "managed-identity"),
+                ("AADGATE_SESSION_REDIS_IDENTITY_CLIENT_ID", "5e1f-client")
+            ]
+        )
+        .unwrap(),
+        RedisAuth::ManagedIdentity {
+            client_id: Some("5e1f-client".into())
+        }
+    );
+    assert_eq!(
+        auth(
+            "rediss-cluster://a:7000,b:7001",
+            &[("AADGATE_SESSION_REDIS_AUTH", "workload-identity")]
+        )
+        .unwrap(),
+        RedisAuth::WorkloadIdentity
+    );
+    let e = auth(cache, &[("AADGATE_SESSION_REDIS_AUTH", "entra")]).unwrap_err();
+    assert_eq!(e.key, "session.redis_auth");
+    assert!(e.fix.contains("managed-identity"), "{}", e.fix);
+    for (store, env) in [
+        (
+            "rediss://u:key@cache.contoso.example:6380",
+            vec![("AADGATE_SESSION_REDIS_AUTH", "managed-identity")],
+        ),
+        (
+            cache,
+            vec![
+                ("AADGATE_SESSION_REDIS_AUTH", "workload-identity"),
+                ("AADGATE_SESSION_REDIS_PASSWORD", "key"),
+            ],
+        ),
+        (
+            "rediss-cluster://u:key@a:7000",
+            vec![("AADGATE_SESSION_REDIS_AUTH", "managed-identity")],
+        ),
+    ] {
+        let e = auth(store, &env).unwrap_err();
+        assert_eq!(e.key, "session.redis_auth", "{store}");
+        assert!(e.fix.contains("remove the password"), "{}", e.fix);
+    }
+    let e = auth(
+        cache,
+        &[("AADGATE_SESSION_REDIS_IDENTITY_CLIENT_ID", "5e1f-client")],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "session.redis_identity_client_id");
+    let e = with(
+        "memory",
+        &[("AADGATE_SESSION_REDIS_AUTH", "managed-identity")],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "session.redis_auth");
 }
 
 #[test]

@@ -462,11 +462,42 @@ impl Config {
                             .with_fix("give the path of the PEM file of the CA that signed the Redis server's certificate"));
                     }
                 };
+                let auth = match s.redis_auth.as_deref() {
+                    None | Some("password") => crate::session::RedisAuth::Password,
+                    Some("managed-identity") => crate::session::RedisAuth::ManagedIdentity {
+                        client_id: non_empty(s.redis_identity_client_id.as_deref()),
+                    },
+                    Some("workload-identity") => crate::session::RedisAuth::WorkloadIdentity,
+                    Some(other) => {
+                        return Err(ConfigError::new("session.redis_auth", format!("{other:?} is not a way to sign in to Redis"))
+                            .with_fix("use \"password\" (the URL's password or an access key), \"managed-identity\" or \"workload-identity\" (Microsoft Entra tokens for Azure Cache for Redis)"));
+                    }
+                };
+                let password = non_empty(s.redis_password.as_deref());
+                if auth != crate::session::RedisAuth::Password {
+                    let in_url = Url::parse(&t.replace("-cluster://", "://"))
+                        .ok()
+                        .and_then(|u| u.password().map(str::to_owned));
+                    if password.is_some() || in_url.is_some() {
+                        return Err(ConfigError::new("session.redis_auth", "is an Entra identity, but a Redis password is set too")
+                            .with_fix("remove the password from session.store and AADGATE_SESSION_REDIS_PASSWORD: with Entra authentication the password is a token aadgate obtains and renews"));
+                    }
+                }
+                if s.redis_identity_client_id.is_some()
+                    && !matches!(auth, crate::session::RedisAuth::ManagedIdentity { .. })
+                {
+                    return Err(ConfigError::new(
+                        "session.redis_identity_client_id",
+                        "is set but session.redis_auth is not \"managed-identity\"",
+                    )
+                    .with_fix("set session.redis_auth = \"managed-identity\", or remove it"));
+                }
                 StoreKind::Redis(crate::session::RedisConfig {
                     url: t.to_owned(),
-                    password: non_empty(s.redis_password.as_deref()),
+                    password,
                     prefix,
                     ca_file,
+                    auth,
                 })
             }
             other => {
@@ -480,6 +511,11 @@ impl Config {
             ("session.redis_password", s.redis_password.is_some()),
             ("session.redis_prefix", s.redis_prefix.is_some()),
             ("session.redis_ca_file", s.redis_ca_file.is_some()),
+            ("session.redis_auth", s.redis_auth.is_some()),
+            (
+                "session.redis_identity_client_id",
+                s.redis_identity_client_id.is_some(),
+            ),
         ];
         if let Some((key, _)) = redis_keys.iter().find(|(_, set)| *set)
             && !matches!(kind, StoreKind::Redis(_))

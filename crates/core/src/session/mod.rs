@@ -39,6 +39,8 @@ mod encoding;
 mod file;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_entra;
 pub mod store;
 mod timed;
 
@@ -91,6 +93,24 @@ pub struct RedisConfig {
     /// PEM file of the CA that signed the server's certificate (`rediss://`
     /// with a private CA); default: the system's roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// How aadgate signs in (`session.redis_auth`).
+    pub auth: RedisAuth,
+}
+
+/// `session.redis_auth`: how aadgate signs in to Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RedisAuth {
+    /// The URL's password, or [`RedisConfig::password`].
+    #[default]
+    Password,
+    /// A Microsoft Entra token of the managed identity; `client_id` picks a
+    /// user-assigned one (else `AZURE_CLIENT_ID`, else the system-assigned).
+    ManagedIdentity {
+        /// `session.redis_identity_client_id`.
+        client_id: Option<String>,
+    },
+    /// A Microsoft Entra token for AKS workload identity's federated token.
+    WorkloadIdentity,
 }
 
 impl RedisConfig {
@@ -163,6 +183,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("url", &shown)
             .field("prefix", &self.prefix)
             .field("ca_file", &self.ca_file)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }

@@ -37,6 +37,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
+use super::redis_entra::EntraCredentials;
 use super::store::{Record, RecordKey, Revoked, Store, StoreFuture};
 use super::{RedisConfig, StoreError};
 
@@ -101,6 +102,8 @@ pub struct RedisStore {
     /// The endpoint, or each seed node of a cluster: revocations are
     /// received through them (in turn, while one fails).
     clients: Vec<redis::Client>,
+    /// Microsoft Entra tokens as passwords (`session.redis_auth`).
+    entra: Option<EntraCredentials>,
     conn: OnceCell<Conn>,
     prefix: String,
     idle: i64,
@@ -219,6 +222,15 @@ impl RedisStore {
             }
             .map_err(failed)
         };
+        // The user the URL names (else the token's object ID).
+        let user = config
+            .cluster_nodes()
+            .and_then(|n| n.ok()?.into_iter().next())
+            .unwrap_or_else(|| config.url.clone())
+            .into_connection_info()
+            .ok()
+            .and_then(|i| i.redis_settings().username().map(str::to_owned));
+        let entra = EntraCredentials::new(&config.auth, user)?;
         let (target, clients) = match config.cluster_nodes() {
             None => (Target::One, vec![client_of(&config.url)?]),
             Some(nodes) => {
@@ -229,6 +241,9 @@ impl RedisStore {
                     .retries(2);
                 if let Some(password) = &config.password {
                     builder = builder.password(password);
+                }
+                if let Some(entra) = &entra {
+                    builder = builder.set_credentials_provider(entra.clone());
                 }
                 if let Some(pem) = &ca {
                     builder = builder.certs(redis::TlsCertificates {
@@ -247,6 +262,7 @@ impl RedisStore {
         Ok(Self {
             target,
             clients,
+            entra,
             conn: OnceCell::new(),
             prefix: config.prefix.clone(),
             idle,
@@ -284,10 +300,13 @@ impl RedisStore {
                 match &self.target {
                     Target::One => {
                         let client = &self.clients[0];
-                        let config = ConnectionManagerConfig::new()
+                        let mut config = ConnectionManagerConfig::new()
                             .set_connection_timeout(Some(CONNECT_TIMEOUT))
                             .set_response_timeout(Some(COMMAND_TIMEOUT))
                             .set_number_of_retries(1);
+                        if let Some(entra) = &self.entra {
+                            config = config.set_credentials_provider(entra.clone());
+                        }
                         ConnectionManager::new_with_config(client.clone(), config)
                             .await
                             .map(Conn::One)
@@ -618,24 +637,41 @@ impl Store for RedisStore {
 
     fn revocations(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Revoked>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (clients, channel) = (self.clients.clone(), self.channel());
+        let (clients, channel, entra) = (self.clients.clone(), self.channel(), self.entra.clone());
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(100);
             let mut lost = false;
             // The endpoint; on a cluster, the seed nodes in turn (a message
             // published anywhere in a cluster reaches every node).
             for client in clients.iter().cycle() {
-                if let Ok(mut pubsub) = client.get_async_pubsub().await
-                    && pubsub.subscribe(&channel).await.is_ok()
-                {
+                if let Some(mut messages) = subscribe(client, &channel, entra.as_ref()).await {
                     delay = Duration::from_millis(100);
                     // Revocations made while the subscription was lost were
                     // missed: forget every cached session.
                     if std::mem::take(&mut lost) && tx.send(Revoked::All).is_err() {
                         return;
                     }
-                    let mut messages = pubsub.into_on_message();
-                    while let Some(msg) = futures_util::StreamExt::next(&mut messages).await {
+                    // With Entra tokens, a subscription signs in once and
+                    // Azure ends it when its token expires: each renewed
+                    // token opens a new subscription first and drops the
+                    // old one after, so no message falls in between.
+                    let mut renewals: std::pin::Pin<
+                        Box<dyn futures_util::Stream<Item = _> + Send>,
+                    > = match &entra {
+                        Some(e) => Box::pin(e.renewals()),
+                        None => Box::pin(futures_util::stream::pending()),
+                    };
+                    loop {
+                        let msg = tokio::select! {
+                            msg = futures_util::StreamExt::next(&mut messages) => msg,
+                            Some(auth) = futures_util::StreamExt::next(&mut renewals) => {
+                                if let Some(fresh) = subscribe_as(client, &channel, &auth).await {
+                                    messages = fresh;
+                                }
+                                continue;
+                            }
+                        };
+                        let Some(msg) = msg else { break };
                         let payload: String = msg.get_payload().unwrap_or_default();
                         let revoked = match payload.as_str() {
                             "*" => Revoked::All,
@@ -659,6 +695,45 @@ impl Store for RedisStore {
         });
         Some(rx)
     }
+}
+
+/// Revocation messages on `channel` through `client`, signed in with the
+/// newest Entra token when there are tokens.
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+    entra: Option<&EntraCredentials>,
+) -> Option<redis::aio::PubSubStream> {
+    match entra {
+        Some(e) => subscribe_as(client, channel, &e.current().await.ok()?).await,
+        None => {
+            let mut pubsub = client.get_async_pubsub().await.ok()?;
+            pubsub.subscribe(channel).await.ok()?;
+            Some(pubsub.into_on_message())
+        }
+    }
+}
+
+/// [`subscribe`] as the user and password of `auth`.
+async fn subscribe_as(
+    client: &redis::Client,
+    channel: &str,
+    auth: &redis::auth::BasicAuth,
+) -> Option<redis::aio::PubSubStream> {
+    let mut info = client.get_connection_info().clone();
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_username(auth.username())
+        .set_password(auth.password());
+    info = info.set_redis_settings(settings);
+    let mut pubsub = redis::Client::open(info)
+        .ok()?
+        .get_async_pubsub()
+        .await
+        .ok()?;
+    pubsub.subscribe(channel).await.ok()?;
+    Some(pubsub.into_on_message())
 }
 
 #[cfg(test)]
@@ -693,6 +768,7 @@ mod tests {
             password: None,
             prefix: "aadgate:".into(),
             ca_file: None,
+            auth: Default::default(),
         };
         let shown = format!("{c:?}");
         assert!(
