@@ -125,6 +125,41 @@ async fn idle_clocks_are_written_back_in_batches_off_the_request_path() {
     assert!(again.get(&gone).await.is_none());
 }
 
+/// A large batch goes in chunks (each a short transaction, with a pause
+/// between), so the proxy's core is never held for the whole batch; every
+/// clock still lands.
+#[tokio::test(start_paused = true)]
+async fn a_large_write_back_goes_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = StoreKind::File(dir.path().to_owned());
+    let s = store(&kind);
+    let n = WRITE_BACK_CHUNK * 2 + 10;
+    let mut cookies = Vec::new();
+    for _ in 0..n {
+        cookies.push(s.create(Identity::default(), tokens()).await.unwrap().0);
+    }
+    s.clock().advance(61);
+    for c in &cookies {
+        assert!(s.get(c).await.is_some());
+    }
+    let writes = s.disk_writes();
+    let started = tokio::time::Instant::now();
+    s.flush_idle_clocks().await;
+    assert_eq!(s.disk_writes(), writes + 3, "three chunks for {n} clocks");
+    assert!(
+        started.elapsed() >= WRITE_BACK_PAUSE * 2,
+        "with a pause between chunks"
+    );
+    drop(s);
+    let again = store(&kind);
+    again.clock().advance(61);
+    let now = again.clock().now();
+    for c in &cookies {
+        let seen = again.get_full(c).await.unwrap().last_seen;
+        assert!(now - seen <= 2, "persisted last_seen {seen} vs now {now}");
+    }
+}
+
 /// The background task writes them by itself (tokio's clock is paused and
 /// jumps ahead whenever everything waits, so nothing waits 5 s).
 #[tokio::test(start_paused = true)]
