@@ -140,6 +140,9 @@ where
                 return Ok(bad_path(&req));
             }
             let requirement = decision.requirement;
+            let unmet = user
+                .as_ref()
+                .and_then(|u| policy.unmet(&decision, &u.session.identity.roles));
             match (requirement, user) {
                 (Requirement::Public, user) => {
                     let req = match dash_callback_check(&auth, req, user.as_ref()).await {
@@ -154,9 +157,12 @@ where
                     inner.call(req).await
                 }
                 (_, None) => Ok(login_required(&auth, &req)),
-                (req_, Some(u)) if !policy.allows(req_, &u.session.identity.roles) => Ok(
-                    forbidden(&auth, &req, &u, policy.role_name(req_).unwrap_or("")),
-                ),
+                (_, Some(u)) if unmet.is_some() => Ok(forbidden(
+                    &auth,
+                    &req,
+                    &u,
+                    Lacking::of(policy, unmet.unwrap_or(requirement)),
+                )),
                 (_, Some(u))
                     if !aadgate_core::Policy::groups_allow(
                         decision.groups,
@@ -267,27 +273,24 @@ async fn dash_callback_check(
         }
     };
     let req = Request::from_parts(parts, Body::from(bytes.clone()));
-    match rules.required_role(&bytes) {
+    match rules.required(&bytes) {
         Err(e) => Err(refuse(
             StatusCode::BAD_REQUEST,
             "bad_callback",
             &format!("refused an unreadable Dash callback: {e}"),
         )),
-        Ok(None) => Ok(req),
-        Ok(Some(idx)) => {
+        Ok(needed) if needed.is_empty() => Ok(req),
+        Ok(needed) => {
             let policy = &auth.inner.settings.policy;
-            let role = policy
-                .role_name(Requirement::SignedIn(Some(idx)))
-                .unwrap_or("");
-            match user {
-                None => Err(login_required(auth, &req)),
-                Some(u)
-                    if !policy
-                        .allows(Requirement::SignedIn(Some(idx)), &u.session.identity.roles) =>
-                {
-                    Err(forbidden(auth, &req, u, role))
-                }
-                Some(_) => Ok(req),
+            let Some(u) = user else {
+                return Err(login_required(auth, &req));
+            };
+            match needed
+                .into_iter()
+                .find(|r| !policy.allows(*r, &u.session.identity.roles))
+            {
+                Some(unmet) => Err(forbidden(auth, &req, u, Lacking::of(policy, unmet))),
+                None => Ok(req),
             }
         }
     }
@@ -365,35 +368,81 @@ pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
     )
 }
 
-pub(crate) fn forbidden(auth: &Auth, req: &Request<Body>, user: &User, role: &str) -> Response {
+/// What a refused user lacks, for the 403 answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lacking<'a> {
+    /// This role of the hierarchy, or a higher one.
+    Role(&'a str),
+    /// Any one of these roles.
+    AnyOf(&'a [String]),
+}
+
+impl<'a> Lacking<'a> {
+    /// What `needed` asks of `policy`'s roles.
+    pub(crate) fn of(policy: &'a aadgate_core::Policy, needed: Requirement) -> Self {
+        match needed {
+            Requirement::AnyRole(list) => Self::AnyOf(policy.role_list(list)),
+            _ => Self::Role(policy.role_name(needed).unwrap_or("")),
+        }
+    }
+}
+
+pub(crate) fn forbidden(
+    auth: &Auth,
+    req: &Request<Body>,
+    user: &User,
+    lacking: Lacking<'_>,
+) -> Response {
     let policy = &auth.inner.settings.policy;
     let lowest = policy.roles().first().map(String::as_str).unwrap_or("");
-    let holds_none = policy.rank(&user.session.identity.roles).is_none();
     let who = match user.identity().preferred_username.as_deref() {
         Some(upn) if upn != user.name() => format!("{} ({})", escape(user.name()), escape(upn)),
         _ => escape(user.name()),
     };
-    let body = if holds_none {
-        format!(
-            "<p>You are signed in as <strong>{who}</strong>, but you have not been given access to this app.</p>\
+    let refusal = Refusal::new(StatusCode::FORBIDDEN, "forbidden", "Access denied");
+    let (body, refusal, needs) = match lacking {
+        Lacking::AnyOf(roles) => {
+            let listed = roles
+                .iter()
+                .map(|r| format!("<code>{}</code>", escape(r)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                format!(
+                    "<p>You are signed in as <strong>{who}</strong>.</p><p>This page needs one of the roles {listed}, which you do not have.</p>"
+                ),
+                refusal.field("required_roles", roles.to_vec()),
+                format!("one of {}", roles.join(", ")),
+            )
+        }
+        Lacking::Role(role) => {
+            let body = if policy.rank(&user.session.identity.roles).is_none() {
+                format!(
+                    "<p>You are signed in as <strong>{who}</strong>, but you have not been given access to this app.</p>\
 <p>Access needs at least the <code>{}</code> role. Ask the app's owner to assign you a role.</p>",
-            escape(lowest)
-        )
-    } else {
-        format!(
-            "<p>You are signed in as <strong>{who}</strong>.</p><p>This page needs the <code>{}</code> role or higher, which you do not have.</p>",
-            escape(role)
-        )
+                    escape(lowest)
+                )
+            } else {
+                format!(
+                    "<p>You are signed in as <strong>{who}</strong>.</p><p>This page needs the <code>{}</code> role or higher, which you do not have.</p>",
+                    escape(role)
+                )
+            };
+            (
+                body,
+                refusal.field("required_role", role),
+                format!("role {role}"),
+            )
+        }
     };
-    Refusal::new(StatusCode::FORBIDDEN, "forbidden", "Access denied")
+    refusal
         .html(body)
-        .field("required_role", role)
         .field("user", user.name())
         .link("Sign out", aadgate_core::paths::LOGOUT)
         .reason(format!(
-            "access denied to {} for {}: missing role {role}",
+            "access denied to {} for {}: missing {needs}",
             req.uri().path(),
-            user.id()
+            user.id(),
         ))
         .respond(is_navigation(req.method(), req.headers()))
 }

@@ -354,8 +354,37 @@ impl Auth {
             });
         RequireRoleLayer {
             auth: self.clone(),
-            role: Arc::from(role),
-            index,
+            needed: role::Needed::AtLeast(Arc::from(role), index),
+        }
+    }
+
+    /// A layer that requires any one of `roles`: a role of `[authz] roles`
+    /// directly or through a higher one, any other app role
+    /// (`Reports.View`) directly. Put it on routes inside
+    /// [`Auth::require_login`]. It narrows what `require_login` lets
+    /// through: for users without the lowest role of `[authz] roles` to
+    /// reach the route, give its path a `[[route]] roles = [...]` rule.
+    ///
+    /// ```no_run
+    /// # async fn f(auth: aadgate::Auth) {
+    /// let reports = axum::Router::<()>::new()
+    ///     .route("/reports", axum::routing::get(|| async { "Q3" }))
+    ///     .layer(auth.require_any_role(&["Reports.View", "App.Admin"]))
+    ///     .layer(auth.require_login());
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `roles` is empty — a layer nobody could pass.
+    pub fn require_any_role(&self, roles: &[&str]) -> RequireRoleLayer {
+        assert!(
+            !roles.is_empty(),
+            "require_any_role(&[]): no role could pass"
+        );
+        RequireRoleLayer {
+            auth: self.clone(),
+            needed: role::Needed::AnyOf(roles.iter().map(|r| (*r).to_owned()).collect()),
         }
     }
 

@@ -11,22 +11,33 @@ use axum::http::Request;
 use axum::response::Response;
 use tower::{Layer, Service};
 
+use crate::layer::Lacking;
 use crate::{Auth, User};
 
-/// Requires at least a role (or a higher one) of the configured hierarchy.
-/// Build it with [`Auth::require_role`]; put it inside
-/// [`Auth::require_login`], which finds the user.
+/// Requires at least a role (or a higher one) of the configured hierarchy,
+/// or any one of a list of roles. Build it with [`Auth::require_role`] or
+/// [`Auth::require_any_role`]; put it inside [`Auth::require_login`], which
+/// finds the user.
 #[derive(Clone)]
 pub struct RequireRoleLayer {
     pub(crate) auth: Auth,
-    pub(crate) role: Arc<str>,
-    pub(crate) index: usize,
+    pub(crate) needed: Needed,
+}
+
+/// What a [`RequireRoleLayer`] requires.
+#[derive(Debug, Clone)]
+pub(crate) enum Needed {
+    /// This role of the hierarchy (name, index) or a higher one.
+    AtLeast(Arc<str>, usize),
+    /// Any one of these roles (those of the hierarchy also through a
+    /// higher one).
+    AnyOf(Arc<[String]>),
 }
 
 impl std::fmt::Debug for RequireRoleLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequireRoleLayer")
-            .field("role", &self.role)
+            .field("needed", &self.needed)
             .finish()
     }
 }
@@ -51,7 +62,7 @@ pub struct RequireRole<S> {
 impl<S> std::fmt::Debug for RequireRole<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequireRole")
-            .field("role", &self.layer.role)
+            .field("needed", &self.layer.needed)
             .finish()
     }
 }
@@ -75,13 +86,22 @@ where
         let layer = self.layer.clone();
         Box::pin(async move {
             let policy = &layer.auth.inner.settings.policy;
-            let requirement = aadgate_core::Requirement::SignedIn(Some(layer.index));
-            match req.extensions().get::<User>() {
-                None => Ok(crate::layer::login_required(&layer.auth, &req)),
-                Some(u) if !policy.allows(requirement, &u.session.identity.roles) => {
-                    Ok(crate::layer::forbidden(&layer.auth, &req, u, &layer.role))
+            let Some(u) = req.extensions().get::<User>() else {
+                return Ok(crate::layer::login_required(&layer.auth, &req));
+            };
+            let lacking = match &layer.needed {
+                Needed::AtLeast(role, i) => (!policy.allows(
+                    aadgate_core::Requirement::SignedIn(Some(*i)),
+                    &u.session.identity.roles,
+                ))
+                .then_some(Lacking::Role(role)),
+                Needed::AnyOf(roles) => {
+                    (!roles.iter().any(|r| u.has_role(r))).then_some(Lacking::AnyOf(roles))
                 }
-                Some(_) => inner.call(req).await,
+            };
+            match lacking {
+                Some(lacking) => Ok(crate::layer::forbidden(&layer.auth, &req, u, lacking)),
+                None => inner.call(req).await,
             }
         })
     }

@@ -79,20 +79,17 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
             RouteConfig {
                 path: "/admin".into(),
                 role: Some("App.Admin".into()),
-                public: false,
-                groups: vec![],
+                ..RouteConfig::default()
             },
             RouteConfig {
                 path: "/api/data".into(),
                 role: Some("App.Write".into()),
-                public: false,
-                groups: vec![],
+                ..RouteConfig::default()
             },
             RouteConfig {
                 path: "/assets".into(),
-                role: None,
                 public: true,
-                groups: vec![],
+                ..RouteConfig::default()
             },
         ],
         dash: Default::default(),

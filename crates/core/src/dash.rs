@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
+use crate::policy::{Policy, Requirement};
 
 /// `[dash]`: Dash-specific behaviour.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -50,14 +51,18 @@ pub struct DashConfig {
 }
 
 /// `[[dash.callback]]`: a role needed to run callbacks with this output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DashCallbackConfig {
     /// Output component id (`"write-result"`), or a JSON object for
     /// pattern-matching ids (`'{"type": "row"}'`).
     pub output: String,
-    /// At least this role of `authz.roles`.
-    pub role: String,
+    /// At least this role of `authz.roles` (or a higher one).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Any one of these app roles, as for a `[[route]]`: instead of `role`.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +90,7 @@ impl Matcher {
 /// Checked callback rules.
 #[derive(Debug, Clone, Default)]
 pub struct CallbackRules {
-    rules: Vec<(Matcher, usize)>,
+    rules: Vec<(Matcher, Requirement)>,
     /// Body limit.
     pub max_body_bytes: usize,
 }
@@ -104,17 +109,23 @@ fn unreadable(why: impl Into<String>) -> CallbackError {
 }
 
 impl CallbackRules {
-    /// Builds the rules; roles must be in `roles`.
-    pub fn from_config(config: &DashConfig, roles: &[String]) -> Result<Self, ConfigError> {
+    /// Builds the rules: a `role` must be in the policy's hierarchy; a
+    /// `roles` list is kept in the policy.
+    pub fn from_config(config: &DashConfig, policy: &mut Policy) -> Result<Self, ConfigError> {
         let mut rules = Vec::new();
         for (i, r) in config.callback.iter().enumerate() {
-            let idx = roles.iter().position(|x| x == &r.role).ok_or_else(|| {
-                ConfigError::new(
-                    format!("dash.callback[{i}].role"),
-                    format!("{:?} is not in authz.roles", r.role),
-                )
-                .with_fix(format!("use one of {roles:?}"))
-            })?;
+            let requirement = match (&r.role, r.roles.is_empty()) {
+                (Some(role), true) => policy.at_least(role, &format!("dash.callback[{i}].role"))?,
+                (None, false) => policy.any_of(&r.roles, &format!("dash.callback[{i}].roles"))?,
+                (Some(_), false) => {
+                    return Err(ConfigError::new(format!("dash.callback[{i}]"), "has both `role` and `roles`")
+                        .with_fix("use `role` for that role or higher, or `roles = [...]` for any one of a list"));
+                }
+                (None, true) => {
+                    return Err(ConfigError::new(format!("dash.callback[{i}].role"), "is missing")
+                        .with_fix("name the role the callback needs: role = \"App.Write\" (or higher), or roles = [...] (any one)"));
+                }
+            };
             let trimmed = r.output.trim();
             let matcher = if trimmed.starts_with('{') {
                 match strict_json(trimmed.as_bytes()) {
@@ -132,7 +143,7 @@ impl CallbackRules {
             } else {
                 Matcher::Id(trimmed.to_owned())
             };
-            rules.push((matcher, idx));
+            rules.push((matcher, requirement));
         }
         Ok(Self {
             rules,
@@ -145,20 +156,31 @@ impl CallbackRules {
         self.rules.is_empty()
     }
 
-    /// The highest role index any matching rule requires, or `None` when no
-    /// rule matches. Errors are refusals: the body is not something aadgate
-    /// can be sure Dash reads the same way.
-    pub fn required_role(&self, body: &[u8]) -> Result<Option<usize>, CallbackError> {
+    /// What the matching rules require, all of it: the highest role of the
+    /// hierarchy any of them names, and each role list; empty when no rule
+    /// matches. Errors are refusals: the body is not something aadgate can
+    /// be sure Dash reads the same way.
+    pub fn required(&self, body: &[u8]) -> Result<Vec<Requirement>, CallbackError> {
         let request = CallbackRequest::parse(body)?;
-        let mut needed: Option<usize> = None;
-        for (m, idx) in &self.rules {
+        let mut highest: Option<usize> = None;
+        let mut lists = Vec::new();
+        for (m, requirement) in &self.rules {
             let hit = request.declared.iter().any(|d| m.matches(&d.id, true))
                 || request.concrete.iter().any(|id| m.matches(id, false));
-            if hit {
-                needed = Some(needed.map_or(*idx, |n| n.max(*idx)));
+            if !hit {
+                continue;
+            }
+            match *requirement {
+                Requirement::SignedIn(Some(i)) => highest = Some(highest.map_or(i, |h| h.max(i))),
+                r @ Requirement::AnyRole(_) if !lists.contains(&r) => lists.push(r),
+                _ => {}
             }
         }
-        Ok(needed)
+        Ok(highest
+            .map(|i| Requirement::SignedIn(Some(i)))
+            .into_iter()
+            .chain(lists)
+            .collect())
     }
 }
 
@@ -522,25 +544,42 @@ mod tests {
             callback: vec![
                 DashCallbackConfig {
                     output: "write-result".into(),
-                    role: "App.Write".into(),
+                    role: Some("App.Write".into()),
+                    ..DashCallbackConfig::default()
                 },
                 DashCallbackConfig {
                     output: r#"{"type": "admin-row"}"#.into(),
-                    role: "App.Admin".into(),
+                    role: Some("App.Admin".into()),
+                    ..DashCallbackConfig::default()
                 },
                 DashCallbackConfig {
                     output: r#"{"type": "row", "index": 1}"#.into(),
-                    role: "App.Write".into(),
+                    role: Some("App.Write".into()),
+                    ..DashCallbackConfig::default()
                 },
             ],
             ..DashConfig::default()
         };
-        let roles = ["App.Read", "App.Write", "App.Admin"].map(String::from);
-        CallbackRules::from_config(&cfg, &roles).unwrap()
+        CallbackRules::from_config(&cfg, &mut ladder()).unwrap()
     }
 
+    fn ladder() -> Policy {
+        let authz = crate::policy::AuthzConfig {
+            roles: ["App.Read", "App.Write", "App.Admin"]
+                .map(String::from)
+                .to_vec(),
+        };
+        Policy::from_config(&authz, &[]).unwrap()
+    }
+
+    /// The hierarchy's role index the rules need (they name no lists).
     fn role(body: &str) -> Result<Option<usize>, CallbackError> {
-        rules().required_role(body.as_bytes())
+        let needed = rules().required(body.as_bytes())?;
+        Ok(match needed.as_slice() {
+            [] => None,
+            [Requirement::SignedIn(i)] => *i,
+            other => panic!("{other:?}"),
+        })
     }
 
     #[test]
@@ -679,7 +718,7 @@ mod tests {
             br#"{"output":".children","outputs":{"id":"","property":"children"}}"#,
         ] {
             assert!(
-                rules().required_role(bad).is_err(),
+                rules().required(bad).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
@@ -694,25 +733,62 @@ mod tests {
 
     #[test]
     fn bad_rules_fail_at_start_up() {
-        let roles = ["App.Read".to_owned()];
-        let cfg = |output: &str, role: &str| DashConfig {
+        let cfg = |output: &str, role: Option<&str>, roles: &[&str]| DashConfig {
             callback: vec![DashCallbackConfig {
                 output: output.into(),
-                role: role.into(),
+                role: role.map(Into::into),
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             }],
             ..DashConfig::default()
         };
-        assert_eq!(
-            CallbackRules::from_config(&cfg("x", "App.Nope"), &roles)
-                .unwrap_err()
-                .key,
-            "dash.callback[0].role"
-        );
-        assert_eq!(
-            CallbackRules::from_config(&cfg("{bad", "App.Read"), &roles)
-                .unwrap_err()
-                .key,
-            "dash.callback[0].output"
-        );
+        for (bad, key) in [
+            (cfg("x", Some("App.Nope"), &[]), "dash.callback[0].role"),
+            (
+                cfg("{bad", Some("App.Read"), &[]),
+                "dash.callback[0].output",
+            ),
+            (cfg("x", None, &[]), "dash.callback[0].role"),
+            (cfg("x", Some("App.Read"), &["X"]), "dash.callback[0]"),
+            (cfg("x", None, &["X", "X"]), "dash.callback[0].roles"),
+        ] {
+            assert_eq!(
+                CallbackRules::from_config(&bad, &mut ladder())
+                    .unwrap_err()
+                    .key,
+                key
+            );
+        }
+    }
+
+    #[test]
+    fn role_lists_are_required_beside_the_highest_role() {
+        let mut policy = ladder();
+        let cfg = DashConfig {
+            callback: vec![
+                DashCallbackConfig {
+                    output: "export".into(),
+                    roles: vec!["Reports.Export".into(), "App.Admin".into()],
+                    ..DashCallbackConfig::default()
+                },
+                DashCallbackConfig {
+                    output: "export".into(),
+                    role: Some("App.Write".into()),
+                    ..DashCallbackConfig::default()
+                },
+            ],
+            ..DashConfig::default()
+        };
+        let rules = CallbackRules::from_config(&cfg, &mut policy).unwrap();
+        let body = r#"{"output":"export.data","outputs":{"id":"export","property":"data"}}"#;
+        let needed = rules.required(body.as_bytes()).unwrap();
+        assert_eq!(needed.len(), 2, "{needed:?}");
+        let may = |roles: &[&str]| {
+            let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+            needed.iter().all(|r| policy.allows(*r, &roles))
+        };
+        assert!(may(&["App.Admin"]));
+        assert!(may(&["App.Write", "Reports.Export"]));
+        assert!(!may(&["Reports.Export"]), "App.Write is needed too");
+        assert!(!may(&["App.Write"]), "and one of the list");
     }
 }

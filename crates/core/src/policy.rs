@@ -5,8 +5,10 @@
 //!
 //! let authz = AuthzConfig { roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()] };
 //! let routes = vec![
-//!     RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), public: false, groups: vec![] },
-//!     RouteConfig { path: "/assets".into(), role: None, public: true, groups: vec![] },
+//!     RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), ..RouteConfig::default() },
+//!     RouteConfig { path: "/assets".into(), public: true, ..RouteConfig::default() },
+//!     // Any one of these: a role outside the hierarchy, or App.Admin (or higher).
+//!     RouteConfig { path: "/reports".into(), roles: vec!["Reports.View".into(), "App.Admin".into()], ..RouteConfig::default() },
 //! ];
 //! let policy = Policy::from_config(&authz, &routes).unwrap();
 //! assert_eq!(policy.requirement("/assets/app.css"), Requirement::Public);
@@ -16,6 +18,10 @@
 //! // Without a rule, the lowest role is needed; higher roles imply it.
 //! assert!(policy.allows(policy.requirement("/"), &["App.Write".to_string()]));
 //! assert!(!policy.allows(policy.requirement("/"), &[]));
+//! let reports = policy.requirement("/reports");
+//! assert!(policy.allows(reports, &["Reports.View".to_string()]));
+//! assert!(policy.allows(reports, &["App.Admin".to_string()]));
+//! assert!(!policy.allows(reports, &["App.Write".to_string()]));
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -34,15 +40,20 @@ pub struct AuthzConfig {
 }
 
 /// `[[route]]`: a rule for a path prefix.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Path prefix, matched on whole segments of the normalized path
     /// (`/admin` matches `/admin` and `/admin/x`, not `/administrator`).
     pub path: String,
-    /// At least this role (or a higher one) is required.
+    /// At least this role of `authz.roles` (or a higher one) is required.
     #[serde(default)]
     pub role: Option<String>,
+    /// Any one of these app roles is enough: a role of `authz.roles` is
+    /// also held through a higher one; others (`Reports.View`) must be held
+    /// themselves. Instead of `role`, not with it.
+    #[serde(default)]
+    pub roles: Vec<String>,
     /// `true`: no sign-in needed.
     #[serde(default)]
     pub public: bool,
@@ -62,6 +73,10 @@ pub enum Requirement {
     /// Signed in, with at least the role at this index of the hierarchy
     /// (`None`: any signed-in user, when no roles are configured).
     SignedIn(Option<usize>),
+    /// Signed in, holding any one of the roles of this list
+    /// ([`Policy::role_list`]): a role of the hierarchy directly or through
+    /// a higher one, any other role directly.
+    AnyRole(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +95,9 @@ struct Rule {
 pub struct Decision<'a> {
     /// Sign-in and role needed.
     pub requirement: Requirement,
+    /// A second requirement, met too, when the path's case-folded rule
+    /// needs something `requirement` does not imply (two role lists).
+    pub also: Option<Requirement>,
     /// Membership of any of these groups is needed too (empty: none).
     pub groups: &'a [String],
     /// The path is refused: control characters, undecodable, or a `.` or
@@ -91,6 +109,8 @@ pub struct Decision<'a> {
 #[derive(Debug, Clone)]
 pub struct Policy {
     roles: Vec<String>,
+    /// The role lists of [`Requirement::AnyRole`].
+    role_lists: Vec<Vec<String>>,
     /// Sorted longest prefix first.
     rules: Vec<Rule>,
 }
@@ -107,6 +127,11 @@ impl Policy {
             roles.push(r.clone());
         }
         let default = Requirement::SignedIn(if roles.is_empty() { None } else { Some(0) });
+        let mut policy = Self {
+            roles,
+            role_lists: Vec::new(),
+            rules: Vec::new(),
+        };
         let mut rules: Vec<Rule> = Vec::new();
         for (i, route) in routes.iter().enumerate() {
             let key = format!("route[{i}].path");
@@ -128,25 +153,26 @@ impl Policy {
                         .with_fix("merge the two [[route]] entries"),
                 );
             }
-            let requirement = match (route.public, &route.role) {
-                (true, Some(_)) => {
+            let requirement = match (route.public, &route.role, route.roles.is_empty()) {
+                (true, Some(_), _) | (true, None, false) => {
                     return Err(ConfigError::new(
                         format!("route[{i}]"),
                         "is both public and role-restricted",
                     )
-                    .with_fix("remove `public = true` or `role`"));
+                    .with_fix("remove `public = true`, or `role` and `roles`"));
                 }
-                (true, None) => Requirement::Public,
-                (false, None) => default,
-                (false, Some(role)) => {
-                    let idx = roles.iter().position(|r| r == role).ok_or_else(|| {
-                        ConfigError::new(
-                            format!("route[{i}].role"),
-                            format!("{role:?} is not in authz.roles"),
-                        )
-                        .with_fix(format!("use one of {:?}, or add it to authz.roles", roles))
-                    })?;
-                    Requirement::SignedIn(Some(idx))
+                (false, Some(_), false) => {
+                    return Err(ConfigError::new(
+                        format!("route[{i}]"),
+                        "has both `role` and `roles`",
+                    )
+                    .with_fix("use `role` for that role or higher, or `roles = [...]` for any one of a list"));
+                }
+                (true, None, true) => Requirement::Public,
+                (false, None, true) => default,
+                (false, Some(role), true) => policy.at_least(role, &format!("route[{i}].role"))?,
+                (false, None, false) => {
+                    policy.any_of(&route.roles, &format!("route[{i}].roles"))?
                 }
             };
             if route.public && !route.groups.is_empty() {
@@ -177,12 +203,54 @@ impl Policy {
             requirement: default,
             groups: Vec::new().into(),
         });
-        Ok(Self { roles, rules })
+        policy.rules = rules;
+        Ok(policy)
+    }
+
+    /// The requirement `role = "…"` (at `key`) names: that role of the
+    /// hierarchy or a higher one.
+    pub fn at_least(&self, role: &str, key: &str) -> Result<Requirement, ConfigError> {
+        let idx = self.roles.iter().position(|r| r == role).ok_or_else(|| {
+            ConfigError::new(key, format!("{role:?} is not in authz.roles")).with_fix(format!(
+                "use one of {:?}, or add it to authz.roles (or name it in `roles = [...]`, which takes any role)",
+                self.roles
+            ))
+        })?;
+        Ok(Requirement::SignedIn(Some(idx)))
+    }
+
+    /// The requirement `roles = [...]` (at `key`) names: any one of them.
+    /// Rules with the same list share it.
+    pub fn any_of(&mut self, roles: &[String], key: &str) -> Result<Requirement, ConfigError> {
+        let mut list: Vec<String> = Vec::new();
+        for r in roles {
+            if r.trim().is_empty() || list.contains(r) {
+                return Err(
+                    ConfigError::new(key, format!("{r:?} is empty or repeated")).with_fix(
+                        "list each app role once, e.g. roles = [\"Reports.View\", \"App.Admin\"]",
+                    ),
+                );
+            }
+            list.push(r.clone());
+        }
+        let idx = match self.role_lists.iter().position(|l| *l == list) {
+            Some(i) => i,
+            None => {
+                self.role_lists.push(list);
+                self.role_lists.len() - 1
+            }
+        };
+        Ok(Requirement::AnyRole(idx))
     }
 
     /// The configured roles, lowest first.
     pub fn roles(&self) -> &[String] {
         &self.roles
+    }
+
+    /// The roles of a [`Requirement::AnyRole`] list.
+    pub fn role_list(&self, idx: usize) -> &[String] {
+        self.role_lists.get(idx).map_or(&[], Vec::as_slice)
     }
 
     /// The requirement for a request path (without query). A path that cannot
@@ -202,6 +270,7 @@ impl Policy {
         let Some(path) = normalize_path(raw_path) else {
             return Decision {
                 requirement: self.strictest(),
+                also: None,
                 groups: &[],
                 malformed: true,
             };
@@ -213,8 +282,10 @@ impl Policy {
         } else {
             &exact.groups
         };
+        let (requirement, also) = both(exact.requirement, folded.requirement);
         Decision {
-            requirement: stricter(exact.requirement, folded.requirement),
+            requirement,
+            also,
             groups,
             malformed: false,
         }
@@ -250,19 +321,49 @@ impl Policy {
             .iter()
             .filter_map(|r| match r.requirement {
                 Requirement::SignedIn(i) => Some(i),
-                Requirement::Public => None,
+                // A malformed path is refused whoever asks; the role lists
+                // only add a requirement the hierarchy cannot express.
+                Requirement::Public | Requirement::AnyRole(_) => None,
             })
             .max()
             .flatten();
         Requirement::SignedIn(max.or(if self.roles.is_empty() { None } else { Some(0) }))
     }
 
-    /// The role name a requirement needs, if any.
+    /// The role of the hierarchy a requirement needs, if any.
     pub fn role_name(&self, req: Requirement) -> Option<&str> {
         match req {
             Requirement::SignedIn(Some(i)) => self.roles.get(i).map(String::as_str),
             _ => None,
         }
+    }
+
+    /// What a requirement needs, for people: `App.Write or higher`,
+    /// `one of Reports.View, App.Admin`; `None` when no role is needed.
+    pub fn describe(&self, req: Requirement) -> Option<String> {
+        match req {
+            Requirement::SignedIn(Some(i)) => {
+                let role = self.roles.get(i)?;
+                Some(if i + 1 < self.roles.len() {
+                    format!("{role} or higher")
+                } else {
+                    role.clone()
+                })
+            }
+            Requirement::AnyRole(i) => match self.role_list(i) {
+                [one] => Some(one.clone()),
+                list => Some(format!("one of {}", list.join(", "))),
+            },
+            Requirement::Public | Requirement::SignedIn(None) => None,
+        }
+    }
+
+    /// The first requirement of `decision` a signed-in user with these
+    /// roles does not meet; `None` when they may go on.
+    pub fn unmet(&self, decision: &Decision<'_>, user_roles: &[String]) -> Option<Requirement> {
+        std::iter::once(decision.requirement)
+            .chain(decision.also)
+            .find(|r| !self.allows(*r, user_roles))
     }
 
     /// The highest configured role the user holds (index), if any.
@@ -282,6 +383,17 @@ impl Policy {
             Requirement::SignedIn(Some(needed)) => {
                 self.rank(user_roles).is_some_and(|r| r >= needed)
             }
+            Requirement::AnyRole(list) => {
+                let rank = self.rank(user_roles);
+                self.role_list(list).iter().any(|role| {
+                    user_roles.contains(role)
+                        || self
+                            .roles
+                            .iter()
+                            .position(|r| r == role)
+                            .is_some_and(|i| rank.is_some_and(|held| held >= i))
+                })
+            }
         }
     }
 
@@ -300,14 +412,23 @@ impl Policy {
     }
 }
 
-/// The stricter of two requirements (public < any user < lowest role < ...).
-fn stricter(a: Requirement, b: Requirement) -> Requirement {
+/// What meeting both `a` and `b` takes: the stricter of the two when one
+/// implies the other (public < any user < lowest role < ...), else both.
+fn both(a: Requirement, b: Requirement) -> (Requirement, Option<Requirement>) {
     let rank = |r: Requirement| match r {
-        Requirement::Public => 0,
-        Requirement::SignedIn(None) => 1,
-        Requirement::SignedIn(Some(i)) => 2 + i,
+        Requirement::Public => Some(0),
+        Requirement::SignedIn(None) => Some(1),
+        Requirement::SignedIn(Some(i)) => Some(2 + i),
+        Requirement::AnyRole(_) => None,
     };
-    if rank(a) >= rank(b) { a } else { b }
+    match (rank(a), rank(b)) {
+        _ if a == b => (a, None),
+        (Some(x), Some(y)) => (if x >= y { a } else { b }, None),
+        // A role list implies being signed in, nothing more.
+        (Some(x), None) if x <= 1 => (b, None),
+        (None, Some(y)) if y <= 1 => (a, None),
+        _ => (a, Some(b)),
+    }
 }
 
 /// Normalizes a request path for route decisions: percent-decoding (repeated,
@@ -377,25 +498,25 @@ mod tests {
                 path: "/admin".into(),
                 role: Some("App.Admin".into()),
                 public: false,
-                groups: vec![],
+                ..RouteConfig::default()
             },
             RouteConfig {
                 path: "/admin/public".into(),
                 role: None,
                 public: true,
-                groups: vec![],
+                ..RouteConfig::default()
             },
             RouteConfig {
                 path: "/assets/".into(),
                 role: None,
                 public: true,
-                groups: vec![],
+                ..RouteConfig::default()
             },
             RouteConfig {
                 path: "/write".into(),
                 role: Some("App.Write".into()),
                 public: false,
-                groups: vec![],
+                ..RouteConfig::default()
             },
         ];
         Policy::from_config(&authz, &routes).unwrap()
@@ -484,7 +605,7 @@ mod tests {
             path: path.into(),
             role: role.map(Into::into),
             public,
-            groups: vec![],
+            ..RouteConfig::default()
         };
         assert_eq!(
             Policy::from_config(&authz, &[r("/a", Some("App.Nope"), false)])
@@ -503,6 +624,80 @@ mod tests {
                 .unwrap_err()
                 .key,
             "route[0]"
+        );
+        let listed = |roles: &[&str], role: Option<&str>, public| RouteConfig {
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            ..r("/a", role, public)
+        };
+        for (bad, key) in [
+            (listed(&["X"], Some("App.Read"), false), "route[0]"),
+            (listed(&["X"], None, true), "route[0]"),
+            (listed(&["X", "X"], None, false), "route[0].roles"),
+            (listed(&[" "], None, false), "route[0].roles"),
+        ] {
+            assert_eq!(
+                Policy::from_config(&authz, std::slice::from_ref(&bad))
+                    .unwrap_err()
+                    .key,
+                key,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn role_lists_take_any_one_role_and_the_hierarchy_still_counts() {
+        let authz = AuthzConfig {
+            roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()],
+        };
+        let route = |path: &str, roles: &[&str]| RouteConfig {
+            path: path.into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            ..RouteConfig::default()
+        };
+        let p = Policy::from_config(
+            &authz,
+            &[
+                route("/reports", &["Reports.View", "App.Write"]),
+                route("/audit", &["Audit.Read"]),
+                route("/Audit", &["Compliance"]),
+                route("/finance", &["Reports.View", "App.Write"]),
+            ],
+        )
+        .unwrap();
+        let user = |roles: &[&str]| roles.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>();
+        let may = |path: &str, roles: &[&str]| p.unmet(&p.decide(path), &user(roles)).is_none();
+        // Outside the hierarchy: held directly.
+        assert!(may("/reports/q3", &["Reports.View"]));
+        // In it: held directly or through a higher role.
+        assert!(may("/reports", &["App.Write"]));
+        assert!(may("/reports", &["App.Admin"]));
+        assert!(!may("/reports", &["App.Read"]));
+        assert!(!may("/reports", &[]));
+        // Elsewhere the hierarchy's lowest role is still needed.
+        assert!(!may("/", &["Reports.View"]));
+        // Two lists a path's case variants need are both needed.
+        assert!(may("/audit", &["Audit.Read"]));
+        assert!(
+            !may("/AUDIT", &["Audit.Read"]),
+            "no rule is /AUDIT itself: the root's App.Read is needed too"
+        );
+        assert!(may("/AUDIT", &["Audit.Read", "App.Read"]));
+        assert!(!may("/Audit", &["Compliance"]), "and /audit's");
+        assert!(may("/Audit", &["Compliance", "Audit.Read"]));
+        // Equal lists are stored once.
+        assert_eq!(p.requirement("/finance"), p.requirement("/reports"));
+        assert_eq!(
+            p.describe(p.requirement("/reports")).as_deref(),
+            Some("one of Reports.View, App.Write")
+        );
+        assert_eq!(
+            p.describe(Requirement::SignedIn(Some(1))).as_deref(),
+            Some("App.Write or higher")
+        );
+        assert_eq!(
+            p.describe(Requirement::SignedIn(Some(2))).as_deref(),
+            Some("App.Admin")
         );
     }
 }

@@ -9,11 +9,17 @@ use axum::{Json, Router};
 use serde_json::json;
 
 /// Builds the app: everything needs sign-in (and, from `[authz] roles`, at
-/// least App.Read), `/admin` needs App.Admin, `/welcome` is public in the config.
+/// least App.Read), `/admin` needs App.Admin, `/reports` any one of
+/// Reports.View (a role outside the hierarchy) and App.Write (or higher),
+/// `/welcome` is public in the config.
 pub fn app(auth: &Auth, graph: Graph) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/admin", get(admin).layer(auth.require_role("App.Admin")))
+        .route(
+            "/reports",
+            get(reports).layer(auth.require_any_role(&["Reports.View", "App.Write"])),
+        )
         .route("/profile", get(profile))
         .route("/welcome", get(welcome))
         .with_state(graph)
@@ -36,6 +42,10 @@ async fn admin(user: User) -> Html<String> {
         "<h1>Admin</h1><p>Welcome, {}.</p>",
         aadgate::pages::escape(user.name())
     ))
+}
+
+async fn reports(user: User) -> String {
+    format!("Reports for {}", user.name())
 }
 
 async fn profile(State(graph): State<Graph>, token: AccessToken) -> Response {

@@ -15,9 +15,17 @@ async fn start() -> Running {
     let idp_url = format!("http://{}", idp_l.local_addr().unwrap());
     let app_url = format!("http://{}", app_l.local_addr().unwrap());
     let idp = DevIdp::new(
-        DevIdpConfig {
-            redirect_uris: vec![format!("{app_url}/auth/callback")],
-            ..Default::default()
+        {
+            let mut config = DevIdpConfig {
+                redirect_uris: vec![format!("{app_url}/auth/callback")],
+                ..Default::default()
+            };
+            // A user whose only role is outside [authz] roles.
+            config.app_roles.push("Reports.View".into());
+            let mut analyst = aadgate_dev_idp::DevUser::new("analyst", "Ann Analyst");
+            analyst.roles = vec!["Reports.View".into()];
+            config.users.push(analyst);
+            config
         },
         url::Url::parse(&idp_url).unwrap(),
     )
@@ -165,4 +173,36 @@ async fn only_admins_reach_admin_and_users_without_roles_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("App.Read"));
+}
+
+#[tokio::test]
+async fn reports_take_any_one_of_their_roles() {
+    let app = start().await;
+    let status = async |user: &str| {
+        let b = browser();
+        sign_in(&b, &app, user).await;
+        let r = b
+            .get(format!("{}/reports", app.url))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(status("writer").await.0, 200);
+    assert_eq!(status("admin").await.0, 200, "App.Admin holds App.Write");
+    let (code, body) = status("reader").await;
+    assert_eq!(code, 403);
+    let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        j["required_roles"],
+        serde_json::json!(["Reports.View", "App.Write"])
+    );
+    // The layer narrows what require_login lets through, never widens it:
+    // without a `[[route]] roles` rule for /reports, the app's lowest role
+    // (App.Read) is needed first.
+    let (code, body) = status("analyst").await;
+    assert_eq!(code, 403);
+    let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(j["required_role"], "App.Read");
 }

@@ -104,3 +104,86 @@ async fn route_rules_cannot_be_talked_past() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// `roles = [...]`: any one of a list, roles outside `authz.roles`
+/// included, for a route and for a Dash callback; the hierarchy still
+/// counts (App.Admin holds App.Write), and everywhere else the lowest role
+/// is still needed.
+#[tokio::test]
+async fn routes_and_callbacks_may_take_any_one_of_a_list_of_roles() {
+    let mut idp = aadgate_dev_idp::DevIdpConfig::default();
+    idp.app_roles.push("Reports.View".into());
+    let mut analyst = aadgate_dev_idp::DevUser::new("analyst", "Ann Analyst");
+    analyst.roles = vec!["Reports.View".into()];
+    idp.users.push(analyst);
+    let extra = r#"
+[[route]]
+path = "/reports"
+roles = ["Reports.View", "App.Write"]
+
+[[dash.callback]]
+output = "export"
+roles = ["Reports.View", "App.Admin"]
+"#;
+    let s = Setup::with_options(extra, idp).await;
+    let status = async |user: &str, path: &str| {
+        let b = s.browser();
+        b.sign_in(user, "/").await;
+        let r = b
+            .client
+            .get(b.url(path))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(status("analyst", "/reports/q3").await.0, 200);
+    assert_eq!(status("writer", "/reports").await.0, 200);
+    assert_eq!(
+        status("admin", "/reports").await.0,
+        200,
+        "App.Admin holds App.Write"
+    );
+    let (code, body) = status("reader", "/reports").await;
+    assert_eq!(code, 403);
+    let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        j["required_roles"],
+        serde_json::json!(["Reports.View", "App.Write"])
+    );
+    assert_eq!(
+        status("analyst", "/").await.0,
+        403,
+        "elsewhere the lowest role of the hierarchy is needed"
+    );
+
+    // A callback rule with a list: any one of it, on a path the user may use.
+    let callback = serde_json::json!({
+        "output": "export.data",
+        "outputs": {"id": "export", "property": "data"},
+        "inputs": [],
+    })
+    .to_string();
+    let post = async |user: &str| {
+        let b = s.browser();
+        b.sign_in(user, "/").await;
+        b.client
+            .post(b.url("/reports/_dash-update-component"))
+            .header("accept", "application/json")
+            .header("content-type", "application/json")
+            .body(callback.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post("analyst").await, 200);
+    assert_eq!(
+        post("writer").await,
+        403,
+        "on /reports, but not in the callback's list"
+    );
+    assert_eq!(post("admin").await, 200);
+}

@@ -196,8 +196,8 @@ impl Config {
 
         let (hosts, cookie_domain) = self.protected_hosts(&public_url)?;
         let identity_headers = self.header_families()?;
-        let policy = Policy::from_config(&self.authz, &self.route)?;
-        let dash_callbacks = crate::dash::CallbackRules::from_config(&self.dash, policy.roles())?;
+        let mut policy = Policy::from_config(&self.authz, &self.route)?;
+        let dash_callbacks = crate::dash::CallbackRules::from_config(&self.dash, &mut policy)?;
 
         Ok(Settings {
             public_url,
