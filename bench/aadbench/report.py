@@ -312,7 +312,7 @@ def write_docs(res, cmdline):
                       f"{a['redis_commands_per_request']:.5f}.", ""]
         if mem.get("rss_in_use_kib"):
             lines += [f"aadgate RSS with {mem['sessions_in_use']:,} sessions in use: "
-                      f"{mem['rss_in_use_kib'] / 1024:.1f} MiB (default `session.cache_mib` = 128).", ""]
+                      f"{mem['rss_in_use_kib'] / 1024:.1f} MiB (default `session.cache_mib` = 256).", ""]
     s = res.get("signin", {})
     lines += ["### Sign-in, memory, store, start-up", ""]
     items = []
