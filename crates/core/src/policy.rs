@@ -338,26 +338,6 @@ impl Policy {
         }
     }
 
-    /// What a requirement needs, for people: `App.Write or higher`,
-    /// `one of Reports.View, App.Admin`; `None` when no role is needed.
-    pub fn describe(&self, req: Requirement) -> Option<String> {
-        match req {
-            Requirement::SignedIn(Some(i)) => {
-                let role = self.roles.get(i)?;
-                Some(if i + 1 < self.roles.len() {
-                    format!("{role} or higher")
-                } else {
-                    role.clone()
-                })
-            }
-            Requirement::AnyRole(i) => match self.role_list(i) {
-                [one] => Some(one.clone()),
-                list => Some(format!("one of {}", list.join(", "))),
-            },
-            Requirement::Public | Requirement::SignedIn(None) => None,
-        }
-    }
-
     /// The first requirement of `decision` a signed-in user with these
     /// roles does not meet; `None` when they may go on.
     pub fn unmet(&self, decision: &Decision<'_>, user_roles: &[String]) -> Option<Requirement> {
@@ -687,17 +667,5 @@ mod tests {
         assert!(may("/Audit", &["Compliance", "Audit.Read"]));
         // Equal lists are stored once.
         assert_eq!(p.requirement("/finance"), p.requirement("/reports"));
-        assert_eq!(
-            p.describe(p.requirement("/reports")).as_deref(),
-            Some("one of Reports.View, App.Write")
-        );
-        assert_eq!(
-            p.describe(Requirement::SignedIn(Some(1))).as_deref(),
-            Some("App.Write or higher")
-        );
-        assert_eq!(
-            p.describe(Requirement::SignedIn(Some(2))).as_deref(),
-            Some("App.Admin")
-        );
     }
 }

@@ -222,19 +222,29 @@ impl RedisStore {
             }
             .map_err(failed)
         };
-        // The user the URL names (else the token's object ID).
-        let user = config
+        let nodes = config
             .cluster_nodes()
-            .and_then(|n| n.ok()?.into_iter().next())
-            .unwrap_or_else(|| config.url.clone())
-            .into_connection_info()
-            .ok()
-            .and_then(|i| i.redis_settings().username().map(str::to_owned));
+            .transpose()
+            .map_err(StoreError::from_any)?;
+        // The endpoint, or each seed node of a cluster.
+        let clients = match &nodes {
+            None => vec![client_of(&config.url)?],
+            Some(nodes) => nodes
+                .iter()
+                .map(|n| client_of(n))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        // The user the URL names (else the token's object ID).
+        let user = clients.first().and_then(|c| {
+            c.get_connection_info()
+                .redis_settings()
+                .username()
+                .map(str::to_owned)
+        });
         let entra = EntraCredentials::new(&config.auth, user)?;
-        let (target, clients) = match config.cluster_nodes() {
-            None => (Target::One, vec![client_of(&config.url)?]),
+        let target = match nodes {
+            None => Target::One,
             Some(nodes) => {
-                let nodes = nodes.map_err(StoreError::from_any)?;
                 let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(COMMAND_TIMEOUT)
@@ -251,12 +261,7 @@ impl RedisStore {
                         root_cert: Some(pem.clone()),
                     });
                 }
-                let cluster = builder.build().map_err(failed)?;
-                let seeds = nodes
-                    .iter()
-                    .map(|n| client_of(n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                (Target::Cluster(Box::new(cluster)), seeds)
+                Target::Cluster(Box::new(builder.build().map_err(failed)?))
             }
         };
         Ok(Self {
