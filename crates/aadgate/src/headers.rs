@@ -22,6 +22,10 @@ pub fn is_identity_header(name: &str) -> bool {
         "x-forwarded-roles",
         "x-forwarded-groups",
         "x-forwarded-access-token",
+        "x-forwarded-auth",
+        "x-forwarded-caller",
+        "x-forwarded-client-id",
+        "x-forwarded-scopes",
         "remote-user",
     ];
     const PREFIXES: &[&str] = &["x-ms-client-principal", "x-ms-token-", "x-auth-request-"];
@@ -128,7 +132,40 @@ pub fn identity_headers<'a>(
     let token = access_token
         .and_then(value)
         .map(|hv| (HeaderName::from_static("x-forwarded-access-token"), hv));
-    user.view.headers.for_app().chain(token)
+    user.view
+        .headers
+        .for_app()
+        .chain(caller_headers(user))
+        .chain(token)
+}
+
+/// How the caller was authenticated: `X-Forwarded-Auth` (`session` or
+/// `bearer`) and `X-Forwarded-Caller` (`user` or `application`); for a
+/// bearer token also `X-Forwarded-Client-Id` (the calling client
+/// application) and `X-Forwarded-Scopes` (its delegated permissions,
+/// comma-separated, when it has any).
+fn caller_headers(user: &User) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+    let auth = HeaderName::from_static("x-forwarded-auth");
+    let caller = HeaderName::from_static("x-forwarded-caller");
+    let kind = HeaderValue::from_static(user.caller().as_str());
+    let (first, rest) = match &user.bearer {
+        None => ((auth, HeaderValue::from_static("session")), None),
+        Some(b) => {
+            let client =
+                value(&b.client_id).map(|v| (HeaderName::from_static("x-forwarded-client-id"), v));
+            let scopes = (!b.scopes.is_empty())
+                .then(|| value(&b.scopes.join(",")))
+                .flatten()
+                .map(|v| (HeaderName::from_static("x-forwarded-scopes"), v));
+            (
+                (auth, HeaderValue::from_static("bearer")),
+                Some(client.into_iter().chain(scopes)),
+            )
+        }
+    };
+    [first, (caller, kind)]
+        .into_iter()
+        .chain(rest.into_iter().flatten())
 }
 
 /// The identity headers `/auth/check` answers with: aadgate's and
@@ -137,7 +174,7 @@ pub fn identity_headers<'a>(
 pub(crate) fn forward_auth_headers(
     user: &User,
 ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
-    user.view.headers.for_check()
+    user.view.headers.for_check().chain(caller_headers(user))
 }
 
 /// The values identity headers carry; several headers may carry one.

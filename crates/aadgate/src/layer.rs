@@ -125,11 +125,41 @@ where
             {
                 return inner.call(req).await;
             }
-            let inner_auth = &auth.inner;
-            let user = auth.current_user(req.headers()).await;
-            cookies::strip_own_cookies(req.headers_mut(), &auth.cookie_names());
-            let policy = &inner_auth.settings.policy;
+            let policy = &auth.inner.settings.policy;
             let decision = policy.decide(&path);
+            let credentials = decision.credentials;
+            let guarded = decision.requirement != Requirement::Public;
+            // A bearer token is read on the routes that take one: always on
+            // `auth = "bearer"`, on `auth = "any"` when one is sent.
+            let token = match crate::bearer::token_of(req.headers()) {
+                _ if !guarded || !credentials.bearer => None,
+                Ok(t) => t.map(str::to_owned),
+                Err(why) => {
+                    return Ok(crate::bearer::challenge(
+                        Refusal::new(StatusCode::BAD_REQUEST, "invalid_request", "Bad request")
+                            .reason(format!("refused {why} for {path}")),
+                        "invalid_request",
+                        why,
+                        None,
+                    ));
+                }
+            };
+            let by_bearer = guarded
+                && !decision.malformed
+                && credentials.bearer
+                && (token.is_some() || !credentials.session);
+            let user = if by_bearer {
+                let Some(token) = token else {
+                    return Ok(crate::bearer::token_required(&req));
+                };
+                match auth.bearer_user(&token, &path).await {
+                    Ok(u) => Ok(Some(u)),
+                    Err(resp) => return Ok(resp),
+                }
+            } else {
+                auth.current_user(req.headers()).await
+            };
+            cookies::strip_own_cookies(req.headers_mut(), &auth.cookie_names());
             let user = match (user, decision.requirement) {
                 (Ok(user), _) => user,
                 // Public pages do not need the session.
@@ -139,10 +169,38 @@ where
             if decision.malformed {
                 return Ok(bad_path(&req));
             }
+            if guarded && !credentials.session && !credentials.bearer {
+                return Ok(Refusal::new(StatusCode::FORBIDDEN, "forbidden", "Access denied")
+                    .message("This address is not served.")
+                    .reason(format!(
+                        "refused {path}: its [[route]] rule and the rule its lower-cased path matches take different credentials (auth = \"session\" and \"bearer\"), so no request can meet both"
+                    ))
+                    .respond(is_navigation(req.method(), req.headers())));
+            }
             let requirement = decision.requirement;
             let unmet = user
                 .as_ref()
                 .and_then(|u| policy.unmet(&decision, &u.session.identity.roles));
+            if let Some(u) = &user
+                && let Some(b) = &u.bearer
+                && unmet.is_none()
+                && b.kind == aadgate_core::token::CallerKind::User
+                && let Some(scopes) = decision.unmet_scopes(&b.scopes)
+            {
+                return Ok(crate::bearer::challenge(
+                    Refusal::new(StatusCode::FORBIDDEN, "insufficient_scope", "Access denied")
+                        .field("required_scopes", scopes.to_vec())
+                        .reason(format!(
+                            "access denied to {path} for {} (client {}): the token has none of the scopes {}",
+                            u.id(),
+                            b.client_id,
+                            scopes.join(", ")
+                        )),
+                    "insufficient_scope",
+                    &format!("the token needs one of the scopes {}", scopes.join(" ")),
+                    Some(scopes),
+                ));
+            }
             match (requirement, user) {
                 (Requirement::Public, user) => {
                     let req = match dash_callback_check(&auth, req, user.as_ref()).await {
@@ -156,7 +214,17 @@ where
                     }
                     inner.call(req).await
                 }
-                (_, None) => Ok(login_required(&auth, &req)),
+                (_, None) => {
+                    let resp = login_required(&auth, &req);
+                    // A route that also takes a bearer token says so to programs.
+                    Ok(
+                        if credentials.bearer && resp.status() == StatusCode::UNAUTHORIZED {
+                            crate::bearer::with_challenge(resp, "Bearer")
+                        } else {
+                            resp
+                        },
+                    )
+                }
                 (_, Some(u)) if unmet.is_some() => Ok(forbidden(
                     &auth,
                     &req,
@@ -331,7 +399,7 @@ fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
     } else {
         "This page is limited to members of particular groups, and you are not in one of them."
     };
-    Refusal::new(StatusCode::FORBIDDEN, "forbidden", "Access denied")
+    let refusal = Refusal::new(StatusCode::FORBIDDEN, "forbidden", "Access denied")
         .html(format!(
             "<p>You are signed in as <strong>{}</strong>.</p><p>{}</p>",
             escape(user.name()),
@@ -347,8 +415,13 @@ fn forbidden_by_group(req: &Request<Body>, user: &User) -> Response {
             } else {
                 ""
             }
-        ))
-        .respond(is_navigation(req.method(), req.headers()))
+        ));
+    refused(
+        refusal,
+        req,
+        user,
+        "the caller is not in a group this route needs",
+    )
 }
 
 pub(crate) fn login_required(auth: &Auth, req: &Request<Body>) -> Response {
@@ -435,7 +508,7 @@ pub(crate) fn forbidden(
             )
         }
     };
-    refusal
+    let refusal = refusal
         .html(body)
         .field("user", user.name())
         .link("Sign out", aadgate_core::paths::LOGOUT)
@@ -443,8 +516,21 @@ pub(crate) fn forbidden(
             "access denied to {} for {}: missing {needs}",
             req.uri().path(),
             user.id(),
-        ))
-        .respond(is_navigation(req.method(), req.headers()))
+        ));
+    refused(refusal, req, user, &format!("the caller lacks {needs}"))
+}
+
+/// A refusal of a signed-in `user`: a page or JSON for a session, JSON
+/// with RFC 6750's `insufficient_scope` challenge for a bearer token.
+fn refused(refusal: Refusal, req: &Request<Body>, user: &User, description: &str) -> Response {
+    if user.is_bearer() {
+        let resp = refusal.respond(false);
+        return crate::bearer::with_challenge(
+            resp,
+            &crate::bearer::challenge_value("insufficient_scope", description, None),
+        );
+    }
+    refusal.respond(is_navigation(req.method(), req.headers()))
 }
 
 #[cfg(test)]

@@ -133,6 +133,7 @@
 #![deny(missing_docs)]
 
 mod answers;
+mod bearer;
 mod cookies;
 mod error;
 mod forward_auth;
@@ -162,7 +163,7 @@ pub use layer::{AuthLayer, AuthService, is_navigation, is_own_path};
 pub use refusal::{CorrelationId, Refusal};
 pub use role::{RequireRole, RequireRoleLayer};
 pub use throttle::client_address;
-pub use user::{AccessToken, MaybeUser, NotSignedIn, User, UserId, UserView};
+pub use user::{AccessToken, CallerKind, MaybeUser, NotSignedIn, User, UserId, UserView};
 
 /// The session store as the library keeps it: each cached session with its
 /// [`UserView`].

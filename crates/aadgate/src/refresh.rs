@@ -79,6 +79,10 @@ impl Auth {
         if let Some(t) = fresh(&user.session.tokens, self.clock().now()) {
             return Some(t);
         }
+        if user.is_bearer() {
+            // The caller's own token: only the caller can renew it.
+            return unexpired(&user.session.tokens, self.clock().now());
+        }
         self.single_flight(&user.cookie, async {
             if self.failed_recently(&user.cookie) {
                 return unexpired(&user.session.tokens, self.clock().now());

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use aadgate_core::session::{Identity, Session, StoreError};
+pub use aadgate_core::token::CallerKind;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +22,8 @@ pub struct User {
     pub(crate) session: Arc<Session>,
     pub(crate) view: Arc<UserView>,
     pub(crate) cookie: Arc<str>,
+    /// Set when the request came with a bearer token instead of a session.
+    pub(crate) bearer: Option<Arc<crate::bearer::BearerCaller>>,
 }
 
 impl std::fmt::Debug for User {
@@ -69,7 +72,32 @@ impl User {
         self.session.expires_at
     }
 
-    /// The access token stored at sign-in (it may have expired).
+    /// Whether the request was authenticated by a bearer token
+    /// (`[[route]] auth = "bearer"` or `"any"`) rather than a session.
+    pub fn is_bearer(&self) -> bool {
+        self.bearer.is_some()
+    }
+
+    /// Who is calling: a user (with a session, or a delegated bearer token)
+    /// or an application on its own behalf (a client-credentials token).
+    pub fn caller(&self) -> CallerKind {
+        self.bearer.as_ref().map_or(CallerKind::User, |b| b.kind)
+    }
+
+    /// The client application that obtained the bearer token (`azp`, or
+    /// `appid` in v1.0 tokens); `None` for a session.
+    pub fn client_id(&self) -> Option<&str> {
+        self.bearer.as_ref().map(|b| b.client_id.as_str())
+    }
+
+    /// The delegated permissions (`scp`) of a user's bearer token; empty for
+    /// a session and for application tokens.
+    pub fn scopes(&self) -> &[String] {
+        self.bearer.as_ref().map_or(&[], |b| b.scopes.as_slice())
+    }
+
+    /// The access token stored at sign-in (it may have expired); for a
+    /// bearer request, the bearer token.
     pub fn stored_access_token(&self) -> Option<&str> {
         self.session.tokens.access_token.as_deref()
     }
@@ -157,6 +185,7 @@ impl crate::Auth {
                 session,
                 view,
                 cookie: cookie.unwrap_or_else(|| value.into()),
+                bearer: None,
             }));
         }
         failure.map_or(Ok(None), Err)

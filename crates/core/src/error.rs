@@ -175,7 +175,9 @@ fn fix(explanation: &Option<&'static crate::entra::Explanation>) -> String {
     explanation.map_or(String::new(), |e| format!(". {} Fix: {}", e.meaning, e.fix))
 }
 
-/// Why an ID token was rejected. Logged; never shown to the browser.
+/// Why a token was rejected. For an ID token logged, never shown to the
+/// browser; for a bearer token also told to the caller (RFC 6750
+/// `error_description`), who holds the token anyway.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum TokenError {
     /// Not a well-formed JWS.
@@ -253,7 +255,32 @@ pub enum TokenError {
     /// `ver` is not 2.0 for Entra.
     #[error("token version {0:?} is not 2.0")]
     Version(Option<String>),
+    /// An Entra v1.0 access token where only v2.0 ones are accepted.
+    #[error(
+        "a v1.0 access token (issuer {0}); this API accepts v2.0 tokens: set \"accessTokenAcceptedVersion\": 2 in the API's app registration manifest (Entra admin center > App registrations > Manifest), or oidc.accept_v1_tokens = true in aadgate"
+    )]
+    V1AccessToken(String),
+    /// An access token's audience is not this API.
+    #[error(
+        "audience {0:?} is not this API (its client ID, api://<client ID>, or one of oidc.audiences): request the token for this API's scope"
+    )]
+    AccessAudience(Vec<String>),
+    /// A token presented as an access token is something else.
+    #[error("not an access token: {0}")]
+    NotAnAccessToken(&'static str),
     /// A refreshed token changed identity.
     #[error("refreshed ID token changed {0}")]
     IdentityChanged(&'static str),
+}
+
+/// Why a bearer token was not accepted.
+#[derive(Debug, Error)]
+pub enum BearerError {
+    /// The token is not valid for this API (RFC 6750 `invalid_token`).
+    #[error(transparent)]
+    Invalid(#[from] TokenError),
+    /// The provider's discovery or keys cannot be read, so no token can be
+    /// checked now.
+    #[error("cannot check tokens now: {0}")]
+    Unavailable(ProviderError),
 }

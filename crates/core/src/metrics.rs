@@ -282,6 +282,7 @@ pub struct Metrics {
     signins: Family<SignInLabels, Counter>,
     refreshes: Family<ResultLabel, Counter>,
     revalidations: Family<ResultLabel, Counter>,
+    bearer_tokens: Family<ResultLabel, Counter>,
     provider_fetches: Family<FetchLabels, Counter>,
     active_sessions: Gauge,
     session_cache_bytes: Gauge,
@@ -341,6 +342,12 @@ impl Metrics {
             "Sessions whose roles were re-derived from the provider (session.revalidate_secs): ok, ended (the provider refused the grant or the token), no_refresh_token (ended), unavailable (provider unreachable; kept within session.revalidate_grace_secs), grace_exceeded (ended)",
             revalidations.clone(),
         );
+        let bearer_tokens = Family::default();
+        r.register(
+            "bearer_tokens",
+            "Bearer tokens checked on routes that take them ([[route]] auth = \"bearer\" or \"any\"): ok (valid for this API; roles and scopes are checked next) or invalid (refused with 401 invalid_token)",
+            bearer_tokens.clone(),
+        );
         let store = Slots::new(StoreOp::COUNT * 2);
         r.register_with_unit(
             "session_store_operation_duration",
@@ -380,6 +387,7 @@ impl Metrics {
             signins,
             refreshes,
             revalidations,
+            bearer_tokens,
             provider_fetches,
             active_sessions,
             session_cache_bytes,
@@ -439,6 +447,14 @@ impl Metrics {
     /// An access-token refresh ended with `result` (a fixed word).
     pub fn refresh(&self, result: &'static str) {
         self.refreshes.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// A bearer token was checked: valid for this API, or not.
+    pub fn bearer(&self, valid: bool) {
+        let result = if valid { "ok" } else { "invalid" };
+        self.bearer_tokens
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     /// A session's revalidation ended with `result` (a fixed word).

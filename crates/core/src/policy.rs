@@ -57,12 +57,68 @@ pub struct RouteConfig {
     /// `true`: no sign-in needed.
     #[serde(default)]
     pub public: bool,
+    /// Which credentials the route takes: `session` (default: the browser's
+    /// sign-in), `bearer` (an Entra access token for this app's API in
+    /// `Authorization: Bearer`, for scripts, notebooks and other services)
+    /// or `any` (a bearer token when one is sent, else the session).
+    #[serde(default)]
+    pub auth: RouteAuth,
+    /// Delegated permissions (`scp`) of which a user's bearer token must
+    /// carry at least one, e.g. `["Dashboards.Read"]`. Application tokens
+    /// have none and are authorized by their application roles alone.
+    /// Needs `auth = "bearer"` or `"any"`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
     /// Group object ids; the user must be a member of at least one (in
     /// addition to the role). Needs the `groups` claim in the ID token
     /// (Entra: Token configuration > Add groups claim). A token that signals
     /// group overage (over 200 groups) is refused on such routes.
     #[serde(default)]
     pub groups: Vec<String>,
+}
+
+/// `[[route]] auth`: which credentials a route takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAuth {
+    /// The browser's session cookie.
+    #[default]
+    Session,
+    /// An access token in `Authorization: Bearer`.
+    Bearer,
+    /// Either: the bearer token when one is sent, else the session.
+    Any,
+}
+
+/// The credentials a path takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    /// The session cookie.
+    pub session: bool,
+    /// A bearer token.
+    pub bearer: bool,
+}
+
+impl Credentials {
+    const ALL: Self = Self {
+        session: true,
+        bearer: true,
+    };
+
+    fn of(auth: RouteAuth) -> Self {
+        Self {
+            session: auth != RouteAuth::Bearer,
+            bearer: auth != RouteAuth::Session,
+        }
+    }
+
+    /// What both take.
+    fn and(self, other: Self) -> Self {
+        Self {
+            session: self.session && other.session,
+            bearer: self.bearer && other.bearer,
+        }
+    }
 }
 
 /// What a request path requires.
@@ -88,6 +144,9 @@ struct Rule {
     requirement: Requirement,
     /// Group object ids of which the user must hold one (empty: no group condition).
     groups: std::sync::Arc<[String]>,
+    credentials: Credentials,
+    /// Delegated permissions of which a user's bearer token needs one.
+    scopes: std::sync::Arc<[String]>,
 }
 
 /// The decision for one request path.
@@ -100,6 +159,13 @@ pub struct Decision<'a> {
     pub also: Option<Requirement>,
     /// Membership of any of these groups is needed too (empty: none).
     pub groups: &'a [String],
+    /// Which credentials are taken: what the path's exact and case-folded
+    /// rules both take (neither, when they disagree: the request is refused).
+    pub credentials: Credentials,
+    /// Lists of delegated permissions (the exact rule's, and the case-folded
+    /// rule's when different), of each of which a user's bearer token needs
+    /// one (empty: none).
+    pub scopes: [&'a [String]; 2],
     /// The path is refused: control characters, undecodable, or a `.` or
     /// `..` segment (see [`normalize_path`]).
     pub malformed: bool,
@@ -189,11 +255,42 @@ impl Policy {
                 )
                 .with_fix("list group object ids (GUIDs from Entra ID > Groups)"));
             }
+            if route.public && route.auth != RouteAuth::Session {
+                return Err(ConfigError::new(
+                    format!("route[{i}].auth"),
+                    "is set on a public route, which takes no credentials",
+                )
+                .with_fix("remove `public = true` or `auth`"));
+            }
+            if !route.scopes.is_empty() && route.auth == RouteAuth::Session {
+                return Err(ConfigError::new(
+                    format!("route[{i}].scopes"),
+                    "applies to bearer tokens, which this route does not take",
+                )
+                .with_fix("add auth = \"bearer\" (or \"any\"), or remove `scopes`"));
+            }
+            if route
+                .scopes
+                .iter()
+                .any(|s| s.trim().is_empty() || s.contains(' '))
+            {
+                return Err(ConfigError::new(
+                    format!("route[{i}].scopes"),
+                    "has an empty scope or one with a space",
+                )
+                .with_fix("list scope names as the API's app registration shows them (Expose an API), without the api:// prefix, e.g. [\"Dashboards.Read\"]"));
+            }
             rules.push(Rule {
                 folded: prefix.to_lowercase(),
                 prefix,
                 requirement,
                 groups: route.groups.clone().into(),
+                credentials: if route.public {
+                    Credentials::ALL
+                } else {
+                    Credentials::of(route.auth)
+                },
+                scopes: route.scopes.clone().into(),
             });
         }
         rules.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
@@ -202,6 +299,8 @@ impl Policy {
             folded: String::new(),
             requirement: default,
             groups: Vec::new().into(),
+            credentials: Credentials::of(RouteAuth::Session),
+            scopes: Vec::new().into(),
         });
         policy.rules = rules;
         Ok(policy)
@@ -272,6 +371,8 @@ impl Policy {
                 requirement: self.strictest(),
                 also: None,
                 groups: &[],
+                credentials: Credentials::of(RouteAuth::Session),
+                scopes: [&[], &[]],
                 malformed: true,
             };
         };
@@ -283,10 +384,17 @@ impl Policy {
             &exact.groups
         };
         let (requirement, also) = both(exact.requirement, folded.requirement);
+        let other_scopes: &[String] = if folded.scopes == exact.scopes {
+            &[]
+        } else {
+            &folded.scopes
+        };
         Decision {
             requirement,
             also,
             groups,
+            credentials: exact.credentials.and(folded.credentials),
+            scopes: [&exact.scopes, other_scopes],
             malformed: false,
         }
     }
@@ -389,6 +497,16 @@ impl Policy {
             }
         }
         out
+    }
+}
+
+impl Decision<'_> {
+    /// The first list of delegated permissions none of which `held`
+    /// contains; `None` when the scopes are met.
+    pub fn unmet_scopes(&self, held: &[String]) -> Option<&[String]> {
+        self.scopes
+            .into_iter()
+            .find(|list| !list.is_empty() && !list.iter().any(|s| held.contains(s)))
     }
 }
 
@@ -623,6 +741,96 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn credentials_and_scopes_hold_for_every_spelling_of_a_path() {
+        let route = |path: &str, auth: RouteAuth, scopes: &[&str]| RouteConfig {
+            path: path.into(),
+            auth,
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            ..RouteConfig::default()
+        };
+        let p = Policy::from_config(
+            &AuthzConfig::default(),
+            &[
+                route("/api", RouteAuth::Bearer, &["Data.Read"]),
+                route("/API/v2", RouteAuth::Bearer, &["Data.Write"]),
+                route("/mixed", RouteAuth::Any, &[]),
+                RouteConfig {
+                    path: "/docs".into(),
+                    public: true,
+                    ..RouteConfig::default()
+                },
+            ],
+        )
+        .unwrap();
+        let only_bearer = Credentials {
+            session: false,
+            bearer: true,
+        };
+        let held = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let d = p.decide("/api/items");
+        assert_eq!(d.credentials, only_bearer);
+        assert_eq!(d.unmet_scopes(&held(&["Data.Read"])), None);
+        assert!(d.unmet_scopes(&held(&["Data.Write"])).is_some());
+        assert_eq!(
+            p.decide("/").credentials,
+            Credentials::of(RouteAuth::Session)
+        );
+        assert_eq!(p.decide("/mixed").credentials, Credentials::ALL);
+        // `/Api` is `/api` to a case-insensitive app: a bearer route with
+        // its scopes, never the root's session rule alone.
+        let d = p.decide("/Api/items");
+        assert_eq!(
+            d.credentials,
+            Credentials {
+                session: false,
+                bearer: false
+            },
+            "the root takes sessions, /api only tokens: none is both"
+        );
+        let d = p.decide("/api/v2/x");
+        assert_eq!(d.credentials, only_bearer);
+        assert!(
+            d.unmet_scopes(&held(&["Data.Read"])).is_some(),
+            "/API/v2's scope too"
+        );
+        assert_eq!(d.unmet_scopes(&held(&["Data.Read", "Data.Write"])), None);
+        // A public rule restricts nothing.
+        assert_eq!(p.decide("/docs").requirement, Requirement::Public);
+    }
+
+    #[test]
+    fn bearer_settings_that_cannot_work_fail_at_start_up() {
+        let fails = |route: RouteConfig| {
+            Policy::from_config(&AuthzConfig::default(), &[route])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = fails(RouteConfig {
+            path: "/x".into(),
+            scopes: vec!["Data.Read".into()],
+            ..RouteConfig::default()
+        });
+        assert!(
+            e.contains("route[0].scopes") && e.contains("auth = \"bearer\""),
+            "{e}"
+        );
+        let e = fails(RouteConfig {
+            path: "/x".into(),
+            public: true,
+            auth: RouteAuth::Bearer,
+            ..RouteConfig::default()
+        });
+        assert!(e.contains("route[0].auth"), "{e}");
+        let e = fails(RouteConfig {
+            path: "/x".into(),
+            auth: RouteAuth::Any,
+            scopes: vec!["api://x/Data.Read Data.Write".into()],
+            ..RouteConfig::default()
+        });
+        assert!(e.contains("route[0].scopes"), "{e}");
     }
 
     #[test]

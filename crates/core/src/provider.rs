@@ -11,9 +11,11 @@ use serde_json::Value;
 use url::Url;
 
 use crate::config::{ProviderKind, Settings, is_loopback_url};
-use crate::error::{ProviderError, TokenError};
+use crate::error::{BearerError, ProviderError, TokenError};
 use crate::metrics::{Metrics, ProviderFetch};
-use crate::token::{self, Algorithm, Expectations, IdClaims, VerifyingKey};
+use crate::token::{
+    self, AccessClaims, AccessExpectations, Algorithm, Expectations, IdClaims, VerifyingKey,
+};
 
 /// Largest discovery / JWKS / token response read.
 const MAX_BODY: usize = 1024 * 1024;
@@ -87,6 +89,9 @@ pub struct Provider {
     client_secret: String,
     allowed_tenants: Vec<String>,
     allowed_algorithms: Option<Vec<Algorithm>>,
+    /// Audiences naming this API in access tokens.
+    audiences: Vec<String>,
+    accept_v1_tokens: bool,
     skew: i64,
     http: reqwest::Client,
     metadata: Mutex<Option<Arc<Metadata>>>,
@@ -102,6 +107,24 @@ impl std::fmt::Debug for Provider {
             .field("issuer", &self.configured_issuer)
             .finish_non_exhaustive()
     }
+}
+
+/// Entra's v1.0 issuer for the tenant of a v2.0 issuer (or template):
+/// `https://login.microsoftonline.com/{t}/v2.0` -> `https://sts.windows.net/{t}/`
+/// (`sts.chinacloudapi.cn` in Microsoft's China cloud).
+fn v1_issuer(v2: &str) -> String {
+    let tenant = v2
+        .trim_end_matches('/')
+        .trim_end_matches("/v2.0")
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let host = if v2.contains(".cn/") {
+        "https://sts.chinacloudapi.cn"
+    } else {
+        "https://sts.windows.net"
+    };
+    format!("{host}/{tenant}/")
 }
 
 /// ID tokens are checked against the system time: they were minted by the
@@ -127,6 +150,8 @@ impl Provider {
             client_secret: settings.client_secret.clone(),
             allowed_tenants: settings.allowed_tenants.clone(),
             allowed_algorithms: settings.allowed_algorithms.clone(),
+            audiences: settings.audiences.clone(),
+            accept_v1_tokens: settings.accept_v1_tokens,
             skew: settings.clock_skew.as_secs() as i64,
             http,
             metadata: Mutex::new(None),
@@ -442,6 +467,40 @@ impl Provider {
             max_age: MAX_TOKEN_AGE,
         };
         token::check_claims(&claims, key, &x)
+    }
+
+    /// Validates an access token presented to this app's API as a bearer
+    /// token: signature by the provider's keys, then
+    /// [`token::check_access_claims`] (issuer and tenant as at sign-in, an
+    /// audience of this API, times, who calls).
+    pub async fn validate_access_token(&self, token: &str) -> Result<AccessClaims, BearerError> {
+        let meta = self.metadata().await.map_err(BearerError::Unavailable)?;
+        let header = token::read_header(token, &self.allowed_algorithms(&meta))?;
+        let keys = self.current_keys().await;
+        let keys = match token::select_key(&header, &keys) {
+            Err(TokenError::UnknownKey(_)) => self.refetch_for_unknown_kid().await,
+            _ => keys,
+        };
+        if keys.is_empty() {
+            return Err(BearerError::Unavailable(ProviderError::Invalid {
+                what: "JWKS",
+                reason: "no signing keys could be fetched".into(),
+            }));
+        }
+        let key = token::select_key(&header, &keys)?;
+        let claims = token::verify_signature(token, &header, key)?;
+        let entra = matches!(self.kind, ProviderKind::Entra { .. });
+        let v1_issuer = (entra && self.accept_v1_tokens).then(|| v1_issuer(&meta.issuer));
+        let x = AccessExpectations {
+            issuer: &meta.issuer,
+            v1_issuer: v1_issuer.as_deref(),
+            audiences: &self.audiences,
+            allowed_tenants: &self.allowed_tenants,
+            entra,
+            now: now_secs(),
+            skew: self.skew,
+        };
+        Ok(token::check_access_claims(&claims, key, &x)?)
     }
 
     /// Exchanges an authorization code (with its PKCE verifier).

@@ -1,6 +1,10 @@
-//! ID-token validation: signature by an allow-listed asymmetric algorithm and
-//! the key its `kid` names, then `iss`, `aud`/`azp`, `exp`/`nbf`/`iat` with
-//! bounded skew, `nonce`, and Entra's `tid`/`ver` rules.
+//! Token validation: signature by an allow-listed asymmetric algorithm and
+//! the key its `kid` names, then the claims. ID tokens ([`check_claims`]):
+//! `iss`, `aud`/`azp`, `exp`/`nbf`/`iat` with bounded skew, `nonce`, and
+//! Entra's `tid`/`ver` rules. Access tokens for this app's API
+//! ([`check_access_claims`]): the same issuer, tenant and time rules, an
+//! audience of this API, and who is calling (a user through a client, or an
+//! application).
 
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -288,7 +292,6 @@ pub fn check_claims(
     x: &Expectations<'_>,
 ) -> Result<IdClaims, TokenError> {
     let str_claim = |k: &'static str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
-    let num_claim = |k: &'static str| claims.get(k).and_then(Value::as_f64).map(|f| f as i64);
 
     let iss = str_claim("iss").ok_or(TokenError::MissingClaim("iss"))?;
     let sub = str_claim("sub")
@@ -296,40 +299,13 @@ pub fn check_claims(
         .ok_or(TokenError::MissingClaim("sub"))?;
     let tid = str_claim("tid");
 
-    // Issuer, with Entra's multi-tenant template.
-    if x.issuer.contains("{tenantid}") {
-        let tid = tid
-            .as_deref()
-            .filter(|t| crate::entra::is_guid(t))
-            .ok_or_else(|| TokenError::Tenant(tid.clone()))?;
-        let expected = x.issuer.replace("{tenantid}", tid);
-        if iss != expected {
-            return Err(TokenError::Issuer {
-                expected,
-                found: iss,
-            });
-        }
-        if let Some(key_iss) = &key.issuer
-            && key_iss.replace("{tenantid}", tid) != iss
-        {
-            return Err(TokenError::Issuer {
-                expected: key_iss.clone(),
-                found: iss,
-            });
-        }
-        if !x
-            .allowed_tenants
-            .iter()
-            .any(|t| t == "*" || t.eq_ignore_ascii_case(tid))
-        {
-            return Err(TokenError::Tenant(Some(tid.to_owned())));
-        }
-    } else if iss != x.issuer {
-        return Err(TokenError::Issuer {
-            expected: x.issuer.to_owned(),
-            found: iss,
-        });
-    }
+    check_issuer(
+        &iss,
+        tid.as_deref(),
+        key.issuer.as_deref(),
+        x.issuer,
+        x.allowed_tenants,
+    )?;
     if x.entra {
         let ver = str_claim("ver");
         if ver.as_deref() != Some("2.0") {
@@ -362,20 +338,7 @@ pub fn check_claims(
         return Err(TokenError::AuthorizedParty(Some(azp.clone())));
     }
 
-    // Time.
-    let exp = num_claim("exp").ok_or(TokenError::MissingClaim("exp"))?;
-    let iat = num_claim("iat").ok_or(TokenError::MissingClaim("iat"))?;
-    if x.now > exp + x.skew {
-        return Err(TokenError::Expired { exp, now: x.now });
-    }
-    if let Some(nbf) = num_claim("nbf")
-        && nbf > x.now + x.skew
-    {
-        return Err(TokenError::NotYetValid { nbf, now: x.now });
-    }
-    if iat > x.now + x.skew || iat < x.now - x.max_age - x.skew {
-        return Err(TokenError::IssuedAt { iat, now: x.now });
-    }
+    let (exp, iat) = check_times(claims, x.now, x.skew, x.max_age)?;
 
     // Nonce.
     let nonce = str_claim("nonce");
@@ -387,45 +350,122 @@ pub fn check_claims(
         }
     }
 
-    let list = |k: &str| -> Vec<String> {
-        match claims.get(k) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
+    Ok(IdClaims {
+        aud,
+        exp,
+        iat,
+        identity: identity(claims, sub),
+    })
+}
+
+/// Checks `iss` against `expected`, an exact issuer or a template with
+/// `{tenantid}` (Entra multi-tenant: the token's `tid` fills it in, and must
+/// be allowed); `key_issuer` is Entra's per-key `issuer`, a template too.
+fn check_issuer(
+    iss: &str,
+    tid: Option<&str>,
+    key_issuer: Option<&str>,
+    expected: &str,
+    allowed_tenants: &[String],
+) -> Result<(), TokenError> {
+    if !expected.contains("{tenantid}") {
+        if iss != expected {
+            return Err(TokenError::Issuer {
+                expected: expected.to_owned(),
+                found: iss.to_owned(),
+            });
         }
-    };
+        return Ok(());
+    }
+    let tid = tid
+        .filter(|t| crate::entra::is_guid(t))
+        .ok_or_else(|| TokenError::Tenant(tid.map(str::to_owned)))?;
+    let filled = expected.replace("{tenantid}", tid);
+    if iss != filled {
+        return Err(TokenError::Issuer {
+            expected: filled,
+            found: iss.to_owned(),
+        });
+    }
+    if let Some(key_iss) = key_issuer
+        && key_iss.replace("{tenantid}", tid) != iss
+    {
+        return Err(TokenError::Issuer {
+            expected: key_iss.to_owned(),
+            found: iss.to_owned(),
+        });
+    }
+    if !allowed_tenants
+        .iter()
+        .any(|t| t == "*" || t.eq_ignore_ascii_case(tid))
+    {
+        return Err(TokenError::Tenant(Some(tid.to_owned())));
+    }
+    Ok(())
+}
+
+/// `exp`, `nbf` and `iat` against `now` with `skew`; `iat` no older than
+/// `max_age`. Returns `(exp, iat)`.
+fn check_times(
+    claims: &Map<String, Value>,
+    now: i64,
+    skew: i64,
+    max_age: i64,
+) -> Result<(i64, i64), TokenError> {
+    let num_claim = |k: &'static str| claims.get(k).and_then(Value::as_f64).map(|f| f as i64);
+    let exp = num_claim("exp").ok_or(TokenError::MissingClaim("exp"))?;
+    let iat = num_claim("iat").ok_or(TokenError::MissingClaim("iat"))?;
+    if now > exp.saturating_add(skew) {
+        return Err(TokenError::Expired { exp, now });
+    }
+    if let Some(nbf) = num_claim("nbf")
+        && nbf > now + skew
+    {
+        return Err(TokenError::NotYetValid { nbf, now });
+    }
+    if iat > now + skew || iat < now.saturating_sub(max_age).saturating_sub(skew) {
+        return Err(TokenError::IssuedAt { iat, now });
+    }
+    Ok((exp, iat))
+}
+
+/// A claim that is a list of strings, or one string (`[]` when absent).
+fn string_list(claims: &Map<String, Value>, k: &str) -> Vec<String> {
+    match claims.get(k) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The [`Identity`] the claims of a checked token describe.
+fn identity(claims: &Map<String, Value>, sub: String) -> Identity {
+    let str_claim = |k: &'static str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
     let groups_overage = claims.get("hasgroups").and_then(Value::as_bool) == Some(true)
         || claims
             .get("_claim_names")
             .and_then(Value::as_object)
             .is_some_and(|m| m.contains_key("groups"));
-
-    Ok(IdClaims {
-        aud,
-        exp,
-        iat,
-        identity: Identity {
-            issuer: claims
-                .get("iss")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            sub,
-            oid: str_claim("oid"),
-            tid,
-            name: str_claim("name"),
-            preferred_username: str_claim("preferred_username"),
-            email: str_claim("email"),
-            roles: list("roles"),
-            groups: list("groups"),
-            groups_overage,
-            sid: str_claim("sid"),
-            login_hint: str_claim("login_hint"),
-        },
-    })
+    Identity {
+        issuer: str_claim("iss").unwrap_or_default(),
+        sub,
+        oid: str_claim("oid"),
+        tid: str_claim("tid"),
+        name: str_claim("name"),
+        // v1.0 access tokens name the user in `upn` or `unique_name`.
+        preferred_username: str_claim("preferred_username")
+            .or_else(|| str_claim("upn"))
+            .or_else(|| str_claim("unique_name")),
+        email: str_claim("email"),
+        roles: string_list(claims, "roles"),
+        groups: string_list(claims, "groups"),
+        groups_overage,
+        sid: str_claim("sid"),
+        login_hint: str_claim("login_hint"),
+    }
 }
 
 /// The validated claims aadgate uses: who (as a session [`Identity`]) plus
@@ -440,4 +480,160 @@ pub struct IdClaims {
     pub iat: i64,
     /// Who signed in (issuer, subject, Entra ids, display values, roles, groups).
     pub identity: Identity,
+}
+
+/// Who presents an access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerKind {
+    /// A user, through a client application (a delegated token: `scp`).
+    User,
+    /// An application on its own behalf (client credentials: no user).
+    Application,
+}
+
+impl CallerKind {
+    /// `user` or `application`, as the app is told.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Application => "application",
+        }
+    }
+}
+
+/// A validated access token for this app's API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// The user, or the application's service principal (`oid`, `sub`; its
+    /// application roles in `roles`).
+    pub identity: Identity,
+    /// User or application.
+    pub kind: CallerKind,
+    /// The calling client application's ID (`azp`; `appid` in v1.0 tokens).
+    pub client_id: String,
+    /// Delegated permissions (`scp`); empty for application tokens.
+    pub scopes: Vec<String>,
+    /// Expiry, unix seconds.
+    pub exp: i64,
+}
+
+/// What an access token's claims are checked against.
+#[derive(Debug, Clone)]
+pub struct AccessExpectations<'a> {
+    /// The v2.0 issuer: exact, or a template containing `{tenantid}`.
+    pub issuer: &'a str,
+    /// Entra's v1.0 issuer (`https://sts.windows.net/{tenantid}/`, same
+    /// form), when v1.0 tokens are accepted; `None` refuses them.
+    pub v1_issuer: Option<&'a str>,
+    /// Audiences naming this API: the client ID, `api://<client id>`, and
+    /// `oidc.audiences`.
+    pub audiences: &'a [String],
+    /// Allowed tenants for a template issuer (`*` = any).
+    pub allowed_tenants: &'a [String],
+    /// Entra rules (`ver`, `tid`).
+    pub entra: bool,
+    /// Current time, seconds.
+    pub now: i64,
+    /// Allowed clock skew, seconds.
+    pub skew: i64,
+}
+
+/// Checks the claims of a signature-verified access token for this app's
+/// API (an Entra v2.0 access token, or RFC 9068's JWT profile).
+///
+/// An ID token is not an access token even when its audience is the client
+/// ID: one carrying `nonce`, or naming no calling client (`azp`, `appid`,
+/// `client_id`), is refused.
+pub fn check_access_claims(
+    claims: &Map<String, Value>,
+    key: &VerifyingKey,
+    x: &AccessExpectations<'_>,
+) -> Result<AccessClaims, TokenError> {
+    let str_claim = |k: &'static str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    let iss = str_claim("iss").ok_or(TokenError::MissingClaim("iss"))?;
+    let sub = str_claim("sub")
+        .filter(|s| !s.is_empty())
+        .ok_or(TokenError::MissingClaim("sub"))?;
+    let tid = str_claim("tid");
+    let ver = str_claim("ver");
+
+    // Entra's v1.0 tokens (`accessTokenAcceptedVersion` null or 1 in the
+    // API's manifest) have their own issuer and claim names.
+    let v1 = x.entra && (ver.as_deref() == Some("1.0") || iss.starts_with("https://sts."));
+    if v1 {
+        let Some(v1_issuer) = x.v1_issuer else {
+            return Err(TokenError::V1AccessToken(iss));
+        };
+        // Entra's keys name the v2.0 issuer: not comparable here.
+        check_issuer(&iss, tid.as_deref(), None, v1_issuer, x.allowed_tenants)?;
+    } else {
+        check_issuer(
+            &iss,
+            tid.as_deref(),
+            key.issuer.as_deref(),
+            x.issuer,
+            x.allowed_tenants,
+        )?;
+        if x.entra && ver.as_deref() != Some("2.0") {
+            return Err(TokenError::Version(ver));
+        }
+    }
+    if x.entra && tid.is_none() {
+        return Err(TokenError::MissingClaim("tid"));
+    }
+
+    let aud = string_list(claims, "aud");
+    if aud.is_empty() {
+        return Err(TokenError::MissingClaim("aud"));
+    }
+    if !aud.iter().any(|a| x.audiences.contains(a)) {
+        return Err(TokenError::AccessAudience(aud));
+    }
+    let (exp, _) = check_times(claims, x.now, x.skew, i64::MAX / 4)?;
+
+    if claims.contains_key("nonce") {
+        return Err(TokenError::NotAnAccessToken("it carries a nonce"));
+    }
+    let client_id = ["azp", "appid", "client_id"]
+        .into_iter()
+        .find_map(|k| str_claim(k).filter(|c| !c.is_empty()))
+        .ok_or(TokenError::NotAnAccessToken(
+            "it names no calling client (azp, appid or client_id)",
+        ))?;
+    let scopes: Vec<String> = str_claim("scp")
+        .map(|s| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    // Entra's `idtyp` says it when the app asked for it; otherwise a token
+    // with delegated permissions is a user's, and one without an application's.
+    let kind = match str_claim("idtyp").as_deref() {
+        Some("app") => CallerKind::Application,
+        Some("user") => CallerKind::User,
+        _ if scopes.is_empty() => CallerKind::Application,
+        _ => CallerKind::User,
+    };
+    if kind == CallerKind::Application && !scopes.is_empty() {
+        return Err(TokenError::NotAnAccessToken(
+            "an application token with delegated scopes (scp)",
+        ));
+    }
+    let mut identity = identity(claims, sub);
+    if kind == CallerKind::Application {
+        // An application has no user names; what it calls itself is not
+        // verified by anything, so none of it is passed on.
+        identity.name = None;
+        identity.preferred_username = None;
+        identity.email = None;
+    }
+    Ok(AccessClaims {
+        identity,
+        kind,
+        client_id,
+        scopes,
+        exp,
+    })
 }

@@ -102,7 +102,7 @@ fn registered_client<'p>(
     let Some(client_id) = params.get("client_id") else {
         return Err(AadError::missing_parameter("client_id").into());
     };
-    if client_id != config.client_id {
+    let Some(client) = config.client(client_id) else {
         let err = AadError::new(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
@@ -112,11 +112,11 @@ fn registered_client<'p>(
             ),
         );
         let extra = format!(
-            "<p class=\"muted\">This dev IdP has one application: <code>{}</code> (key <code>client_id</code> in its configuration).</p>",
+            "<p class=\"muted\">This dev IdP has the application <code>{}</code> (key <code>client_id</code> in its configuration) and the client applications of <code>client_apps</code>.</p>",
             escape(&config.client_id)
         );
         return Err(ErrorPage { error: err, extra });
-    }
+    };
     let Some(redirect_uri) = params.get("redirect_uri") else {
         return Err(AadError::new(
             StatusCode::BAD_REQUEST,
@@ -126,7 +126,7 @@ fn registered_client<'p>(
         )
         .into());
     };
-    if !config.redirect_uris.iter().any(|r| r == redirect_uri) {
+    if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
         let err = AadError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -135,13 +135,13 @@ fn registered_client<'p>(
                 "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this."
             ),
         );
-        let registered: String = config
+        let registered: String = client
             .redirect_uris
             .iter()
             .map(|r| format!("<li><code>{}</code></li>", escape(r)))
             .collect();
         let extra = format!(
-            "<p class=\"muted\">Redirect URIs registered in this dev IdP (key <code>redirect_uris</code>; compared exactly, character for character):</p><ul>{registered}</ul>"
+            "<p class=\"muted\">Redirect URIs registered in this dev IdP for this application (key <code>redirect_uris</code>; compared exactly, character for character):</p><ul>{registered}</ul>"
         );
         return Err(ErrorPage { error: err, extra });
     }
@@ -151,6 +151,7 @@ fn registered_client<'p>(
 /// Checks the rest of the authorization request. Failures are redirected
 /// back to the (registered) client; `mode` is set as soon as it is known.
 fn validate_request<'p>(
+    config: &crate::DevIdpConfig,
     params: &'p Params,
     client_id: &'p str,
     redirect_uri: &'p str,
@@ -185,6 +186,7 @@ fn validate_request<'p>(
             ),
         ));
     }
+    crate::tokens::ApiScopes::requested(config, &scopes)?;
     let Some(code_challenge) = params.get("code_challenge") else {
         return Err(AadError::new(
             StatusCode::BAD_REQUEST,
@@ -266,7 +268,13 @@ fn authorize(idp: &DevIdp, tenant: &str, params: &Params, headers: &HeaderMap) -
         mode: ResponseMode::Query,
         state: params.get("state"),
     };
-    let request = match validate_request(params, client_id, redirect_uri, &mut client.mode) {
+    let request = match validate_request(
+        idp.config(),
+        params,
+        client_id,
+        redirect_uri,
+        &mut client.mode,
+    ) {
         Ok(request) => request,
         Err(err) => return client.error(&err),
     };

@@ -31,6 +31,10 @@ pub const DEFAULT_TENANT_ID: &str = "7e1d5a2c-4b9f-4e63-a8d0-3c5f9b2e1a47";
 pub const DEFAULT_CLIENT_ID: &str = "2b8f6e14-9c3d-4a7e-b5f1-0d6c8e4a9b23";
 /// The built-in client secret. Fine for a laptop; change it anywhere else.
 pub const DEFAULT_CLIENT_SECRET: &str = "dev-secret-change-me";
+/// Client ID of the built-in client application `reporting-job`.
+pub const DEFAULT_CLIENT_APP_ID: &str = "6d0b3f2e-8a4c-4f17-9e25-c1a7d3b9e048";
+/// Client secret of the built-in client application `reporting-job`.
+pub const DEFAULT_CLIENT_APP_SECRET: &str = "dev-client-secret-change-me";
 /// The domain of the built-in users' e-mail addresses and user principal names.
 pub const DEFAULT_EMAIL_DOMAIN: &str = "contoso.example";
 
@@ -114,6 +118,21 @@ pub struct DevIdpConfig {
     /// App roles defined by the application; users' `roles` must be among
     /// them. Default: `["App.Read", "App.Write", "App.Admin"]`.
     pub app_roles: Vec<String>,
+    /// Delegated permissions the application's API exposes (Entra: Expose
+    /// an API > Scopes). A client requesting `api://<client_id>/<scope>`
+    /// (or `<client_id>/<scope>`) gets an access token for the API with
+    /// these names in `scp`; `api://<client_id>/.default` asks for all of
+    /// them. Default: `["access_as_user"]`.
+    pub api_scopes: Vec<String>,
+    /// Other applications registered in the tenant that call the API:
+    /// scripts, notebooks, services. Each authenticates with its own secret;
+    /// the client-credentials grant gives it an application token for the
+    /// API carrying its application roles, and the authorization-code flow
+    /// (with its own redirect URIs) gives it delegated tokens for the API's
+    /// scopes. Default: one, `reporting-job` (client ID `6d0b3f2e-…`,
+    /// secret `dev-client-secret-change-me`, the first of `app_roles`
+    /// (`App.Read`), redirect URI `http://localhost:8400/`).
+    pub client_apps: Vec<DevClientApp>,
     /// Lifetime of ID tokens in seconds (`exp - iat`). Default: 3600.
     pub id_token_lifetime_secs: u64,
     /// Lifetime of access tokens in seconds (`expires_in`). Default: 3600.
@@ -144,12 +163,56 @@ impl Default for DevIdpConfig {
                 "App.Write".to_owned(),
                 "App.Admin".to_owned(),
             ],
+            api_scopes: vec!["access_as_user".to_owned()],
+            client_apps: vec![DevClientApp {
+                name: "reporting-job".to_owned(),
+                client_id: DEFAULT_CLIENT_APP_ID.to_owned(),
+                client_secret: DEFAULT_CLIENT_APP_SECRET.to_owned(),
+                roles: vec!["App.Read".to_owned()],
+                redirect_uris: vec!["http://localhost:8400/".to_owned()],
+            }],
             id_token_lifetime_secs: 3600,
             access_token_lifetime_secs: 3600,
             refresh_token_lifetime_secs: 86_400,
             users: builtin_users(),
         }
     }
+}
+
+/// A registered application, as the endpoints see it.
+#[derive(Debug, Clone, Copy)]
+pub struct RegisteredClient<'a> {
+    /// Its client ID.
+    pub client_id: &'a str,
+    /// Its secret.
+    pub secret: &'a str,
+    /// Its redirect URIs.
+    pub redirect_uris: &'a [String],
+    /// Application roles of the API it holds.
+    pub roles: &'a [String],
+    /// `true` for the registered application (the relying party) itself.
+    pub is_app: bool,
+}
+
+/// A client application of the dev tenant that calls the registered
+/// application's API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevClientApp {
+    /// A name for logs and pages.
+    pub name: String,
+    /// Its application (client) ID: the `azp` of its tokens.
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+    /// Application roles of the API granted to it (Entra: API permissions >
+    /// Application permissions, with admin consent): the `roles` of its
+    /// client-credentials tokens. Each must be listed in `app_roles`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Redirect URIs for its sign-ins (delegated tokens). Default: none.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
 }
 
 /// One user of the dev tenant.
@@ -350,7 +413,14 @@ impl DevIdpConfig {
     /// [`ConfigError::Toml`] for syntax errors, unknown keys and wrong types;
     /// [`ConfigError::Invalid`] for values that fail validation.
     pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(s)?;
+        let mut config: Self = toml::from_str(s)?;
+        // The built-in client application holds the lowest app role, of
+        // the file's `app_roles` when it names its own.
+        if config.client_apps == Self::default().client_apps {
+            for app in &mut config.client_apps {
+                app.roles = config.app_roles.iter().take(1).cloned().collect();
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -431,7 +501,71 @@ impl DevIdpConfig {
                 ));
             }
         }
+        for (i, scope) in self.api_scopes.iter().enumerate() {
+            check_token(&format!("api_scopes[{i}]"), scope)?;
+            if scope == ".default" || scope.contains('/') {
+                return Err(ConfigError::invalid(
+                    format!("api_scopes[{i}]"),
+                    format!("{scope:?} must be a plain scope name such as \"Dashboards.Read\""),
+                ));
+            }
+        }
+        let mut ids = HashSet::from([self.client_id.to_ascii_lowercase()]);
+        for (i, app) in self.client_apps.iter().enumerate() {
+            let key = |k: &str| format!("client_apps[{i}].{k}");
+            check_token(&key("client_id"), &app.client_id)?;
+            if !ids.insert(app.client_id.to_ascii_lowercase()) {
+                return Err(ConfigError::invalid(
+                    key("client_id"),
+                    format!(
+                        "{:?} is registered twice; give each application its own ID",
+                        app.client_id
+                    ),
+                ));
+            }
+            if app.client_secret.is_empty() {
+                return Err(ConfigError::invalid(
+                    key("client_secret"),
+                    "must not be empty",
+                ));
+            }
+            for role in &app.roles {
+                if !self.app_roles.contains(role) {
+                    return Err(ConfigError::invalid(
+                        key("roles"),
+                        format!("{role:?} is not one of app_roles {:?}", self.app_roles),
+                    ));
+                }
+            }
+            for (j, uri) in app.redirect_uris.iter().enumerate() {
+                check_absolute_url(&key(&format!("redirect_uris[{j}]")), uri)?;
+            }
+        }
         Ok(())
+    }
+
+    /// The registered application with this client ID: the relying party
+    /// itself, or one of `client_apps`.
+    pub fn client(&self, client_id: &str) -> Option<RegisteredClient<'_>> {
+        if client_id == self.client_id {
+            return Some(RegisteredClient {
+                client_id: &self.client_id,
+                secret: &self.client_secret,
+                redirect_uris: &self.redirect_uris,
+                roles: &[],
+                is_app: true,
+            });
+        }
+        self.client_apps
+            .iter()
+            .find(|a| a.client_id == client_id)
+            .map(|a| RegisteredClient {
+                client_id: &a.client_id,
+                secret: &a.client_secret,
+                redirect_uris: &a.redirect_uris,
+                roles: &a.roles,
+                is_app: false,
+            })
     }
 
     fn validate_lifetimes(&self) -> Result<(), ConfigError> {

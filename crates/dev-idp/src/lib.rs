@@ -81,7 +81,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use url::Url;
 
-pub use config::{ConfigError, DevIdpConfig, DevUser};
+pub use config::{ConfigError, DevClientApp, DevIdpConfig, DevUser};
 
 use crate::aadsts::AadError;
 use crate::keys::{KeySet, SigningKey};

@@ -169,7 +169,7 @@ fn authenticate_client(
             )
         }
     };
-    if client_id != config.client_id {
+    let Some(client) = config.client(&client_id) else {
         return Err(fail(AadError::new(
             StatusCode::BAD_REQUEST,
             "unauthorized_client",
@@ -178,7 +178,7 @@ fn authenticate_client(
                 "Application with identifier '{client_id}' was not found in the directory 'aadgate dev tenant'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
             ),
         )));
-    }
+    };
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         return Err(fail(AadError::new(
             StatusCode::UNAUTHORIZED,
@@ -187,8 +187,7 @@ fn authenticate_client(
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )));
     };
-    if constant_time::verify_slices_are_equal(secret.as_bytes(), config.client_secret.as_bytes())
-        .is_err()
+    if constant_time::verify_slices_are_equal(secret.as_bytes(), client.secret.as_bytes()).is_err()
     {
         return Err(fail(AadError::new(
             StatusCode::UNAUTHORIZED,

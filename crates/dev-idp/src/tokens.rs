@@ -81,27 +81,36 @@ pub(crate) fn issue(
     let id_token = key.sign_jwt(&Map::new(), &id_token_claims(idp, sign_in, now))?;
 
     let access_exp = now + config.access_token_lifetime_secs;
-    // Shaped like a Microsoft Graph access token (see
-    // `SigningKey::sign_jwt_with_hashed_nonce`): opaque to relying parties.
-    let access_token = key.sign_jwt_with_hashed_nonce(
-        &ids::random_token(32),
-        &access_token_claims(idp, sign_in, now),
-    )?;
+    let api = ApiScopes::requested(config, sign_in.scopes).ok().flatten();
+    let access_token = match &api {
+        // For the registered app's API: an Entra v2.0 access token, an
+        // ordinary JWT the API validates.
+        Some(api) => key.sign_jwt(&Map::new(), &api_token_claims(idp, sign_in, api, now))?,
+        // Shaped like a Microsoft Graph access token (see
+        // `SigningKey::sign_jwt_with_hashed_nonce`): opaque to relying parties.
+        None => key.sign_jwt_with_hashed_nonce(
+            &ids::random_token(32),
+            &access_token_claims(idp, sign_in, now),
+        )?,
+    };
 
     let refresh_token =
         has_scope(sign_in.scopes, "offline_access").then(|| format!("1.{}", ids::random_token(48)));
 
     {
         let mut store = idp.store();
-        store.insert_access_token(
-            access_token.clone(),
-            AccessGrant {
-                client_id: sign_in.client_id.to_owned(),
-                oid: sign_in.user.oid.clone(),
-            },
-            access_exp,
-            now,
-        );
+        // Graph answers only Graph's tokens; a token for the app's API is not one.
+        if api.is_none() {
+            store.insert_access_token(
+                access_token.clone(),
+                AccessGrant {
+                    client_id: sign_in.client_id.to_owned(),
+                    oid: sign_in.user.oid.clone(),
+                },
+                access_exp,
+                now,
+            );
+        }
         if let Some(refresh) = &refresh_token {
             store.insert_refresh_token(
                 refresh.clone(),
@@ -122,7 +131,10 @@ pub(crate) fn issue(
         id_token,
         access_token,
         refresh_token,
-        scope: granted_scope(sign_in.scopes),
+        scope: match &api {
+            Some(api) => api.granted(config, sign_in.scopes),
+            None => granted_scope(sign_in.scopes),
+        },
         expires_in: config.access_token_lifetime_secs,
     })
 }
@@ -203,6 +215,128 @@ fn id_token_claims(idp: &DevIdp, sign_in: &SignIn<'_>, now: u64) -> Value {
     put("uti", Value::from(ids::random_token(16)));
     put("ver", Value::from("2.0"));
     Value::Object(claims)
+}
+
+/// The OpenID Connect scopes, which name no resource.
+const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// Delegated permissions of the registered app's API that a sign-in asked
+/// for (`api://<client id>/<scope>` or `<client id>/<scope>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiScopes(Vec<String>);
+
+impl ApiScopes {
+    /// Reads the requested scopes as Entra does: the OpenID scopes, plus
+    /// either scopes of the app's API or Graph's, not both (one token is
+    /// for one resource). `None`: no API scope (the access token is for
+    /// Graph).
+    pub(crate) fn requested(
+        config: &crate::DevIdpConfig,
+        scopes: &[String],
+    ) -> Result<Option<Self>, AadError> {
+        let id = &config.client_id;
+        let mut api = Vec::new();
+        let mut other = false;
+        for s in scopes.iter().filter(|s| !OIDC_SCOPES.contains(&s.as_str())) {
+            let name = s
+                .strip_prefix("api://")
+                .unwrap_or(s)
+                .strip_prefix(id.as_str())
+                .and_then(|rest| rest.strip_prefix('/'));
+            match name {
+                Some(".default") => api.extend(config.api_scopes.iter().cloned()),
+                Some(name) if config.api_scopes.iter().any(|a| a == name) => {
+                    api.push(name.to_owned())
+                }
+                Some(name) => {
+                    return Err(AadError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_client",
+                        650_053,
+                        format!(
+                            "The application asked for scope '{name}' that doesn't exist on the resource '{id}'. (This dev IdP's API exposes {:?}: key api_scopes.)",
+                            config.api_scopes
+                        ),
+                    ));
+                }
+                None => other = true,
+            }
+        }
+        if api.is_empty() {
+            return Ok(None);
+        }
+        if other {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                28_000,
+                "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope openid profile email offline_access plus scopes of two resources is not valid. Request the app's API scopes and Graph scopes in separate token requests.",
+            ));
+        }
+        let mut unique: Vec<String> = Vec::new();
+        for s in api {
+            if !unique.contains(&s) {
+                unique.push(s);
+            }
+        }
+        Ok(Some(Self(unique)))
+    }
+
+    /// The token response's `scope`: the API's scopes by full URI, then the
+    /// OpenID scopes that were asked for.
+    fn granted(&self, config: &crate::DevIdpConfig, requested: &[String]) -> String {
+        self.0
+            .iter()
+            .map(|s| format!("api://{}/{s}", config.client_id))
+            .chain(
+                requested
+                    .iter()
+                    .filter(|s| OIDC_SCOPES.contains(&s.as_str()))
+                    .cloned(),
+            )
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A user's access token for the registered app's API, shaped like Entra's
+/// v2.0 access tokens (`accessTokenAcceptedVersion: 2`, no optional
+/// claims): `aud` is the API's client ID, `azp` the calling client, `scp`
+/// the delegated permissions, `roles` the user's app roles.
+fn api_token_claims(idp: &DevIdp, sign_in: &SignIn<'_>, api: &ApiScopes, now: u64) -> Value {
+    let config = idp.config();
+    let user = sign_in.user;
+    let mut claims = json!({
+        "aud": config.client_id,
+        "iss": idp.issuer(),
+        "iat": now,
+        "nbf": now,
+        "exp": now + config.access_token_lifetime_secs,
+        "aio": ids::random_token(60),
+        "azp": sign_in.client_id,
+        "azpacr": "1",
+        "name": user.name,
+        "oid": user.oid,
+        "preferred_username": user.email,
+        "rh": format!("1.{}", ids::random_token(40)),
+        "scp": api.0.join(" "),
+        "sid": sign_in.sid,
+        "sub": pairwise_sub(&config.tenant_id, &config.client_id, &user.oid),
+        "tid": config.tenant_id,
+        "uti": ids::random_token(16),
+        "ver": "2.0",
+    });
+    if let Some(map) = claims.as_object_mut() {
+        if !user.roles.is_empty() {
+            map.insert("roles".to_owned(), json!(user.roles));
+        }
+        if user.groups_overage {
+            map.insert("hasgroups".to_owned(), Value::Bool(true));
+        } else if !user.groups.is_empty() {
+            map.insert("groups".to_owned(), json!(user.groups));
+        }
+    }
+    claims
 }
 
 fn access_token_claims(idp: &DevIdp, sign_in: &SignIn<'_>, now: u64) -> Value {
@@ -328,7 +462,13 @@ pub(crate) fn issue_app_token(
     let config = idp.config();
     let lifetime = config.access_token_lifetime_secs;
     let oid = service_principal_oid(&config.tenant_id, client_id);
-    let claims = json!({
+    // Application roles of the app's API granted to the client (none for
+    // other resources).
+    let roles: &[String] = match config.client(client_id) {
+        Some(client) if resource.audience == config.client_id => client.roles,
+        _ => &[],
+    };
+    let mut claims = json!({
         "aud": resource.audience,
         "iss": idp.issuer(),
         "iat": now,
@@ -345,6 +485,9 @@ pub(crate) fn issue_app_token(
         "uti": ids::random_token(16),
         "ver": "2.0",
     });
+    if let (false, Some(map)) = (roles.is_empty(), claims.as_object_mut()) {
+        map.insert("roles".to_owned(), json!(roles));
+    }
     let access_token = idp.keys().current().sign_jwt(&Map::new(), &claims)?;
     Ok(json!({
         "token_type": "Bearer",
@@ -357,6 +500,38 @@ pub(crate) fn issue_app_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_scopes_are_read_as_entra_reads_them() {
+        let config = crate::DevIdpConfig {
+            api_scopes: vec!["access_as_user".into(), "Dashboards.Read".into()],
+            ..crate::DevIdpConfig::default()
+        };
+        let id = config.client_id.clone();
+        let ask = |scopes: &[String]| ApiScopes::requested(&config, scopes);
+        let s = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(ask(&s(&["openid", "profile", "User.Read"])).unwrap(), None);
+        let one = ask(&s(&["openid", &format!("api://{id}/Dashboards.Read")])).unwrap();
+        assert_eq!(one, Some(ApiScopes(s(&["Dashboards.Read"]))));
+        assert_eq!(
+            one.unwrap().granted(&config, &s(&["openid", "x"])),
+            format!("api://{id}/Dashboards.Read openid")
+        );
+        // `<client id>/scope` names the API too; `.default` asks for every scope.
+        let all = ask(&s(&[
+            &format!("{id}/.default"),
+            &format!("api://{id}/access_as_user"),
+        ]));
+        assert_eq!(
+            all.unwrap(),
+            Some(ApiScopes(s(&["access_as_user", "Dashboards.Read"])))
+        );
+        // An unexposed scope, and two resources in one request, are refused.
+        let e = ask(&s(&[&format!("api://{id}/Admin.All")])).unwrap_err();
+        assert!(format!("{e:?}").contains("650053"), "{e:?}");
+        let e = ask(&s(&[&format!("api://{id}/access_as_user"), "User.Read"])).unwrap_err();
+        assert!(format!("{e:?}").contains("28000"), "{e:?}");
+    }
 
     #[test]
     fn pairwise_sub_depends_on_client() {

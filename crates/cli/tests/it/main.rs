@@ -3,6 +3,7 @@
 
 mod adversary;
 mod authorization;
+mod bearer;
 mod check_config;
 mod cli;
 mod conformance;

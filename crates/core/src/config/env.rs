@@ -34,6 +34,10 @@ fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
     SCHEMA.get_or_init(|| {
         let mut tracer = Tracer::new(TracerConfig::default());
+        // Enums first: the tracer learns their variants one at a time.
+        tracer
+            .trace_simple_type::<crate::policy::RouteAuth>()
+            .expect("the configuration structs are plain serde structs");
         tracer
             .trace_simple_type::<super::Config>()
             .expect("the configuration structs are plain serde structs");

@@ -144,6 +144,18 @@ pub struct OidcConfig {
     /// Default 120, at most 300.
     #[serde(default)]
     pub clock_skew_secs: Option<u64>,
+    /// Further audiences that name this app's API in bearer tokens
+    /// (`[[route]] auth = "bearer"`), such as a custom Application ID URI
+    /// (`https://api.contoso.com/dashboards`). The client ID and
+    /// `api://<client id>` are always accepted.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Accept Entra v1.0 access tokens (issuer `https://sts.windows.net/…`)
+    /// as bearer tokens. Default `false`: set
+    /// `"accessTokenAcceptedVersion": 2` in the API's app registration
+    /// manifest instead, so Entra issues v2.0 tokens.
+    #[serde(default)]
+    pub accept_v1_tokens: bool,
     /// Where the provider sends the browser after sign-out. Default
     /// `{public_url}/auth/signed-out` (register it as a redirect URI too).
     #[serde(default)]

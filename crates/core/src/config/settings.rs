@@ -52,6 +52,11 @@ pub struct Settings {
     pub scopes: Vec<String>,
     /// Allowed tenants (multi-tenant Entra only); `["*"]` = any.
     pub allowed_tenants: Vec<String>,
+    /// Audiences that name this app's API in bearer tokens: the client ID,
+    /// `api://<client id>` and `oidc.audiences`.
+    pub audiences: Vec<String>,
+    /// Whether Entra v1.0 access tokens are accepted as bearer tokens.
+    pub accept_v1_tokens: bool,
     /// Explicitly allowed algorithms, if configured.
     pub allowed_algorithms: Option<Vec<crate::token::Algorithm>>,
     /// Clock skew.

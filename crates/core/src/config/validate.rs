@@ -190,10 +190,11 @@ impl Config {
                     "session.cache_mib",
                     "must be between 1 and 1048576 (MiB)",
                 )
-                .with_fix("leave it out for the default, 128"));
+                .with_fix("leave it out for the default, 256"));
             }
         };
 
+        let audiences = self.audiences(&client_id)?;
         let (hosts, cookie_domain) = self.protected_hosts(&public_url)?;
         let identity_headers = self.header_families()?;
         let mut policy = Policy::from_config(&self.authz, &self.route)?;
@@ -211,6 +212,8 @@ impl Config {
             client_secret,
             scopes,
             allowed_tenants: self.oidc.allowed_tenants.clone(),
+            audiences,
+            accept_v1_tokens: self.oidc.accept_v1_tokens,
             allowed_algorithms,
             clock_skew: Duration::from_secs(skew),
             secret,
@@ -232,6 +235,25 @@ impl Config {
             cookie_domain,
             identity_headers,
         })
+    }
+
+    /// The audiences bearer tokens may name: the client ID, its
+    /// `api://` Application ID URI, and `oidc.audiences`.
+    fn audiences(&self, client_id: &str) -> Result<Vec<String>, ConfigError> {
+        let mut all = vec![client_id.to_owned(), format!("api://{client_id}")];
+        for a in &self.oidc.audiences {
+            if a.trim().is_empty() || a.trim() != a {
+                return Err(ConfigError::new(
+                    "oidc.audiences",
+                    format!("{a:?} is empty or has spaces around it"),
+                )
+                .with_fix("list the Application ID URIs exactly as the API's app registration shows them (Expose an API > Application ID URI)"));
+            }
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        Ok(all)
     }
 
     /// `forward_auth.hosts` and `session.cookie_domain`, checked together:

@@ -1,0 +1,214 @@
+//! Bearer tokens: an Entra access token for this app's API in
+//! `Authorization: Bearer`, on the routes that take one
+//! (`[[route]] auth = "bearer"` or `"any"`). Refusals follow RFC 6750: `401`
+//! with `WWW-Authenticate: Bearer error="invalid_token"`, `403` with
+//! `error="insufficient_scope"`, never a redirect to sign-in.
+
+use std::sync::Arc;
+
+use aadgate_core::error::BearerError;
+use aadgate_core::session::{Session, Tokens};
+use aadgate_core::token::{AccessClaims, CallerKind};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::response::Response;
+
+use crate::refusal::Refusal;
+use crate::{Auth, User, UserView};
+
+/// What a bearer token says about its caller beyond the identity.
+#[derive(Debug)]
+pub(crate) struct BearerCaller {
+    pub(crate) kind: CallerKind,
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+}
+
+/// The bearer token of a request: `Ok(None)` without an `Authorization`
+/// header of the Bearer scheme; `Err` for one that cannot be read (several
+/// `Authorization` headers, or a token outside RFC 6750's `b64token`
+/// syntax), which is refused whatever the route.
+pub(crate) fn token_of(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("several Authorization headers");
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| "an Authorization header that is not ASCII")?;
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let body = token.trim_end_matches('=');
+    if body.is_empty()
+        || !body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+    {
+        return Err("a bearer token that is not one RFC 6750 b64token");
+    }
+    Ok(Some(token))
+}
+
+impl Auth {
+    /// The caller a bearer token names, or the answer refusing it.
+    pub(crate) async fn bearer_user(&self, token: &str, path: &str) -> Result<User, Response> {
+        let claims = match self.inner.provider.validate_access_token(token).await {
+            Ok(c) => c,
+            Err(BearerError::Invalid(e)) => {
+                if let Some(m) = self.metrics() {
+                    m.bearer(false);
+                }
+                return Err(challenge(
+                    Refusal::new(StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token")
+                        .reason(format!("refused a bearer token for {path}: {e}")),
+                    "invalid_token",
+                    &e.to_string(),
+                    None,
+                ));
+            }
+            Err(BearerError::Unavailable(e)) => {
+                return Err(Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "Temporarily unavailable",
+                )
+                .message("Tokens cannot be checked right now. Try again in a minute.")
+                .reason(format!("cannot check a bearer token: {e}"))
+                .error()
+                .respond(false));
+            }
+        };
+        if let Some(m) = self.metrics() {
+            m.bearer(true);
+        }
+        Ok(self.user_of_token(token, claims))
+    }
+
+    /// A [`User`] for a validated bearer token: a session that lives as
+    /// long as the token, is never stored, and holds the token itself as
+    /// its access token (for on-behalf-of calls).
+    fn user_of_token(&self, token: &str, claims: AccessClaims) -> User {
+        let now = self.clock().now();
+        let session = Session {
+            identity: claims.identity,
+            tokens: Tokens {
+                access_token: Some(token.to_owned()),
+                access_expires_at: Some(claims.exp),
+                ..Tokens::default()
+            },
+            created_at: now,
+            expires_at: claims.exp,
+            last_seen: now,
+            checked_at: now,
+        };
+        let settings = &self.inner.settings;
+        let view = UserView::of(&session, &settings.policy, settings.identity_headers);
+        User {
+            session: Arc::new(session),
+            view: Arc::new(view),
+            cookie: Arc::from(""),
+            bearer: Some(Arc::new(BearerCaller {
+                kind: claims.kind,
+                client_id: claims.client_id,
+                scopes: claims.scopes,
+            })),
+        }
+    }
+}
+
+/// `refusal` with RFC 6750's challenge: `WWW-Authenticate: Bearer`, with
+/// `error` and `error_description` (and the `scope` needed) when a token
+/// was sent. Always JSON: a bearer caller is a program.
+pub(crate) fn challenge(
+    refusal: Refusal,
+    error: &str,
+    description: &str,
+    scope: Option<&[String]>,
+) -> Response {
+    let value = challenge_value(error, description, scope);
+    let refusal = refusal.field("error_description", description);
+    with_challenge(refusal.respond(false), &value)
+}
+
+/// `Bearer error="…", error_description="…"[, scope="…"]`.
+pub(crate) fn challenge_value(error: &str, description: &str, scope: Option<&[String]>) -> String {
+    let mut value = format!(
+        "Bearer error=\"{error}\", error_description=\"{}\"",
+        quotable(description)
+    );
+    if let Some(scope) = scope {
+        value.push_str(&format!(", scope=\"{}\"", quotable(&scope.join(" "))));
+    }
+    value
+}
+
+/// The answer to a request without a token on a route that needs one:
+/// `401` and `WWW-Authenticate: Bearer` without an error code (RFC 6750
+/// §3.1).
+pub(crate) fn token_required(req: &Request<Body>) -> Response {
+    let resp = Refusal::new(StatusCode::UNAUTHORIZED, "token_required", "Token required")
+        .message("This API needs an access token: send Authorization: Bearer <token>.")
+        .reason(format!("no bearer token for {}", req.uri().path()))
+        .respond(false);
+    with_challenge(resp, "Bearer")
+}
+
+/// Adds `WWW-Authenticate: value` to `resp`.
+pub(crate) fn with_challenge(mut resp: Response, value: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// `text` as an RFC 6750 quoted value may carry it: printable ASCII
+/// without `"` and `\`.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_and_nothing_else() {
+        assert_eq!(token_of(&headers(&[])), Ok(None));
+        assert_eq!(token_of(&headers(&["Basic dXNlcjpwdw=="])), Ok(None));
+        assert_eq!(token_of(&headers(&["bearer a.b.c"])), Ok(Some("a.b.c")));
+        assert_eq!(
+            token_of(&headers(&["Bearer a.b-_c=="])),
+            Ok(Some("a.b-_c=="))
+        );
+        assert!(token_of(&headers(&["Bearer a b"])).is_err());
+        assert!(token_of(&headers(&["Bearer "])).is_err());
+        assert!(token_of(&headers(&["Bearer a\"b"])).is_err());
+        assert!(token_of(&headers(&["Bearer a.b.c", "Bearer d.e.f"])).is_err());
+    }
+
+    #[test]
+    fn descriptions_are_quotable() {
+        assert_eq!(quotable("issuer \"x\" \\ é"), "issuer 'x' ' ?");
+    }
+}
