@@ -2,10 +2,15 @@
 
 It has no sign-in code: aadgate signs users in, enforces the app roles
 (``aadgate.toml`` next to this file) and tells the app who the user is in
-request headers, which ``aadgate_user.current_user()`` reads.
+request headers, which ``aadgate.current_user()`` (the ``aadgate`` Python
+package, ``python/`` in this repository) reads. The dashboard shows the
+user's Microsoft Graph profile, fetched with the access token aadgate passes
+on (``pass_access_token = true``).
 
-    pip install -r requirements.txt
-    python app.py --port 8050            # then start aadgate in front of it
+    pip install -r requirements.txt ../../python
+    AADGATE_GRAPH_URL=http://127.0.0.1:4181 python app.py --port 8050
+    # then start aadgate in front of it; AADGATE_GRAPH_URL points Graph calls
+    # at the dev IdP (leave it out with Entra ID: https://graph.microsoft.com)
 
 The same code runs unchanged on Azure App Service with Easy Auth (see
 ``/appservice``, which reads App Service's own headers and ``/.auth/me``).
@@ -27,7 +32,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from flask import Flask, render_template, request
 from werkzeug.serving import make_server
 
-from aadgate_user import current_user
+from aadgate import Graph, GraphError, current_user
 
 REGIONS = ["North", "South", "East", "West"]
 FIRST_YEAR = 2025
@@ -134,6 +139,37 @@ def navbar(active: str):
     )
 
 
+def graph_profile():
+    """The user's Microsoft Graph profile, fetched with their own token."""
+    try:
+        me = Graph().me()
+    except GraphError as e:
+        return html.Section(
+            className="card",
+            id="graph-profile",
+            children=[html.H2("Your profile"), html.P(f"Microsoft Graph did not answer: {e}", className="muted")],
+        )
+    rows = [
+        ("Name", me.get("displayName")),
+        ("User principal name", me.get("userPrincipalName")),
+        ("Mail", me.get("mail")),
+        ("Job title", me.get("jobTitle")),
+        ("Office", me.get("officeLocation")),
+    ]
+    return html.Section(
+        className="card",
+        id="graph-profile",
+        children=[
+            html.H2("Your profile"),
+            html.P("From Microsoft Graph (/v1.0/me), with the access token aadgate passes on.", className="muted"),
+            html.Dl(
+                [part for label, value in rows if value for part in (html.Dt(label), html.Dd(value))],
+                className="profile",
+            ),
+        ],
+    )
+
+
 def serve_layout():
     """Runs for every page load (inside the request for `_dash-layout`), so it can read the user."""
     user = current_user()
@@ -198,6 +234,7 @@ def serve_layout():
                             html.Div(id="write-result", className="write-result", role="status"),
                         ],
                     ),
+                    graph_profile(),
                     dcc.Store(id="data-version", data=DATA.version),
                 ],
             ),

@@ -74,7 +74,10 @@ before(async () => {
   writeFileSync(idpToml, `redirect_uris = ["${proxy}/auth/callback"]\n`);
   const idpChild = start('dev-idp', BIN, ['dev-idp', '--listen', `127.0.0.1:${idpPort}`, '--config', idpToml]);
 
-  const app = start('dash-app', PYTHON, [path.join(APP_DIR, 'app.py'), '--port', String(appPort)]);
+  const app = start('dash-app', PYTHON, [path.join(APP_DIR, 'app.py'), '--port', String(appPort)], {
+    // Graph calls (the dashboard's profile card) go to the dev IdP.
+    AADGATE_GRAPH_URL: idp,
+  });
 
   const proxyToml = path.join(tmp, 'aadgate.toml');
   writeFileSync(proxyToml, proxyConfig(proxyPort, idpPort, appPort));
@@ -155,6 +158,12 @@ test('sign-in at the dev IdP leads back to the Dash page, with the name and a ch
     const values = await chartValues(page);
     assert.ok(values.length >= 12, `chart has data: ${values}`);
     assert.ok(await page.locator('#sales-chart .trace.bars .point').count() >= 12);
+    // The Microsoft Graph profile, fetched by the app (the aadgate Python
+    // package) with the access token aadgate passed on: the dev IdP's /v1.0/me.
+    const profile = page.locator('#graph-profile');
+    await profile.locator('dd', { hasText: 'reader@contoso.example' }).first().waitFor();
+    const text = await profile.textContent();
+    assert.ok(text.includes('Rita Reader') && text.includes('From Microsoft Graph'), text);
     await shot(page, '01-reader-dashboard');
   } finally {
     await context.close();

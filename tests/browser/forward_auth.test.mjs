@@ -162,7 +162,10 @@ before(async () => {
   const idpToml = path.join(tmp, 'idp.toml');
   writeFileSync(idpToml, `redirect_uris = ["${auth}/auth/callback"]\n`);
   const idpChild = start('dev-idp', BIN, ['dev-idp', '--listen', `127.0.0.1:${idpPort}`, '--config', idpToml]);
-  const app = start('dash-app', PYTHON, [path.join(APP_DIR, 'app.py'), '--port', String(appPort)]);
+  const app = start('dash-app', PYTHON, [path.join(APP_DIR, 'app.py'), '--port', String(appPort)], {
+    // Graph calls (the dashboard's profile card) go to the dev IdP.
+    AADGATE_GRAPH_URL: idp,
+  });
 
   const aadgateToml = path.join(tmp, 'aadgate.toml');
   writeFileSync(

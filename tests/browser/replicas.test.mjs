@@ -101,7 +101,10 @@ before(async () => {
   front = `http://127.0.0.1:${nginxPort}`;
   writeFileSync(path.join(tmp, 'idp.toml'), `redirect_uris = ["${front}/auth/callback"]\n`);
   const idpChild = start('dev-idp', BIN, ['dev-idp', '--listen', `127.0.0.1:${idpPort}`, '--config', path.join(tmp, 'idp.toml')]);
-  const app = start('dash-app', PYTHON, [path.join(APP_DIR, 'app.py'), '--port', String(appPort)]);
+  const app = start('dash-app', PYTHON, [path.join(APP_DIR, 'app.py'), '--port', String(appPort)], {
+    // Graph calls (the dashboard's profile card) go to the dev IdP.
+    AADGATE_GRAPH_URL: idp,
+  });
   redis = startRedis();
   await Promise.all([
     waitFor('the dev IdP answers', idpChild, async () => (await fetch(`${idp}/${TENANT}/v2.0/.well-known/openid-configuration`)).ok),

@@ -39,12 +39,16 @@ pub(crate) fn token_of(headers: &HeaderMap) -> Result<Option<&str>, &'static str
     let value = value
         .to_str()
         .map_err(|_| "an Authorization header that is not ASCII")?;
-    let Some((scheme, token)) = value.split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    // The scheme ends at the first space or tab. A Bearer credential in any
+    // other form than `Bearer <token>` is refused rather than ignored: an
+    // app might read it as a token where aadgate saw none.
+    let scheme_end = value.find([' ', '\t']).unwrap_or(value.len());
+    if !value[..scheme_end].eq_ignore_ascii_case("bearer") {
         return Ok(None);
     }
+    let token = value[scheme_end..]
+        .strip_prefix(' ')
+        .ok_or("a Bearer credential not of the form `Bearer <token>`")?;
     let body = token.trim_end_matches('=');
     if body.is_empty()
         || !body.bytes().all(|b| {
@@ -87,6 +91,20 @@ impl Auth {
         };
         if let Some(m) = self.metrics() {
             m.bearer(true);
+        }
+        // Entra gives any application of the tenant a token for any API;
+        // only the application roles granted to it make it a caller.
+        if claims.kind == CallerKind::Application && claims.identity.roles.is_empty() {
+            return Err(challenge(
+                Refusal::new(StatusCode::FORBIDDEN, "insufficient_scope", "Access denied")
+                    .reason(format!(
+                        "refused an application token for {path} (client {}): it holds no application role of this app",
+                        claims.client_id
+                    )),
+                "insufficient_scope",
+                "an application token without an application role of this app: grant the calling application one of the app's roles (API permissions > Application permissions, with admin consent)",
+                None,
+            ));
         }
         Ok(self.user_of_token(token, claims))
     }
@@ -205,6 +223,11 @@ mod tests {
         assert!(token_of(&headers(&["Bearer "])).is_err());
         assert!(token_of(&headers(&["Bearer a\"b"])).is_err());
         assert!(token_of(&headers(&["Bearer a.b.c", "Bearer d.e.f"])).is_err());
+        // Bearer in any other form is refused, not taken for "no token".
+        assert!(token_of(&headers(&["Bearer\ta.b.c"])).is_err());
+        assert!(token_of(&headers(&["Bearer  a.b.c"])).is_err());
+        assert!(token_of(&headers(&["BEARER"])).is_err());
+        assert_eq!(token_of(&headers(&["Bearerx a.b.c"])), Ok(None));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use aadgate_core::config::HeaderFamilies;
 use aadgate_core::session::Identity;
 
 use crate::User;
+use crate::refresh::AppTokens;
 
 /// Whether a header name is one of the identity headers aadgate owns.
 /// Names are compared case-insensitively with `_` and `-` treated alike, so
@@ -123,20 +124,45 @@ fn encoded(text: &str) -> std::borrow::Cow<'_, str> {
 pub const MAX_HEADER_VALUE: usize = 8_000;
 
 /// The headers that tell the app who the user is: the families chosen by
-/// `identity_headers` (built when the session entered the cache), plus the
-/// access token when given.
+/// `identity_headers` (built when the session entered the cache), how the
+/// caller was authenticated, and with `pass_access_token` the tokens:
+/// `X-Forwarded-Access-Token`, and for the `app-service` family
+/// `X-MS-TOKEN-AAD-ACCESS-TOKEN`, `-ID-TOKEN` and `-EXPIRES-ON` as App
+/// Service sends them.
 pub fn identity_headers<'a>(
     user: &'a User,
-    access_token: Option<&str>,
+    tokens: Option<&AppTokens>,
 ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
-    let token = access_token
-        .and_then(value)
-        .map(|hv| (HeaderName::from_static("x-forwarded-access-token"), hv));
+    let mut token_headers = Vec::new();
+    if let Some(t) = tokens {
+        let mut put = |name: &'static str, text: &str| {
+            if let Some(v) = value(text) {
+                token_headers.push((HeaderName::from_static(name), v));
+            }
+        };
+        put("x-forwarded-access-token", t.access_token());
+        if user.view.headers.families.app_service {
+            put("x-ms-token-aad-access-token", t.access_token());
+            if let Some(id) = t.id_token() {
+                put("x-ms-token-aad-id-token", id);
+            }
+            if let Some(exp) = t.expires_at() {
+                put("x-ms-token-aad-expires-on", &app_service_time(exp));
+            }
+        }
+    }
     user.view
         .headers
         .for_app()
         .chain(caller_headers(user))
-        .chain(token)
+        .chain(token_headers)
+}
+
+/// Unix seconds as App Service writes times (`X-MS-TOKEN-AAD-EXPIRES-ON`,
+/// `/.auth/me`'s `expires_on`): `2026-12-02T10:15:00.0000000Z`.
+pub(crate) fn app_service_time(secs: i64) -> String {
+    let t = crate::routes::rfc3339(secs);
+    format!("{}.0000000Z", t.trim_end_matches('Z'))
 }
 
 /// How the caller was authenticated: `X-Forwarded-Auth` (`session` or

@@ -160,6 +160,7 @@ use aadgate_core::{Config, Provider, SessionStore};
 pub use aadgate_core;
 pub use error::{AuthError, SignInError};
 pub use layer::{AuthLayer, AuthService, is_navigation, is_own_path};
+pub use refresh::AppTokens;
 pub use refusal::{CorrelationId, Refusal};
 pub use role::{RequireRole, RequireRoleLayer};
 pub use throttle::client_address;

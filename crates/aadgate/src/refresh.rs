@@ -14,18 +14,57 @@ use crate::{Auth, User};
 /// A token this close to expiry is refreshed first.
 const MARGIN_SECS: i64 = 60;
 
-/// The stored token if it is good for more than [`MARGIN_SECS`].
-fn fresh(t: &Tokens, now: i64) -> Option<String> {
-    t.access_token
-        .clone()
-        .filter(|_| t.access_expires_at.is_none_or(|e| e > now + MARGIN_SECS))
+/// The tokens passed to the app (`pass_access_token`): the access token,
+/// when it expires, and the ID token of the same sign-in or refresh.
+#[derive(Clone)]
+pub struct AppTokens {
+    pub(crate) access_token: String,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) id_token: Option<String>,
 }
 
-/// The stored token if it has not expired yet (used when a refresh is not possible).
-fn unexpired(t: &Tokens, now: i64) -> Option<String> {
-    t.access_token
-        .clone()
-        .filter(|_| t.access_expires_at.is_none_or(|e| e > now))
+impl AppTokens {
+    /// The access token. Do not log it.
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+
+    /// When the access token expires (unix seconds), when the provider said.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_at
+    }
+
+    /// The ID token. Do not log it.
+    pub fn id_token(&self) -> Option<&str> {
+        self.id_token.as_deref()
+    }
+
+    fn of(t: &Tokens) -> Option<Self> {
+        Some(Self {
+            access_token: t.access_token.clone()?,
+            expires_at: t.access_expires_at,
+            id_token: t.id_token.clone(),
+        })
+    }
+}
+
+impl std::fmt::Debug for AppTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppTokens")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stored tokens if the access token is good for more than [`MARGIN_SECS`].
+fn fresh(t: &Tokens, now: i64) -> Option<AppTokens> {
+    AppTokens::of(t).filter(|_| t.access_expires_at.is_none_or(|e| e > now + MARGIN_SECS))
+}
+
+/// The stored tokens if the access token has not expired yet (used when a
+/// refresh is not possible).
+fn unexpired(t: &Tokens, now: i64) -> Option<AppTokens> {
+    AppTokens::of(t).filter(|_| t.access_expires_at.is_none_or(|e| e > now))
 }
 
 /// After a failed refresh, the session is not retried for this long.
@@ -34,7 +73,7 @@ const RETRY_AFTER_SECS: i64 = 30;
 /// What redeeming a session's refresh token came to.
 enum Redeemed {
     /// New tokens (and, with an ID token, new roles and groups) are stored.
-    Renewed(String),
+    Renewed(AppTokens),
     /// The provider refused the grant, or its new ID token was not
     /// acceptable: the session has been ended.
     Ended,
@@ -76,6 +115,12 @@ impl Auth {
     /// is gone (`invalid_grant`: user disabled, consent revoked, token expired)
     /// the session is ended, so the next request signs in again.
     pub async fn access_token(&self, user: &User) -> Option<String> {
+        self.app_tokens(user).await.map(|t| t.access_token)
+    }
+
+    /// [`Auth::access_token`] with its expiry and the ID token, for the
+    /// headers of `pass_access_token`.
+    pub async fn app_tokens(&self, user: &User) -> Option<AppTokens> {
         if let Some(t) = fresh(&user.session.tokens, self.clock().now()) {
             return Some(t);
         }
@@ -290,6 +335,45 @@ impl Auth {
         if let Err(e) = inner.store.update(cookie, change).await {
             tracing::warn!(error = %e, "could not store refreshed tokens");
         }
-        Redeemed::Renewed(resp.access_token)
+        Redeemed::Renewed(AppTokens {
+            access_token: resp.access_token,
+            expires_at: resp.expires_in.map(|secs| t + secs as i64),
+            id_token: resp.id_token.or_else(|| session.tokens.id_token.clone()),
+        })
     }
+
+    /// Redeems the session's refresh token now, however fresh its access
+    /// token (App Service's `/.auth/refresh`). `Ok` with the new tokens;
+    /// `Err` says why not: [`RefreshRefused::Ended`] when the provider
+    /// refused the grant (the session has ended), `NoRefreshToken`, or
+    /// `Unavailable`.
+    pub(crate) async fn refresh_now(&self, user: &User) -> Result<AppTokens, RefreshRefused> {
+        self.single_flight(&user.cookie, async {
+            let Some(session) = self.inner.store.get_full(&user.cookie).await else {
+                return Err(RefreshRefused::Ended);
+            };
+            let redeemed = self.redeem(&user.cookie, &session).await;
+            if let Some(m) = self.metrics() {
+                m.refresh(redeemed.result());
+            }
+            match redeemed {
+                Redeemed::Renewed(t) => Ok(t),
+                Redeemed::Ended => Err(RefreshRefused::Ended),
+                Redeemed::NoRefreshToken => Err(RefreshRefused::NoRefreshToken),
+                Redeemed::Unavailable => Err(RefreshRefused::Unavailable),
+            }
+        })
+        .await
+    }
+}
+
+/// Why [`Auth::refresh_now`] gave no new tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefreshRefused {
+    /// The provider refused the grant: the session has ended.
+    Ended,
+    /// The session has no refresh token (`offline_access` not granted).
+    NoRefreshToken,
+    /// The provider could not be asked.
+    Unavailable,
 }

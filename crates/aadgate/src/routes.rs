@@ -35,6 +35,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(auth: Auth) -> Router<S> 
         .route(APP_SERVICE_ME, get(app_service_me))
         .route(APP_SERVICE_LOGIN, get(app_service_login))
         .route(APP_SERVICE_LOGOUT, get(app_service_logout))
+        .route(APP_SERVICE_REFRESH, get(app_service_refresh))
         .route(HEALTHZ, get(|| async { "ok" }))
         .route(READYZ, get(ready))
         .with_state(auth)
@@ -584,7 +585,7 @@ async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Respons
         entry["access_token"] = json!(tokens.access_token);
         entry["id_token"] = json!(tokens.id_token);
         if let Some(exp) = tokens.access_expires_at {
-            entry["expires_on"] = json!(rfc3339(exp));
+            entry["expires_on"] = json!(headers::app_service_time(exp));
         }
     }
     let mut resp = axum::Json(json!([entry])).into_response();
@@ -593,8 +594,53 @@ async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Respons
     resp
 }
 
+/// App Service's `/.auth/refresh`: the session's refresh token is redeemed
+/// now, so the requests that follow (and `/.auth/me`) carry fresh tokens and
+/// the roles of a fresh ID token. `200` (empty) when done; `401` when signed
+/// out, when the provider refused the grant (the session has ended: sign in
+/// again) or when the session has no refresh token; `503` when the provider
+/// cannot be asked.
+async fn app_service_refresh(State(auth): State<Auth>, headers: HeaderMap) -> Response {
+    use crate::refresh::RefreshRefused;
+    let user = match auth.current_user(&headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return unauthorized(&auth),
+        Err(e) => return crate::answers::sessions_unavailable_json(&e),
+    };
+    let mut resp = match auth.refresh_now(&user).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(RefreshRefused::Ended) => return unauthorized(&auth),
+        Err(RefreshRefused::NoRefreshToken) => {
+            return Refusal::new(StatusCode::UNAUTHORIZED, "no_refresh_token", "Cannot refresh")
+                .message("This session cannot be refreshed. Sign in again.")
+                .reason(format!(
+                    "/.auth/refresh for {}: the session has no refresh token (add \"offline_access\" to oidc.scopes)",
+                    user.id()
+                ))
+                .respond(false);
+        }
+        Err(RefreshRefused::Unavailable) => {
+            return Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Temporarily unavailable",
+            )
+            .message("The identity provider cannot be reached. Try again in a minute.")
+            .reason(format!(
+                "/.auth/refresh for {}: the provider could not be asked",
+                user.id()
+            ))
+            .warn()
+            .respond(false);
+        }
+    };
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// Formats unix seconds as RFC 3339 UTC (civil-from-days; avoids a date crate for one field).
-fn rfc3339(secs: i64) -> String {
+pub(crate) fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let z = days + 719_468;

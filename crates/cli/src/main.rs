@@ -300,6 +300,12 @@ async fn run(command: Command) -> Result<(), Box<dyn std::error::Error + Send + 
             println!("  tenant:        {}", idp.config().tenant_id);
             println!("  client_id:     {}", idp.config().client_id);
             println!("  client_secret: {}", idp.config().client_secret);
+            for app in &idp.config().client_apps {
+                println!(
+                    "  client app:    {} (client_id {}, secret {}, roles {:?})",
+                    app.name, app.client_id, app.client_secret, app.roles
+                );
+            }
             println!(
                 "  users:         {}",
                 idp.config()

@@ -184,7 +184,7 @@ pub enum TokenError {
     #[error("malformed token: {0}")]
     Malformed(String),
     /// `alg` not on the allow-list.
-    #[error("algorithm {0} is not allowed")]
+    #[error("algorithm {0:?} is not allowed")]
     AlgorithmNotAllowed(String),
     /// No key with that `kid`, even after refetching.
     #[error("no signing key with kid {0:?}")]

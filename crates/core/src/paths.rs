@@ -7,7 +7,7 @@
 //! assert!(paths::is_own_path(paths::CALLBACK));
 //! assert!(!paths::is_own_path("/auth/callback/"));
 //! assert!(!paths::is_own_path("/auth/../admin"));
-//! assert_eq!(OWN_PATHS.len(), 13);
+//! assert_eq!(OWN_PATHS.len(), 14);
 //! ```
 
 /// Starts sign-in (`?rd=` a local return path, or an absolute URL on a
@@ -32,6 +32,8 @@ pub const APP_SERVICE_ME: &str = "/.auth/me";
 pub const APP_SERVICE_LOGIN: &str = "/.auth/login/aad";
 /// Azure App Service's sign-out URL.
 pub const APP_SERVICE_LOGOUT: &str = "/.auth/logout";
+/// Azure App Service's token refresh: redeems the refresh token now.
+pub const APP_SERVICE_REFRESH: &str = "/.auth/refresh";
 /// Forward-auth: may the request a reverse proxy in front names
 /// (`X-Forwarded-Method`, `-Uri`, `-Host`) go through?
 pub const CHECK: &str = "/auth/check";
@@ -79,6 +81,10 @@ pub const OWN_PATHS: &[(&str, &str)] = &[
     (APP_SERVICE_ME, "Azure App Service compatible `/.auth/me`"),
     (APP_SERVICE_LOGIN, "Azure App Service compatible sign-in"),
     (APP_SERVICE_LOGOUT, "Azure App Service compatible sign-out"),
+    (
+        APP_SERVICE_REFRESH,
+        "Azure App Service compatible token refresh: redeems the session's refresh token now (200; 401 when signed out or the grant is gone; 503 when the provider cannot be asked)",
+    ),
     (HEALTHZ, "`ok`, answered whatever the `Host`"),
     (
         READYZ,

@@ -428,11 +428,13 @@ impl Provider {
             )
         };
         // Another task refetched while we waited: use its result.
-        if allowed
-            && before == after
-            && let Err(e) = self.fetch_keys(true).await
-        {
-            tracing::warn!(error = %e, "could not refetch signing keys");
+        if allowed && before == after {
+            // The attempt counts, failed or not: a failing JWKS is not
+            // asked again for every token with an unknown kid.
+            self.keys.lock().expect("keys lock").last_forced = Some(Instant::now());
+            if let Err(e) = self.fetch_keys(true).await {
+                tracing::warn!(error = %e, "could not refetch signing keys");
+            }
         }
         self.keys.lock().expect("keys lock").keys.clone()
     }
@@ -500,7 +502,7 @@ impl Provider {
             now: now_secs(),
             skew: self.skew,
         };
-        Ok(token::check_access_claims(&claims, key, &x)?)
+        Ok(token::check_access_claims(&claims, &header, key, &x)?)
     }
 
     /// Exchanges an authorization code (with its PKCE verifier).

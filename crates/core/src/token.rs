@@ -181,6 +181,8 @@ pub struct TokenHeader {
     pub alg: Algorithm,
     /// Key id.
     pub kid: Option<String>,
+    /// `typ` (RFC 9068 marks access tokens `at+jwt`).
+    pub typ: Option<String>,
 }
 
 /// Reads the JOSE header and checks the algorithm against the allow-list.
@@ -208,13 +210,19 @@ pub fn read_header(token: &str, allowed: &[Algorithm]) -> Result<TokenHeader, To
         .unwrap_or("(missing)");
     let alg = Algorithm::from_name(alg_name)
         .filter(|a| allowed.contains(a))
-        .ok_or_else(|| TokenError::AlgorithmNotAllowed(alg_name.to_owned()))?;
+        .ok_or_else(|| TokenError::AlgorithmNotAllowed(capped(alg_name)))?;
     let header = jsonwebtoken::decode_header(token)
         .map_err(|e| TokenError::Malformed(format!("header: {e}")))?;
     Ok(TokenHeader {
         alg,
         kid: header.kid,
+        typ: header.typ,
     })
+}
+
+/// At most 64 characters of a value a token chose, for errors and logs.
+fn capped(text: &str) -> String {
+    text.chars().take(64).collect()
 }
 
 /// Picks the key: by `kid`; without `kid` only when exactly one key fits.
@@ -226,7 +234,7 @@ pub fn select_key<'a>(
         Some(kid) => keys
             .iter()
             .find(|k| k.kid.as_deref() == Some(kid))
-            .ok_or_else(|| TokenError::UnknownKey(Some(kid.clone())))?,
+            .ok_or_else(|| TokenError::UnknownKey(Some(capped(kid))))?,
         None => match keys {
             [] => return Err(TokenError::UnknownKey(None)),
             [only] => only,
@@ -546,6 +554,7 @@ pub struct AccessExpectations<'a> {
 /// `client_id`), is refused.
 pub fn check_access_claims(
     claims: &Map<String, Value>,
+    header: &TokenHeader,
     key: &VerifyingKey,
     x: &AccessExpectations<'_>,
 ) -> Result<AccessClaims, TokenError> {
@@ -564,8 +573,18 @@ pub fn check_access_claims(
         let Some(v1_issuer) = x.v1_issuer else {
             return Err(TokenError::V1AccessToken(iss));
         };
-        // Entra's keys name the v2.0 issuer: not comparable here.
         check_issuer(&iss, tid.as_deref(), None, v1_issuer, x.allowed_tenants)?;
+        // Entra's keys name their tenant in the v2.0 form: a key bound to
+        // one tenant signs for that tenant only.
+        if let (Some(key_iss), Some(tid)) = (&key.issuer, &tid)
+            && !key_iss.contains("{tenantid}")
+            && !key_iss.contains(&format!("/{tid}/"))
+        {
+            return Err(TokenError::Issuer {
+                expected: key_iss.clone(),
+                found: iss,
+            });
+        }
     } else {
         check_issuer(
             &iss,
@@ -591,8 +610,28 @@ pub fn check_access_claims(
     }
     let (exp, _) = check_times(claims, x.now, x.skew, i64::MAX / 4)?;
 
-    if claims.contains_key("nonce") {
-        return Err(TokenError::NotAnAccessToken("it carries a nonce"));
+    // ID tokens: claims only they carry.
+    if let Some(only) = ["nonce", "at_hash", "c_hash"]
+        .into_iter()
+        .find(|k| claims.contains_key(*k))
+    {
+        return Err(TokenError::NotAnAccessToken(match only {
+            "nonce" => "it carries a nonce (an ID token)",
+            _ => "it carries at_hash or c_hash (an ID token)",
+        }));
+    }
+    // Other providers' ID tokens may name a client (`azp`) and carry no
+    // nonce; RFC 9068 marks access tokens in the header (Keycloak, in the
+    // payload's `typ`).
+    if !x.entra {
+        let marked = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        }) || str_claim("typ").is_some_and(|t| t.eq_ignore_ascii_case("bearer"));
+        if !marked {
+            return Err(TokenError::NotAnAccessToken(
+                "it is not marked as one (RFC 9068: header typ at+jwt)",
+            ));
+        }
     }
     let client_id = ["azp", "appid", "client_id"]
         .into_iter()
@@ -600,7 +639,8 @@ pub fn check_access_claims(
         .ok_or(TokenError::NotAnAccessToken(
             "it names no calling client (azp, appid or client_id)",
         ))?;
-    let scopes: Vec<String> = str_claim("scp")
+    // Entra's delegated permissions are `scp`; RFC 9068's are `scope`.
+    let scopes: Vec<String> = str_claim(if x.entra { "scp" } else { "scope" })
         .map(|s| {
             s.split(' ')
                 .filter(|s| !s.is_empty())
@@ -608,15 +648,28 @@ pub fn check_access_claims(
                 .collect()
         })
         .unwrap_or_default();
-    // Entra's `idtyp` says it when the app asked for it; otherwise a token
-    // with delegated permissions is a user's, and one without an application's.
-    let kind = match str_claim("idtyp").as_deref() {
-        Some("app") => CallerKind::Application,
-        Some("user") => CallerKind::User,
-        _ if scopes.is_empty() => CallerKind::Application,
-        _ => CallerKind::User,
+    let kind = if x.entra {
+        // Entra says it in `idtyp` when the API asked for that optional
+        // claim; otherwise a delegated token has `scp`, and an application
+        // token has none and is its service principal (`sub` = `oid`).
+        match str_claim("idtyp").as_deref() {
+            Some("app") => CallerKind::Application,
+            Some("user") => CallerKind::User,
+            _ if !scopes.is_empty() => CallerKind::User,
+            _ if str_claim("oid").as_deref() == Some(sub.as_str()) => CallerKind::Application,
+            _ => {
+                return Err(TokenError::NotAnAccessToken(
+                    "neither a user's (no scp) nor an application's (sub is not oid)",
+                ));
+            }
+        }
+    } else if sub == client_id {
+        // RFC 9068 section 2.2: a token without a resource owner names the client.
+        CallerKind::Application
+    } else {
+        CallerKind::User
     };
-    if kind == CallerKind::Application && !scopes.is_empty() {
+    if kind == CallerKind::Application && !scopes.is_empty() && x.entra {
         return Err(TokenError::NotAnAccessToken(
             "an application token with delegated scopes (scp)",
         ));

@@ -131,7 +131,8 @@ pub struct DevIdpConfig {
     /// (with its own redirect URIs) gives it delegated tokens for the API's
     /// scopes. Default: one, `reporting-job` (client ID `6d0b3f2e-…`,
     /// secret `dev-client-secret-change-me`, the first of `app_roles`
-    /// (`App.Read`), redirect URI `http://localhost:8400/`).
+    /// (`App.Read`), redirect URI `http://localhost:8400/`); none when the
+    /// file sets its own `client_secret` (the built-in secret is public).
     pub client_apps: Vec<DevClientApp>,
     /// Lifetime of ID tokens in seconds (`exp - iat`). Default: 3600.
     pub id_token_lifetime_secs: u64,
@@ -415,10 +416,16 @@ impl DevIdpConfig {
     pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
         let mut config: Self = toml::from_str(s)?;
         // The built-in client application holds the lowest app role, of
-        // the file's `app_roles` when it names its own.
+        // the file's `app_roles` when it names its own. Its secret is
+        // published: a file that changes the app's secret gets no such
+        // client unless it lists it.
         if config.client_apps == Self::default().client_apps {
-            for app in &mut config.client_apps {
-                app.roles = config.app_roles.iter().take(1).cloned().collect();
+            if config.client_secret == DEFAULT_CLIENT_SECRET {
+                for app in &mut config.client_apps {
+                    app.roles = config.app_roles.iter().take(1).cloned().collect();
+                }
+            } else {
+                config.client_apps.clear();
             }
         }
         config.validate()?;

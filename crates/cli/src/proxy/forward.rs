@@ -176,8 +176,8 @@ impl Forwarder {
             .iter()
             .any(|n| n.contains(&peer.ip()));
         let user = req.extensions().get::<User>().cloned();
-        let access_token = match (&user, settings.pass_access_token) {
-            (Some(u), true) => self.auth.access_token(u).await,
+        let tokens = match (&user, settings.pass_access_token) {
+            (Some(u), true) => self.auth.app_tokens(u).await,
             _ => None,
         };
 
@@ -210,7 +210,7 @@ impl Forwarder {
             headers.insert(X_FORWARDED_HOST, h);
         }
         if let Some(u) = &user {
-            for (name, value) in aadgate::headers::identity_headers(u, access_token.as_deref()) {
+            for (name, value) in aadgate::headers::identity_headers(u, tokens.as_ref()) {
                 headers.insert(name, value);
             }
         }

@@ -232,6 +232,20 @@ async fn a_client_application_calls_the_api_with_its_application_roles() {
     );
     // Scopes are delegated permissions: an application is authorized by its roles.
     assert_eq!(api.get("/api/reports", Some(&reader)).await.status(), 200);
+
+    // Any application of the tenant can get a token for the API; one
+    // granted no application role is no caller.
+    let config = api.s.idp.idp.config();
+    let roleless = api
+        .app_token(&config.client_id, &config.client_secret)
+        .await;
+    let r = api.get("/api/items", Some(&roleless)).await;
+    assert_eq!(r.status(), 403);
+    let c = challenge(&r);
+    assert!(
+        c.contains("insufficient_scope") && c.contains("application role"),
+        "{c}"
+    );
 }
 
 #[tokio::test]
@@ -535,6 +549,12 @@ async fn entra_v2_tokens_of_an_independent_provider_are_checked_claim_by_claim()
             }),
         ),
         (
+            "no scp, no idtyp, sub not oid",
+            Box::new(|c| {
+                c.insert("sub".into(), json!("someone"));
+            }),
+        ),
+        (
             "app token with scp",
             Box::new(|c| {
                 c.insert("idtyp".into(), json!("app"));
@@ -644,17 +664,52 @@ async fn a_generic_providers_rfc9068_tokens_work_too() {
     let adv = Adversary::start("", "").await;
     let proxy = proxy_for(&adv, &format!("issuer = \"{}\"", adv.base()), ROUTES).await;
     let t = now();
-    let claims = json!({
-        "iss": adv.base(), "sub": "svc-7", "aud": CLIENT, "client_id": "batch-client", "iat": t,
-        "exp": t + 300, "scope": "ignored", "roles": ["App.Read"],
+    let at_jwt = |claims: &Value| {
+        let st = adv.state.lock().unwrap();
+        let k = &st.keys[0];
+        k.sign(
+            &json!({"typ": "at+jwt", "alg": "RS256", "kid": k.kid}),
+            claims,
+        )
+    };
+    // A user's token (sub is the user): `scope` carries its permissions.
+    let user = json!({
+        "iss": adv.base(), "sub": "user-7", "aud": CLIENT, "client_id": "notebook", "iat": t,
+        "exp": t + 300, "scope": "openid Dashboards.Read", "roles": ["App.Read"], "name": "Nia User",
     });
-    let (status, why, echo) = call(&proxy, "/api/x", &sign(&adv, &claims)).await;
+    let (status, why, echo) = call(&proxy, "/api/reports", &at_jwt(&user)).await;
     assert_eq!(status, 200, "{why}");
-    assert_eq!(seen(&echo, "x-forwarded-user"), ["svc-7"]);
-    assert_eq!(seen(&echo, "x-forwarded-client-id"), ["batch-client"]);
-    let mut wrong = claims.clone();
+    assert_eq!(seen(&echo, "x-forwarded-caller"), ["user"]);
+    assert_eq!(seen(&echo, "x-forwarded-user"), ["user-7"]);
+    assert_eq!(seen(&echo, "x-forwarded-client-id"), ["notebook"]);
+    assert_eq!(
+        seen(&echo, "x-forwarded-scopes"),
+        ["openid,Dashboards.Read"]
+    );
+    let mut narrow = user.clone();
+    narrow["scope"] = json!("openid");
+    let (status, _, _) = call(&proxy, "/api/reports", &at_jwt(&narrow)).await;
+    assert_eq!(status, 403, "the route's scope is missing");
+    // The client on its own behalf (sub is the client, RFC 9068 2.2).
+    let service = json!({
+        "iss": adv.base(), "sub": "batch-client", "aud": CLIENT, "client_id": "batch-client", "iat": t,
+        "exp": t + 300, "roles": ["App.Read"],
+    });
+    let (status, why, echo) = call(&proxy, "/api/x", &at_jwt(&service)).await;
+    assert_eq!(status, 200, "{why}");
+    assert_eq!(seen(&echo, "x-forwarded-caller"), ["application"]);
+    // Not marked as an access token: an ID token of such a provider can
+    // name a client (`azp`) and carry no nonce.
+    let id_like = json!({
+        "iss": adv.base(), "sub": "user-7", "aud": CLIENT, "azp": CLIENT, "iat": t, "exp": t + 300,
+        "roles": ["App.Read"],
+    });
+    let (status, why, _) = call(&proxy, "/api/x", &sign(&adv, &id_like)).await;
+    assert_eq!(status, 401);
+    assert!(why.contains("not marked"), "{why}");
+    let mut wrong = service.clone();
     wrong["iss"] = json!("https://evil.example");
-    let (status, _, _) = call(&proxy, "/api/x", &sign(&adv, &wrong)).await;
+    let (status, _, _) = call(&proxy, "/api/x", &at_jwt(&wrong)).await;
     assert_eq!(status, 401);
 }
 

@@ -163,3 +163,98 @@ async fn access_token_is_passed_only_when_configured() {
         .unwrap();
     assert_eq!(me["displayName"], "Rita Reader");
 }
+
+/// The claims of a JWT, unverified (the test reads what it was given).
+fn jwt_claims(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = aadgate_core::crypto::b64url_decode(payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn app_service_token_headers_and_auth_refresh_work_as_on_app_service() {
+    let mut s = Setup::with_extra("pass_access_token = true").await;
+    let b = s.browser();
+    // Signed out: nothing to refresh.
+    let r = api_get(&b.client, b.url("/.auth/refresh")).await;
+    assert_eq!(r.status(), 401);
+    b.sign_in("reader", "/").await;
+    let r = b
+        .client
+        .get(b.url("/x"))
+        .header("x-ms-token-aad-access-token", "forged")
+        .header("X-MS-TOKEN-AAD-EXPIRES-ON", "forged")
+        .send()
+        .await
+        .unwrap();
+    let echo: serde_json::Value = r.json().await.unwrap();
+    let access = seen(&echo, "x-ms-token-aad-access-token");
+    assert_eq!(
+        access,
+        seen(&echo, "x-forwarded-access-token"),
+        "the same token, not the forged one"
+    );
+    let id = seen(&echo, "x-ms-token-aad-id-token");
+    assert_eq!(id.len(), 1);
+    let claims = jwt_claims(id[0]);
+    assert_eq!(claims["aud"], s.idp.idp.config().client_id.as_str());
+    assert_eq!(claims["name"], "Rita Reader");
+    let expires = seen(&echo, "x-ms-token-aad-expires-on");
+    assert_eq!(expires.len(), 1, "{expires:?}");
+    let e = expires[0];
+    assert!(
+        e.len() == 28 && e.ends_with(".0000000Z") && e.as_bytes()[10] == b'T',
+        "App Service's format, 2026-12-02T10:15:00.0000000Z: {e}"
+    );
+    let first = access[0].to_owned();
+
+    // /.auth/refresh redeems the refresh token now: the next request and
+    // /.auth/me carry the new tokens.
+    let r = api_get(&b.client, b.url("/.auth/refresh")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let echo = b.echo("/y").await;
+    let second = seen(&echo, "x-ms-token-aad-access-token")[0].to_owned();
+    assert_ne!(first, second, "refreshed");
+    let me: serde_json::Value = api_get(&b.client, b.url("/.auth/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me[0]["access_token"], second.as_str());
+    assert_eq!(
+        me[0]["expires_on"].as_str().unwrap(),
+        seen(&echo, "x-ms-token-aad-expires-on")[0]
+    );
+
+    // The provider forgets every grant: /.auth/refresh says sign in again,
+    // and the session has ended.
+    s.idp.restart().await;
+    let r = api_get(&b.client, b.url("/.auth/refresh")).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(api_get(&b.client, b.url("/z")).await.status(), 401);
+}
+
+#[tokio::test]
+async fn app_service_token_headers_need_pass_access_token_and_the_family() {
+    for extra in [
+        "",
+        "pass_access_token = true\nidentity_headers = [\"aadgate\"]",
+    ] {
+        let s = Setup::with_extra(extra).await;
+        let b = s.browser();
+        b.sign_in("reader", "/").await;
+        let echo = b.echo("/x").await;
+        for h in [
+            "x-ms-token-aad-access-token",
+            "x-ms-token-aad-id-token",
+            "x-ms-token-aad-expires-on",
+        ] {
+            assert!(seen(&echo, h).is_empty(), "{extra:?}: {h}");
+        }
+        assert_eq!(
+            seen(&echo, "x-forwarded-access-token").len(),
+            usize::from(!extra.is_empty())
+        );
+    }
+}

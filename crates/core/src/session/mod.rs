@@ -419,10 +419,11 @@ impl<V: CachedView> SessionStore<V> {
         &self.clock
     }
 
-    /// Whether access tokens stay in the memory cache (for passing them on
-    /// every request). ID and refresh tokens never do: they are read from
-    /// the store when needed ([`SessionStore::get_full`]), which keeps the
-    /// memory per cached session to about a kilobyte.
+    /// Whether access and ID tokens stay in the memory cache (for passing
+    /// them to the app on every request: `pass_access_token`). Otherwise
+    /// they are read from the store when needed ([`SessionStore::get_full`]),
+    /// and refresh tokens always are, which keeps the memory per cached
+    /// session to a few kilobytes.
     #[must_use]
     pub fn keep_access_tokens_in_memory(mut self, keep: bool) -> Self {
         self.keep_access_tokens = keep;
@@ -434,6 +435,7 @@ impl<V: CachedView> SessionStore<V> {
         let mut s = s.clone();
         s.tokens = Tokens {
             access_token: s.tokens.access_token.filter(|_| self.keep_access_tokens),
+            id_token: s.tokens.id_token.filter(|_| self.keep_access_tokens),
             access_expires_at: s.tokens.access_expires_at,
             ..Tokens::default()
         };
