@@ -139,6 +139,7 @@ mod error;
 mod forward_auth;
 #[cfg(feature = "graph")]
 pub mod graph;
+mod groups;
 pub mod headers;
 mod layer;
 pub mod pages;

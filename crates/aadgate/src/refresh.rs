@@ -290,7 +290,10 @@ impl Auth {
                     if c.identity.sub == session.identity.sub
                         && c.identity.issuer == session.identity.issuer =>
                 {
-                    identity = Some(c.identity);
+                    identity = Some(
+                        self.resolve_group_overage(c.identity, &resp.access_token)
+                            .await,
+                    );
                 }
                 Ok(_) => {
                     tracing::warn!(%user, "refreshed ID token names another user; session ended");

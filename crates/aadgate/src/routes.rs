@@ -264,7 +264,9 @@ async fn complete_sign_in(
         .provider
         .validate_id_token(id_token, Some(&login.nonce))
         .await?;
-    let identity = claims.identity;
+    let identity = auth
+        .resolve_group_overage(claims.identity, &tokens.access_token)
+        .await;
     let stored = Tokens {
         id_token: Some(id_token.to_owned()),
         access_token: Some(tokens.access_token.clone()),

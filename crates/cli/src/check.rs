@@ -63,7 +63,7 @@ impl fmt::Display for Check {
             Outcome::Unknown => "UNKNOWN",
             Outcome::Skip => "SKIP",
         };
-        write!(f, "  {tag:<8}{:<22}{}", self.name, self.message)
+        write!(f, "  {tag:<8}{:<30}{}", self.name, self.message)
     }
 }
 
@@ -231,7 +231,12 @@ fn describe(e: &ProviderError) -> String {
 }
 
 async fn client_credentials(settings: &Settings, provider: &Provider) -> Check {
-    let name = "client id and secret";
+    let auth = &settings.client_auth;
+    let name = match auth {
+        aadgate_core::client_auth::ClientAuth::Secret(_) => "client id and secret",
+        aadgate_core::client_auth::ClientAuth::Certificate(_) => "client id and certificate",
+        aadgate_core::client_auth::ClientAuth::AssertionFile(_) => "client id and federated token",
+    };
     let (scope, entra) = match &settings.provider {
         ProviderKind::Entra {
             multi_tenant: true,
@@ -253,8 +258,9 @@ async fn client_credentials(settings: &Settings, provider: &Provider) -> Check {
             name,
             Outcome::Ok,
             format!(
-                "the provider issued an application token to {} (client credentials): the id and the secret are right",
-                settings.client_id
+                "the provider issued an application token to {} (client credentials): the id and the {} are right",
+                settings.client_id,
+                auth.what()
             ),
         ),
         Err(ProviderError::TokenEndpoint {
@@ -271,7 +277,14 @@ async fn client_credentials(settings: &Settings, provider: &Provider) -> Check {
             name,
             Outcome::Fail,
             format!(
-                "the provider rejected the client's credentials (invalid_client). Fix: check oidc.client_id and oidc.client_secret{}",
+                "the provider rejected the client's credentials (invalid_client). Fix: check oidc.client_id and {}{}",
+                match auth {
+                    aadgate_core::client_auth::ClientAuth::Secret(_) => "oidc.client_secret",
+                    aadgate_core::client_auth::ClientAuth::Certificate(_) =>
+                        "that oidc.client_certificate is uploaded to the app registration (Certificates & secrets) and oidc.client_key is its key",
+                    aadgate_core::client_auth::ClientAuth::AssertionFile(_) =>
+                        "the app registration's federated credential (issuer, subject, audience api://AzureADTokenExchange) against the token in oidc.client_assertion_file",
+                },
                 if entra {
                     ""
                 } else {

@@ -74,7 +74,10 @@ pub fn demo_config(public_url: &str, upstream: &str, idp: &DevIdp) -> Config {
             store: Some("memory".into()),
             ..SessionConfig::default()
         },
-        authz: AuthzConfig { roles },
+        authz: AuthzConfig {
+            roles,
+            ..AuthzConfig::default()
+        },
         route: vec![
             RouteConfig {
                 path: "/admin".into(),

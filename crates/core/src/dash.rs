@@ -568,6 +568,7 @@ mod tests {
             roles: ["App.Read", "App.Write", "App.Admin"]
                 .map(String::from)
                 .to_vec(),
+            ..crate::policy::AuthzConfig::default()
         };
         Policy::from_config(&authz, &[]).unwrap()
     }

@@ -97,8 +97,20 @@ const TABLE: &[Explanation] = &[
     exp(
         700027,
         "The client assertion (certificate credential) failed signature validation.",
-        "aadgate authenticates with a client secret: check the app registration has a client secret and put its Value in oidc.client_secret.",
-        CLIENT_SECRET,
+        "upload oidc.client_certificate to the app registration (Certificates & secrets > Certificates) and make oidc.client_key its private key; with a client secret, check that aadgate is not also given a certificate.",
+        Some("oidc.client_certificate"),
+    ),
+    exp(
+        70021,
+        "No federated credential of the app matches the presented token (issuer, subject, audience).",
+        "add a federated credential to the app registration (Certificates & secrets > Federated credentials) with the token's issuer and subject and the audience api://AzureADTokenExchange, or point oidc.client_assertion_file at the right token.",
+        Some("oidc.client_assertion_file"),
+    ),
+    exp(
+        700024,
+        "The client assertion is not within its valid time range.",
+        "the token in oidc.client_assertion_file has expired (the platform renews it: check the mount), or this machine's clock is wrong (NTP).",
+        Some("oidc.client_assertion_file"),
     ),
     exp(
         50011,
@@ -237,6 +249,16 @@ pub fn cloud_host(cloud: &str) -> Option<&'static str> {
         "public" => Some("login.microsoftonline.com"),
         "usgov" => Some("login.microsoftonline.us"),
         "china" => Some("login.partner.microsoftonline.cn"),
+        _ => None,
+    }
+}
+
+/// Microsoft Graph's host in an Entra ID cloud named in `oidc.cloud`.
+pub fn graph_host(cloud: &str) -> Option<&'static str> {
+    match cloud {
+        "public" => Some("graph.microsoft.com"),
+        "usgov" => Some("graph.microsoft.us"),
+        "china" => Some("microsoftgraph.chinacloudapi.cn"),
         _ => None,
     }
 }

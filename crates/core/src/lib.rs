@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod client_auth;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -3,7 +3,7 @@
 //! ```
 //! use aadgate_core::policy::{AuthzConfig, Policy, Requirement, RouteConfig};
 //!
-//! let authz = AuthzConfig { roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()] };
+//! let authz = AuthzConfig { roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()], ..AuthzConfig::default() };
 //! let routes = vec![
 //!     RouteConfig { path: "/admin".into(), role: Some("App.Admin".into()), ..RouteConfig::default() },
 //!     RouteConfig { path: "/assets".into(), public: true, ..RouteConfig::default() },
@@ -37,6 +37,15 @@ pub struct AuthzConfig {
     /// user is let in.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// When a user's token reports group overage (Entra lists no groups
+    /// for a user in more than 200), read the user's groups, transitive
+    /// membership included, from Microsoft Graph with the user's access
+    /// token at sign-in and at each revalidation, so `[[route]] groups`
+    /// rules apply. Needs the delegated permission `GroupMember.Read.All`
+    /// in `oidc.scopes` (admin consent). When they cannot be read, group
+    /// rules still refuse the user. Default `false`.
+    #[serde(default)]
+    pub resolve_group_overage: bool,
 }
 
 /// `[[route]]`: a rule for a path prefix.
@@ -590,6 +599,7 @@ mod tests {
     fn policy() -> Policy {
         let authz = AuthzConfig {
             roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()],
+            ..AuthzConfig::default()
         };
         let routes = vec![
             RouteConfig {
@@ -698,6 +708,7 @@ mod tests {
     fn bad_rules_fail_at_start_up() {
         let authz = AuthzConfig {
             roles: vec!["App.Read".into()],
+            ..AuthzConfig::default()
         };
         let r = |path: &str, role: Option<&str>, public| RouteConfig {
             path: path.into(),
@@ -837,6 +848,7 @@ mod tests {
     fn role_lists_take_any_one_role_and_the_hierarchy_still_counts() {
         let authz = AuthzConfig {
             roles: vec!["App.Read".into(), "App.Write".into(), "App.Admin".into()],
+            ..AuthzConfig::default()
         };
         let route = |path: &str, roles: &[&str]| RouteConfig {
             path: path.into(),

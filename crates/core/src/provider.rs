@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use crate::client_auth::{ClientAuth, JWT_BEARER};
 use crate::config::{ProviderKind, Settings, is_loopback_url};
 use crate::error::{BearerError, ProviderError, TokenError};
 use crate::metrics::{Metrics, ProviderFetch};
@@ -86,12 +87,13 @@ pub struct Provider {
     kind: ProviderKind,
     configured_issuer: String,
     client_id: String,
-    client_secret: String,
+    client_auth: ClientAuth,
     allowed_tenants: Vec<String>,
     allowed_algorithms: Option<Vec<Algorithm>>,
     /// Audiences naming this API in access tokens.
     audiences: Vec<String>,
     accept_v1_tokens: bool,
+    graph_url: Option<Url>,
     skew: i64,
     http: reqwest::Client,
     metadata: Mutex<Option<Arc<Metadata>>>,
@@ -147,11 +149,12 @@ impl Provider {
             kind: settings.provider.clone(),
             configured_issuer: settings.issuer.as_str().trim_end_matches('/').to_owned(),
             client_id: settings.client_id.clone(),
-            client_secret: settings.client_secret.clone(),
+            client_auth: settings.client_auth.clone(),
             allowed_tenants: settings.allowed_tenants.clone(),
             allowed_algorithms: settings.allowed_algorithms.clone(),
             audiences: settings.audiences.clone(),
             accept_v1_tokens: settings.accept_v1_tokens,
+            graph_url: settings.graph_url.clone(),
             skew: settings.clock_skew.as_secs() as i64,
             http,
             metadata: Mutex::new(None),
@@ -505,6 +508,68 @@ impl Provider {
         Ok(token::check_access_claims(&claims, &header, key, &x)?)
     }
 
+    /// The object IDs of every group the user of `access_token` is a member
+    /// of, transitive membership included: Microsoft Graph's
+    /// `POST /v1.0/me/getMemberObjects` (`securityEnabledOnly: false`). For
+    /// a token that reported group overage.
+    pub async fn member_groups(&self, access_token: &str) -> Result<Vec<String>, ProviderError> {
+        let Some(base) = &self.graph_url else {
+            return Err(ProviderError::Invalid {
+                what: "configuration",
+                reason: "no Microsoft Graph address (oidc.graph_url)".into(),
+            });
+        };
+        let url = format!(
+            "{}/v1.0/me/getMemberObjects",
+            base.as_str().trim_end_matches('/')
+        );
+        let unreachable = |reason: String| ProviderError::Unreachable {
+            url: url.clone(),
+            reason,
+        };
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(access_token)
+            .json(&serde_json::json!({ "securityEnabledOnly": false }))
+            .send()
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        let status = resp.status();
+        let body = read_capped(resp).await.map_err(unreachable)?;
+        if !status.is_success() {
+            // Graph's errors: {"error": {"code": "...", "message": "..."}}.
+            let error: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let code = error["error"]["code"].as_str().unwrap_or_default();
+            let message = error["error"]["message"].as_str().unwrap_or_default();
+            let fix = if status.as_u16() == 403 {
+                " (add GroupMember.Read.All to oidc.scopes and grant admin consent for it: API permissions > Microsoft Graph > Delegated)"
+            } else {
+                ""
+            };
+            return Err(ProviderError::Refused {
+                url,
+                status: status.as_u16(),
+                description: format!("{code}: {message}{fix}"),
+                explanation: None,
+            });
+        }
+        let answer: Value = serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid {
+            what: "Graph answer",
+            reason: e.to_string(),
+        })?;
+        let list = answer["value"]
+            .as_array()
+            .ok_or_else(|| ProviderError::Invalid {
+                what: "Graph answer",
+                reason: "no value array".into(),
+            })?;
+        Ok(list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// Exchanges an authorization code (with its PKCE verifier).
     pub async fn exchange_code(
         &self,
@@ -647,24 +712,40 @@ impl Provider {
         params: &[(&str, &str)],
     ) -> Result<TokenResponse, ProviderError> {
         let methods = &meta.token_endpoint_auth_methods_supported;
-        // RFC 8414: an absent list means client_secret_basic.
-        let use_post = !methods.is_empty()
-            && !methods.iter().any(|m| m == "client_secret_basic")
-            && methods.iter().any(|m| m == "client_secret_post");
         let mut form: Vec<(&str, &str)> = params.to_vec();
         let mut req = self
             .http
             .post(meta.token_endpoint.clone())
             .header("accept", "application/json");
-        if use_post {
-            form.push(("client_id", &self.client_id));
-            form.push(("client_secret", &self.client_secret));
-        } else {
-            // RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
-            let enc =
-                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            req = req.basic_auth(enc(&self.client_id), Some(enc(&self.client_secret)));
-            form.push(("client_id", &self.client_id));
+        form.push(("client_id", &self.client_id));
+        let assertion;
+        match &self.client_auth {
+            ClientAuth::Secret(secret) => {
+                // RFC 8414: an absent list means client_secret_basic.
+                let use_post = !methods.is_empty()
+                    && !methods.iter().any(|m| m == "client_secret_basic")
+                    && methods.iter().any(|m| m == "client_secret_post");
+                if use_post {
+                    form.push(("client_secret", secret));
+                } else {
+                    // RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
+                    let enc = |s: &str| {
+                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                    };
+                    req = req.basic_auth(enc(&self.client_id), Some(enc(secret)));
+                }
+            }
+            ClientAuth::Certificate(cert) => {
+                assertion =
+                    cert.assertion(&self.client_id, meta.token_endpoint.as_str(), now_secs())?;
+                form.push(("client_assertion_type", JWT_BEARER));
+                form.push(("client_assertion", &assertion));
+            }
+            ClientAuth::AssertionFile(path) => {
+                assertion = crate::client_auth::read_assertion(path).await?;
+                form.push(("client_assertion_type", JWT_BEARER));
+                form.push(("client_assertion", &assertion));
+            }
         }
         let url = meta.token_endpoint.as_str();
         let unreachable = |reason: String| ProviderError::Unreachable {

@@ -100,6 +100,17 @@ pub struct DevIdpConfig {
     /// endpoint (HTTP Basic or `client_secret` in the form body).
     /// Default: `dev-secret-change-me`.
     pub client_secret: String,
+    /// Certificates registered for the application (Entra: Certificates &
+    /// secrets > Certificates), as PEM text: the app may authenticate with a
+    /// client assertion signed by one's key (`private_key_jwt`, naming it
+    /// by `x5t#S256`) instead of the secret. Default: none.
+    pub client_certificates: Vec<String>,
+    /// Federated credentials of the application (Entra: Certificates &
+    /// secrets > Federated credentials): a token from a trusted external
+    /// issuer (a Kubernetes cluster's service account token) with this
+    /// subject and audience is accepted as the app's client assertion.
+    /// Default: none.
+    pub federated_credentials: Vec<FederatedCredential>,
     /// Registered redirect (reply) URIs. The authorize endpoint accepts a
     /// `redirect_uri` only if it equals one of these exactly, character for
     /// character, as Entra ID does. Default:
@@ -158,6 +169,8 @@ impl Default for DevIdpConfig {
                 "http://localhost:4180/auth/callback".to_owned(),
             ],
             post_logout_redirect_uris: Vec::new(),
+            client_certificates: Vec::new(),
+            federated_credentials: Vec::new(),
             frontchannel_logout_url: None,
             app_roles: vec![
                 "App.Read".to_owned(),
@@ -178,6 +191,26 @@ impl Default for DevIdpConfig {
             users: builtin_users(),
         }
     }
+}
+
+/// A federated credential: which external tokens count as the app's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedCredential {
+    /// The external issuer (`iss`), e.g. the AKS cluster's OIDC issuer URL.
+    pub issuer: String,
+    /// The subject (`sub`), e.g. `system:serviceaccount:<namespace>:<name>`.
+    pub subject: String,
+    /// The audience (`aud`). Default `api://AzureADTokenExchange`, Entra's.
+    #[serde(default = "default_federated_audience")]
+    pub audience: String,
+    /// The issuer's signing keys, a JWKS as JSON text (Entra reads them
+    /// from the issuer's discovery document; this dev IdP is told them).
+    pub jwks: String,
+}
+
+fn default_federated_audience() -> String {
+    "api://AzureADTokenExchange".to_owned()
 }
 
 /// A registered application, as the endpoints see it.

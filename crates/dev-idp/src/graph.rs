@@ -135,7 +135,7 @@ pub(crate) async fn me(State(idp): State<DevIdp>, headers: HeaderMap) -> Respons
 /// `POST /v1.0/me/getMemberObjects`: the user's group ids.
 pub(crate) async fn my_member_objects(State(idp): State<DevIdp>, headers: HeaderMap) -> Response {
     match graph_user(&idp, &headers) {
-        Ok(user) => member_objects(&idp, user),
+        Ok(user) => member_objects(&idp, &headers, user),
         Err(err) => err.into_response(),
     }
 }
@@ -149,7 +149,7 @@ pub(crate) async fn user_member_objects(
 ) -> Response {
     match graph_user(&idp, &headers) {
         Ok(user) if user.oid.eq_ignore_ascii_case(&id) || user.email.eq_ignore_ascii_case(&id) => {
-            member_objects(&idp, user)
+            member_objects(&idp, &headers, user)
         }
         Ok(_) => GraphError {
             status: StatusCode::FORBIDDEN,
@@ -162,7 +162,26 @@ pub(crate) async fn user_member_objects(
     }
 }
 
-fn member_objects(idp: &DevIdp, user: &DevUser) -> Response {
+/// The user's groups, for a token with a permission Graph documents for
+/// reading memberships (`GroupMember.Read.All`, or the broader
+/// `Group.Read.All` / `Directory.Read.All`); Graph's 403 otherwise.
+fn member_objects(idp: &DevIdp, headers: &HeaderMap, user: &DevUser) -> Response {
+    const ENOUGH: [&str; 3] = [
+        "GroupMember.Read.All",
+        "Group.Read.All",
+        "Directory.Read.All",
+    ];
+    let allowed = access_grant(idp, headers)
+        .is_ok_and(|grant| grant.scopes.iter().any(|s| ENOUGH.contains(&s.as_str())));
+    if !allowed {
+        return GraphError {
+            status: StatusCode::FORBIDDEN,
+            code: "Authorization_RequestDenied",
+            message: "Insufficient privileges to complete the operation.".to_owned(),
+            challenge: None,
+        }
+        .into_response();
+    }
     Json(json!({
         "@odata.context": format!("{}/v1.0/$metadata#Collection(Edm.String)", idp.base()),
         "value": user.groups,

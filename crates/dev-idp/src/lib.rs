@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 
 mod aadsts;
+mod assertion;
 mod authorize;
 mod browser_session;
 mod clock;

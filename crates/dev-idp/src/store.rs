@@ -47,6 +47,8 @@ pub(crate) struct RefreshGrant {
 pub(crate) struct AccessGrant {
     pub(crate) client_id: String,
     pub(crate) oid: String,
+    /// The Graph permissions the token carries (`scp`).
+    pub(crate) scopes: Vec<String>,
 }
 
 /// The dev IdP's own browser session (single sign-on cookie).
@@ -347,6 +349,7 @@ mod tests {
         let grant = AccessGrant {
             client_id: "c".into(),
             oid: "o".into(),
+            scopes: vec![],
         };
         store.insert_access_token("t".into(), grant, 10, 0);
         assert!(matches!(store.access_token("t", 9), Lookup::Found(_)));

@@ -24,6 +24,8 @@ const SINGLE_VALUED: &[&str] = &[
     "grant_type",
     "client_id",
     "client_secret",
+    "client_assertion",
+    "client_assertion_type",
     "code",
     "redirect_uri",
     "code_verifier",
@@ -125,14 +127,46 @@ fn exchange(
     }
 }
 
-/// Authenticates the client by HTTP Basic or by `client_id` and
-/// `client_secret` in the body; returns the client id.
+/// Authenticates the client by HTTP Basic, by `client_id` and
+/// `client_secret` in the body, or by a client assertion (a certificate's
+/// signature, or a federated credential); returns the client id.
 fn authenticate_client(
     idp: &DevIdp,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<String, Failure> {
     let config = idp.config();
+    if let Some(kind) = params.get("client_assertion_type") {
+        if kind != crate::assertion::JWT_BEARER {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                90_023,
+                format!(
+                    "The client_assertion_type '{kind}' is not supported; use '{}'.",
+                    crate::assertion::JWT_BEARER
+                ),
+            )
+            .into());
+        }
+        if params.get("client_secret").is_some() || headers.contains_key(header::AUTHORIZATION) {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                90_023,
+                "The client authenticated with more than one method (a client assertion and a secret). Use only one (RFC 6749 section 2.3).",
+            )
+            .into());
+        }
+        let client_id = params
+            .get("client_id")
+            .ok_or_else(|| AadError::missing_parameter("client_id"))?;
+        let assertion = params
+            .get("client_assertion")
+            .ok_or_else(|| AadError::missing_parameter("client_assertion"))?;
+        crate::assertion::verify(idp, client_id, assertion)?;
+        return Ok(client_id.to_owned());
+    }
     let basic = basic_credentials(headers)?;
     let used_basic = basic.is_some();
     let fail = |error: AadError| Failure {

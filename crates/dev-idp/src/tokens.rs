@@ -18,6 +18,28 @@ pub(crate) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 /// Scopes the dev IdP grants on Graph in every access token.
 const GRAPH_SCOPES: &str = "openid profile email User.Read";
 
+/// Graph's permissions a sign-in asked for beyond [`GRAPH_SCOPES`]
+/// (`GroupMember.Read.All` or `https://graph.microsoft.com/GroupMember.Read.All`),
+/// granted as asked: the dev tenant's admin has consented to everything.
+fn extra_graph_scopes(requested: &[String]) -> Vec<String> {
+    requested
+        .iter()
+        .map(|s| s.strip_prefix("https://graph.microsoft.com/").unwrap_or(s))
+        .filter(|s| !s.contains("://") && !s.contains('/') && s.contains('.'))
+        .filter(|s| !GRAPH_SCOPES.split(' ').any(|g| g == *s))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `scp` of a Graph access token for a sign-in that asked for `requested`.
+pub(crate) fn graph_scopes(requested: &[String]) -> Vec<String> {
+    GRAPH_SCOPES
+        .split(' ')
+        .map(str::to_owned)
+        .chain(extra_graph_scopes(requested))
+        .collect()
+}
+
 /// The sign-in a set of tokens belongs to.
 #[derive(Debug, Clone)]
 pub(crate) struct SignIn<'a> {
@@ -106,6 +128,7 @@ pub(crate) fn issue(
                 AccessGrant {
                     client_id: sign_in.client_id.to_owned(),
                     oid: sign_in.user.oid.clone(),
+                    scopes: graph_scopes(sign_in.scopes),
                 },
                 access_exp,
                 now,
@@ -362,7 +385,7 @@ fn access_token_claims(idp: &DevIdp, sign_in: &SignIn<'_>, now: u64) -> Value {
         "name": user.name,
         "oid": user.oid,
         "rh": format!("1.{}", ids::random_token(40)),
-        "scp": GRAPH_SCOPES,
+        "scp": graph_scopes(sign_in.scopes).join(" "),
         "sid": sign_in.sid,
         "sub": ids::sha256_b64url(format!("aadgate-dev-idp graph sub|{}", user.oid).as_bytes()),
         "tenant_region_scope": "EU",

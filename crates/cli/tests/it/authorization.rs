@@ -187,3 +187,75 @@ roles = ["Reports.View", "App.Admin"]
     );
     assert_eq!(post("admin").await, 200);
 }
+
+/// A proxy whose `[authz]` resolves group overage (or not), signing in
+/// with `scopes`, in front of the echo app, against a dev IdP with a user
+/// in "too many" groups; `/editors` needs the editors group.
+async fn overage_setup(
+    resolve: bool,
+    scopes: &str,
+) -> (
+    crate::harness::Idp,
+    crate::harness::Proxy,
+    tempfile::TempDir,
+) {
+    use aadgate_dev_idp::config::GROUP_EDITORS;
+    use aadgate_dev_idp::{DevIdpConfig, DevUser};
+    let mut config = DevIdpConfig::default();
+    let mut many = DevUser::new("many", "Manny Groups");
+    many.roles = vec!["App.Read".into()];
+    many.groups = vec![GROUP_EDITORS.into()];
+    many.groups_overage = true;
+    config.users.push(many);
+    let (pl, paddr) = crate::harness::listener().await;
+    let idp = crate::harness::Idp::start(config, &[paddr.port()]).await;
+    let echo = crate::harness::start_echo().await;
+    let store = tempfile::tempdir().unwrap();
+    let text = crate::harness::config_text(
+        paddr.port(),
+        echo,
+        &idp.idp,
+        &store.path().join("sessions"),
+        &format!("[[route]]\npath = \"/editors\"\ngroups = [\"{GROUP_EDITORS}\"]\n"),
+    )
+    .replace(
+        "[authz]\n",
+        &format!("[authz]\nresolve_group_overage = {resolve}\n"),
+    )
+    .replace("[oidc]\n", &format!("[oidc]\nscopes = {scopes}\n"));
+    let proxy = crate::harness::Proxy::start(pl, &text, &idp.idp.config().client_secret).await;
+    (idp, proxy, store)
+}
+
+#[tokio::test]
+async fn group_overage_is_resolved_through_graph_or_fails_closed() {
+    use crate::harness::{Browser, seen};
+    use aadgate_dev_idp::config::GROUP_EDITORS;
+    let with_permission =
+        r#"["openid", "profile", "email", "offline_access", "GroupMember.Read.All"]"#;
+    // Resolved: the groups come from Graph's getMemberObjects, and the
+    // group rule lets the member in.
+    let (_idp, proxy, _store) = overage_setup(true, with_permission).await;
+    let b = Browser::new(proxy.addr);
+    b.sign_in("many", "/").await;
+    let echo = b.echo("/editors/page").await;
+    assert_eq!(seen(&echo, "x-forwarded-groups"), [GROUP_EDITORS]);
+
+    // Not asked to: the token's overage fails closed, as before.
+    let (_idp, proxy, _store) = overage_setup(false, with_permission).await;
+    let b = Browser::new(proxy.addr);
+    b.sign_in("many", "/").await;
+    assert_eq!(b.navigate(&b.url("/editors/page")).await.status(), 403);
+    assert_eq!(b.navigate(&b.url("/")).await.status(), 200);
+
+    // Asked to, but the sign-in has no permission to read memberships:
+    // Graph refuses, the user is still signed in, and group rules refuse.
+    let (_idp, proxy, _store) =
+        overage_setup(true, r#"["openid", "profile", "email", "offline_access"]"#).await;
+    let b = Browser::new(proxy.addr);
+    b.sign_in("many", "/").await;
+    let r = b.navigate(&b.url("/editors/page")).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("so many groups"));
+    assert_eq!(b.navigate(&b.url("/")).await.status(), 200);
+}

@@ -269,3 +269,56 @@ async fn a_provider_that_is_down_is_unreachable_and_the_rest_is_skipped() {
     assert_eq!(run.outcome("tenant"), "SKIP", "{}", run.all);
     assert_eq!(run.outcome("client id and secret"), "SKIP", "{}", run.all);
 }
+
+#[tokio::test]
+async fn a_certificate_is_checked_online_and_an_unregistered_one_fails() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("c.key"), key.serialize_pem()).unwrap();
+    let upstream = start_echo().await;
+    for registered in [true, false] {
+        let config = DevIdpConfig {
+            client_certificates: if registered { vec![cert.pem()] } else { vec![] },
+            ..DevIdpConfig::default()
+        };
+        let idp = Idp::start(config, &[PORT]).await;
+        let text = self::config(&idp, upstream).replace(
+            "[oidc]\n",
+            &format!(
+                "[oidc]\nclient_certificate = \"{}\"\nclient_key = \"{}\"\n",
+                dir.path().join("c.pem").display(),
+                dir.path().join("c.key").display()
+            ),
+        );
+        // No secret: the certificate is the credential.
+        let run = check(text, "").await;
+        let line = run.line("client id and certificate");
+        if registered {
+            assert!(run.ok, "{}", run.all);
+            assert!(
+                line.contains("the id and the certificate are right"),
+                "{}",
+                run.all
+            );
+        } else {
+            assert!(!run.ok);
+            assert_eq!(
+                run.outcome("client id and certificate"),
+                "FAIL",
+                "{}",
+                run.all
+            );
+            assert!(
+                line.contains("AADSTS700027")
+                    && line.contains("upload oidc.client_certificate to the app registration"),
+                "{}",
+                run.all
+            );
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod authorization;
 mod bearer;
 mod check_config;
 mod cli;
+mod client_auth;
 mod conformance;
 mod dash;
 mod dash_differential;

@@ -114,6 +114,34 @@ fn kind(format: &Format) -> Kind {
     }
 }
 
+/// Sets `oidc.client_assertion_file` to `file` (`AZURE_FEDERATED_TOKEN_FILE`)
+/// unless the configuration already names a way to authenticate.
+pub(super) fn default_assertion_file(table: &mut toml::Table, file: &str) {
+    let oidc = table
+        .entry("oidc")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(oidc) = oidc.as_table_mut() else {
+        return;
+    };
+    let configured = [
+        "client_secret",
+        "client_certificate",
+        "client_assertion_file",
+    ]
+    .iter()
+    .any(|k| {
+        oidc.get(*k)
+            .and_then(toml::Value::as_str)
+            .is_some_and(|v| !v.trim().is_empty())
+    });
+    if !configured {
+        oidc.insert(
+            "client_assertion_file".to_owned(),
+            toml::Value::String(file.to_owned()),
+        );
+    }
+}
+
 /// Applies one environment variable to the parsed file, when it is one of
 /// aadgate's (`AADGATE_LOG` and unknown names are left alone).
 pub(super) fn apply(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {

@@ -66,8 +66,17 @@ impl Config {
         for (name, text) in files {
             merge(&mut table, parse_file(name, text)?);
         }
+        let mut federated = None;
         for (name, value) in env {
+            if name.as_ref() == "AZURE_FEDERATED_TOKEN_FILE" {
+                federated = Some(value.as_ref().to_owned());
+            }
             env::apply(&mut table, name.as_ref(), value.as_ref())?;
+        }
+        // AKS workload identity's token file signs the app in when nothing
+        // else is configured to.
+        if let Some(file) = federated.filter(|f| !f.is_empty()) {
+            env::default_assertion_file(&mut table, &file);
         }
         // Each file was checked alone: what is wrong now came from the
         // environment.

@@ -125,8 +125,27 @@ pub struct OidcConfig {
     #[serde(default)]
     pub client_id: Option<String>,
     /// Client secret. Prefer `AADGATE_OIDC_CLIENT_SECRET` to writing it here.
+    /// Or no secret at all: `client_certificate` + `client_key`, or
+    /// `client_assertion_file`.
     #[serde(default)]
     pub client_secret: Option<String>,
+    /// Path of the PEM certificate uploaded to the app registration
+    /// (Certificates & secrets > Certificates), instead of a secret: aadgate
+    /// signs a client assertion with `client_key` (`private_key_jwt`, with
+    /// the certificate's `x5t#S256`), as Entra requires.
+    #[serde(default)]
+    pub client_certificate: Option<String>,
+    /// Path of the PEM RSA private key of `client_certificate`.
+    #[serde(default)]
+    pub client_key: Option<String>,
+    /// Path of a federated token to present instead of a secret (workload
+    /// identity federation: a Kubernetes service account token Entra trusts
+    /// through a federated credential of the app registration), read again
+    /// for every request because the platform renews it. Default:
+    /// `AZURE_FEDERATED_TOKEN_FILE` (set by AKS workload identity) when
+    /// neither a secret nor a certificate is configured.
+    #[serde(default)]
+    pub client_assertion_file: Option<String>,
     /// Scopes requested at sign-in. Default
     /// `["openid", "profile", "email", "offline_access"]`; `openid` is always added.
     #[serde(default)]
@@ -156,6 +175,13 @@ pub struct OidcConfig {
     /// manifest instead, so Entra issues v2.0 tokens.
     #[serde(default)]
     pub accept_v1_tokens: bool,
+    /// Microsoft Graph's address, for `authz.resolve_group_overage`.
+    /// Default: the cloud's (`https://graph.microsoft.com`,
+    /// `https://graph.microsoft.us`, `https://microsoftgraph.chinacloudapi.cn`);
+    /// with `issuer` set (the dev IdP, which serves Graph's endpoints itself)
+    /// the issuer's scheme, host and port.
+    #[serde(default)]
+    pub graph_url: Option<String>,
     /// Where the provider sends the browser after sign-out. Default
     /// `{public_url}/auth/signed-out` (register it as a redirect URI too).
     #[serde(default)]

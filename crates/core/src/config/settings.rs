@@ -46,8 +46,8 @@ pub struct Settings {
     pub provider: ProviderKind,
     /// Client ID.
     pub client_id: String,
-    /// Client secret.
-    pub client_secret: String,
+    /// How the app authenticates at the token endpoint.
+    pub client_auth: crate::client_auth::ClientAuth,
     /// Scopes, `openid` first.
     pub scopes: Vec<String>,
     /// Allowed tenants (multi-tenant Entra only); `["*"]` = any.
@@ -55,6 +55,11 @@ pub struct Settings {
     /// Audiences that name this app's API in bearer tokens: the client ID,
     /// `api://<client id>` and `oidc.audiences`.
     pub audiences: Vec<String>,
+    /// Microsoft Graph's base URL (`None`: no Graph, a provider other than
+    /// Entra ID without `oidc.graph_url`).
+    pub graph_url: Option<Url>,
+    /// Whether group overage is resolved through Microsoft Graph.
+    pub resolve_group_overage: bool,
     /// Whether Entra v1.0 access tokens are accepted as bearer tokens.
     pub accept_v1_tokens: bool,
     /// Explicitly allowed algorithms, if configured.
@@ -119,7 +124,7 @@ impl std::fmt::Debug for Settings {
             .field("issuer", &self.issuer.as_str())
             .field("provider", &self.provider)
             .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
+            .field("client_auth", &self.client_auth)
             .field("secret", &"<redacted>")
             .field("store", &self.store)
             .field("policy", &self.policy)

@@ -729,3 +729,66 @@ fn toml_errors_name_the_file_line_and_column_and_show_the_line() {
     assert_eq!(e.key, "AADGATE_WORKERS");
     assert!(e.excerpt.is_empty());
 }
+
+#[test]
+fn the_app_authenticates_one_way_a_secret_a_certificate_or_a_federated_token() {
+    use crate::client_auth::ClientAuth;
+    let no_secret = base().replace("client_secret = \"s\"\n", "");
+    let settings = |toml: &str, env: &[(&str, &str)]| {
+        Config::from_toml_and_env(toml, env.iter().copied())
+            .unwrap()
+            .validate()
+    };
+    assert!(matches!(
+        settings(&base(), &[]).unwrap().client_auth,
+        ClientAuth::Secret(_)
+    ));
+    // Nothing at all: the secret is missing, and the fix names the others.
+    let e = settings(&no_secret, &[]).unwrap_err();
+    assert_eq!(e.key, "oidc.client_secret");
+    assert!(e.to_string().contains("client_certificate"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "eyJ.fed.token").unwrap();
+    let token = token.display().to_string();
+    // AKS workload identity's variable signs the app in when nothing else does...
+    let s = settings(&no_secret, &[("AZURE_FEDERATED_TOKEN_FILE", &token)]).unwrap();
+    assert!(
+        matches!(&s.client_auth, ClientAuth::AssertionFile(p) if p.display().to_string() == token)
+    );
+    // ... but not instead of a configured secret (Redis may use it alone).
+    let s = settings(&base(), &[("AZURE_FEDERATED_TOKEN_FILE", &token)]).unwrap();
+    assert!(matches!(s.client_auth, ClientAuth::Secret(_)));
+    // Two ways at once, a key without its certificate, unreadable files.
+    let both = base().replace(
+        "[session]",
+        &format!("client_assertion_file = \"{token}\"\n[session]"),
+    );
+    assert_eq!(settings(&both, &[]).unwrap_err().key, "oidc.client_secret");
+    let key_only = no_secret.replace("[session]", "client_key = \"/k.pem\"\n[session]");
+    assert_eq!(settings(&key_only, &[]).unwrap_err().key, "oidc.client_key");
+    let cert_only = no_secret.replace(
+        "[session]",
+        &format!("client_certificate = \"{token}\"\n[session]"),
+    );
+    assert_eq!(
+        settings(&cert_only, &[]).unwrap_err().key,
+        "oidc.client_key"
+    );
+    let not_pem = no_secret.replace(
+        "[session]",
+        &format!("client_certificate = \"{token}\"\nclient_key = \"{token}\"\n[session]"),
+    );
+    let e = settings(&not_pem, &[]).unwrap_err();
+    assert_eq!(e.key, "oidc.client_certificate");
+    assert!(e.to_string().contains("no PEM certificate"), "{e}");
+    let missing_file = no_secret.replace(
+        "[session]",
+        "client_assertion_file = \"/nonexistent/token\"\n[session]",
+    );
+    assert_eq!(
+        settings(&missing_file, &[]).unwrap_err().key,
+        "oidc.client_assertion_file"
+    );
+}

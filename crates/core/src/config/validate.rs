@@ -64,11 +64,7 @@ impl Config {
                 "copy the Application (client) ID from the app registration's Overview page",
             )
         })?;
-        let client_secret = non_empty(self.oidc.client_secret.as_deref()).ok_or_else(|| {
-            missing("oidc.client_secret").with_fix(
-                "create one under Certificates & secrets and pass it as AADGATE_OIDC_CLIENT_SECRET (or AADGATE_OIDC_CLIENT_SECRET_FILE, a file holding it)",
-            )
-        })?;
+        let client_auth = self.client_auth()?;
 
         let mut scopes = vec!["openid".to_owned()];
         let configured = self.oidc.scopes.clone().unwrap_or_else(|| {
@@ -195,6 +191,16 @@ impl Config {
         };
 
         let audiences = self.audiences(&client_id)?;
+        let graph_url = self.graph_url(&provider, &issuer)?;
+        if self.authz.resolve_group_overage && graph_url.is_none() {
+            return Err(ConfigError::new(
+                "authz.resolve_group_overage",
+                "needs Microsoft Graph, which only Entra ID has",
+            )
+            .with_fix(
+                "set oidc.tenant (Entra ID), or oidc.graph_url, or remove resolve_group_overage",
+            ));
+        }
         let (hosts, cookie_domain) = self.protected_hosts(&public_url)?;
         let identity_headers = self.header_families()?;
         let mut policy = Policy::from_config(&self.authz, &self.route)?;
@@ -209,10 +215,12 @@ impl Config {
             issuer,
             provider,
             client_id,
-            client_secret,
+            client_auth,
             scopes,
             allowed_tenants: self.oidc.allowed_tenants.clone(),
             audiences,
+            graph_url,
+            resolve_group_overage: self.authz.resolve_group_overage,
             accept_v1_tokens: self.oidc.accept_v1_tokens,
             allowed_algorithms,
             clock_skew: Duration::from_secs(skew),
@@ -235,6 +243,77 @@ impl Config {
             cookie_domain,
             identity_headers,
         })
+    }
+
+    /// How the app authenticates at the token endpoint: exactly one of a
+    /// secret, a certificate with its key, or a federated token file.
+    fn client_auth(&self) -> Result<crate::client_auth::ClientAuth, ConfigError> {
+        use crate::client_auth::{Certificate, ClientAuth};
+        let o = &self.oidc;
+        let secret = non_empty(o.client_secret.as_deref());
+        let cert = non_empty(o.client_certificate.as_deref());
+        let key = non_empty(o.client_key.as_deref());
+        let file = non_empty(o.client_assertion_file.as_deref());
+        let chosen = [secret.is_some(), cert.is_some(), file.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if chosen > 1 {
+            return Err(ConfigError::new(
+                "oidc.client_secret",
+                "is set together with oidc.client_certificate or oidc.client_assertion_file: the app authenticates one way",
+            )
+            .with_fix("keep one of client_secret, client_certificate (+ client_key) or client_assertion_file"));
+        }
+        if key.is_some() && cert.is_none() {
+            return Err(ConfigError::new("oidc.client_key", "is set without oidc.client_certificate")
+                .with_fix("set oidc.client_certificate to the PEM certificate uploaded to the app registration"));
+        }
+        match (secret, cert, key, file) {
+            (Some(s), ..) => Ok(ClientAuth::Secret(s)),
+            (None, Some(_), None, _) => Err(missing("oidc.client_key")
+                .with_fix("set oidc.client_key to the PEM private key of oidc.client_certificate")),
+            (None, Some(cert), Some(key), _) => Ok(ClientAuth::Certificate(std::sync::Arc::new(
+                Certificate::load(&cert, &key)?,
+            ))),
+            (None, None, _, Some(file)) => {
+                if let Err(e) = std::fs::metadata(&file) {
+                    return Err(ConfigError::new(
+                        "oidc.client_assertion_file",
+                        format!("cannot read {file:?}: {e}"),
+                    )
+                    .with_fix("mount the federated token there (AKS workload identity: the pod's azure.workload.identity/use label), or give another path"));
+                }
+                Ok(ClientAuth::AssertionFile(file.into()))
+            }
+            (None, None, _, None) => Err(missing("oidc.client_secret").with_fix(
+                "create one under Certificates & secrets and pass it as AADGATE_OIDC_CLIENT_SECRET (or AADGATE_OIDC_CLIENT_SECRET_FILE, a file holding it); or, with no secret at all, set oidc.client_certificate + oidc.client_key, or oidc.client_assertion_file (workload identity federation)",
+            )),
+        }
+    }
+
+    /// Microsoft Graph's address: `oidc.graph_url`, else the Entra cloud's,
+    /// else (an Entra-compatible `oidc.issuer`: the dev IdP) the issuer's
+    /// origin; `None` for other providers.
+    fn graph_url(&self, provider: &ProviderKind, issuer: &Url) -> Result<Option<Url>, ConfigError> {
+        if let Some(text) = non_empty(self.oidc.graph_url.as_deref()) {
+            let url = parse_base_url("oidc.graph_url", &text)?;
+            if url.scheme() == "http" && !is_loopback_url(&url) {
+                return Err(
+                    ConfigError::new("oidc.graph_url", format!("{text:?} is not https"))
+                        .with_fix("use https (http only on loopback)"),
+                );
+            }
+            return Ok(Some(url));
+        }
+        if !matches!(provider, ProviderKind::Entra { .. }) {
+            return Ok(None);
+        }
+        if non_empty(self.oidc.issuer.as_deref()).is_some() {
+            return Ok(Url::parse(&issuer.origin().ascii_serialization()).ok());
+        }
+        let cloud = self.oidc.cloud.as_deref().unwrap_or("public");
+        Ok(crate::entra::graph_host(cloud).and_then(|h| Url::parse(&format!("https://{h}")).ok()))
     }
 
     /// The audiences bearer tokens may name: the client ID, its

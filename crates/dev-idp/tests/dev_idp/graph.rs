@@ -95,7 +95,11 @@ async fn groups_overage_points_at_get_member_objects() {
     many.groups_overage = true;
     config.users.push(many);
     let h = start_with(config).await;
-    let (_, tokens) = h.tokens("many", FULL_SCOPE).await;
+    // Without a permission to read memberships, Graph refuses.
+    let (_, narrow) = h.tokens("many", FULL_SCOPE).await;
+    let (_, tokens) = h
+        .tokens("many", &format!("{FULL_SCOPE} GroupMember.Read.All"))
+        .await;
     let claims = h
         .verify(tokens["id_token"].as_str().expect("id_token"))
         .await
@@ -112,6 +116,15 @@ async fn groups_overage_points_at_get_member_objects() {
             h.base
         )
     );
+    let refused = h
+        .http
+        .post(endpoint)
+        .bearer_auth(narrow["access_token"].as_str().expect("access_token"))
+        .json(&serde_json::json!({ "securityEnabledOnly": false }))
+        .send()
+        .await
+        .expect("getMemberObjects");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let response = h
         .http
         .post(endpoint)
