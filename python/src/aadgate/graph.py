@@ -64,7 +64,8 @@ class Graph:
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (https or the configured URL)
-                return json.loads(resp.read().decode("utf-8"))
+                answer: Dict[str, Any] = json.loads(resp.read().decode("utf-8"))
+                return answer
         except urllib.error.HTTPError as e:
             code, message = "", e.reason
             try:

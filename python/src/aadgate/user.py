@@ -12,20 +12,25 @@ aadgate percent-encodes values that are not printable ASCII, or that contain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Optional, Tuple
+from typing import Literal, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote
 
 from flask import has_request_context, request
+from werkzeug.datastructures import Headers as WerkzeugHeaders
 
 Auth = Literal["session", "bearer"]
 Caller = Literal["user", "application"]
 
 
-def _text(headers: Mapping[str, str], name: str) -> str:
+Headers = Union[Mapping[str, str], WerkzeugHeaders]
+"""A request's headers: Werkzeug's (case-insensitive), or a plain mapping."""
+
+
+def _text(headers: Headers, name: str) -> str:
     return unquote(headers.get(name, ""))
 
 
-def _list(headers: Mapping[str, str], name: str) -> Tuple[str, ...]:
+def _list(headers: Headers, name: str) -> Tuple[str, ...]:
     return tuple(v.strip() for v in _text(headers, name).split(",") if v.strip())
 
 
@@ -63,13 +68,13 @@ class User:
         return any(r in self.roles for r in roles)
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> Optional["User"]:
+    def from_headers(cls, headers: Headers) -> Optional["User"]:
         """The user aadgate's headers describe, or ``None`` without them."""
         user_id = headers.get("X-Forwarded-User", "")
         if not user_id:
             return None
-        auth = "bearer" if headers.get("X-Forwarded-Auth") == "bearer" else "session"
-        caller = "application" if headers.get("X-Forwarded-Caller") == "application" else "user"
+        auth: Auth = "bearer" if headers.get("X-Forwarded-Auth") == "bearer" else "session"
+        caller: Caller = "application" if headers.get("X-Forwarded-Caller") == "application" else "user"
         return cls(
             id=unquote(user_id),
             name=_text(headers, "X-Forwarded-Name") or unquote(user_id),
