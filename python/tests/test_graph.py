@@ -73,3 +73,8 @@ def test_graph_errors_say_what_went_wrong(graph_server, monkeypatch):
         with pytest.raises(GraphError) as e:
             Graph("http://127.0.0.1:9").me()
     assert e.value.status == 0 and "cannot be reached" in str(e.value)
+    # A path cannot move the token to another host.
+    with as_user(app, access_token="good-token"):
+        for path in [".evil.example/x", "@evil.example/x", "//evil.example/x"]:
+            with pytest.raises(ValueError):
+                Graph(url).get(path)

@@ -352,6 +352,10 @@ impl Auth {
     /// `Unavailable`.
     pub(crate) async fn refresh_now(&self, user: &User) -> Result<AppTokens, RefreshRefused> {
         self.single_flight(&user.cookie, async {
+            // A provider that just failed is not asked again at once.
+            if self.failed_recently(&user.cookie) {
+                return Err(RefreshRefused::Unavailable);
+            }
             let Some(session) = self.inner.store.get_full(&user.cookie).await else {
                 return Err(RefreshRefused::Ended);
             };

@@ -604,6 +604,18 @@ async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Respons
 /// cannot be asked.
 async fn app_service_refresh(State(auth): State<Auth>, headers: HeaderMap) -> Response {
     use crate::refresh::RefreshRefused;
+    // Another site's page cannot make the browser redeem its tokens (a
+    // top-level navigation carries the Lax session cookie): only the app's
+    // own pages, a typed URL, or a client that is no browser.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| !matches!(v.as_bytes(), b"same-origin" | b"none"))
+    {
+        return Refusal::new(StatusCode::FORBIDDEN, "forbidden", "Refused")
+            .message("Tokens are refreshed only at the app's own request.")
+            .reason("/.auth/refresh asked from another site (Sec-Fetch-Site)")
+            .respond(false);
+    }
     let user = match auth.current_user(&headers).await {
         Ok(Some(user)) => user,
         Ok(None) => return unauthorized(&auth),

@@ -83,6 +83,10 @@ impl Certificate {
     /// PKCS#8 or PKCS#1) at `key`, naming the configuration key at fault.
     pub fn load(cert: &str, key: &str) -> Result<Self, ConfigError> {
         let read = |name: &str, path: &str| {
+            if path.contains("-----BEGIN") {
+                return Err(ConfigError::new(name, "holds PEM text, not a path")
+                    .with_fix("give the path of the PEM file (the text never belongs in the configuration)"));
+            }
             std::fs::read(path).map_err(|e| {
                 ConfigError::new(name, format!("cannot read {path:?}: {e}"))
                     .with_fix("give the path of a PEM file aadgate can read")

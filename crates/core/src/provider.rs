@@ -530,6 +530,8 @@ impl Provider {
         let resp = self
             .http
             .post(&url)
+            // Within the session's refresh lock (a few seconds across replicas).
+            .timeout(Duration::from_secs(5))
             .bearer_auth(access_token)
             .json(&serde_json::json!({ "securityEnabledOnly": false }))
             .send()

@@ -69,6 +69,7 @@ fn certificate(
     v.set_issuer(&[client_id]);
     v.sub = Some(client_id.to_owned());
     v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    v.validate_nbf = true;
     v.leeway = 60;
     checked(jsonwebtoken::decode::<Map<String, Value>>(
         assertion, &key, &v,
@@ -148,11 +149,13 @@ fn federated(
     v.set_audience(&[credential.audience.as_str()]);
     v.set_issuer(&[credential.issuer.as_str()]);
     v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    v.validate_nbf = true;
     v.leeway = 60;
-    tracing::info!(%client_id, issuer = %iss, subject = %sub, "dev IdP accepted a federated credential");
     checked(jsonwebtoken::decode::<Map<String, Value>>(
         assertion, &key, &v,
-    ))
+    ))?;
+    tracing::info!(%client_id, issuer = %iss, subject = %sub, "dev IdP accepted a federated credential");
+    Ok(())
 }
 
 /// Entra's answer for what jsonwebtoken found wrong.

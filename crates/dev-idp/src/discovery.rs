@@ -23,7 +23,7 @@ pub(crate) async fn openid_configuration(
 pub(crate) fn document(idp: &DevIdp) -> Value {
     json!({
         "token_endpoint": idp.tenant_url("oauth2/v2.0/token"),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "jwks_uri": idp.tenant_url("discovery/v2.0/keys"),
         "response_modes_supported": ["query", "form_post"],
         "subject_types_supported": ["pairwise"],

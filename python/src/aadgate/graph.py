@@ -58,10 +58,11 @@ class Graph:
                 "no access token in this request: set pass_access_token = true in aadgate's configuration "
                 "(and call Graph inside a request: a Flask view, a Dash callback or layout function)",
             )
-        req = urllib.request.Request(
-            self.base_url + path,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        )
+        if not path.startswith("/") or path.startswith("//"):
+            raise ValueError(f"a Graph path starts with one /: {path!r}")
+        req = urllib.request.Request(self.base_url + path, headers={"Accept": "application/json"})
+        # Not sent on to wherever a redirect points.
+        req.add_unredirected_header("Authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (https or the configured URL)
                 answer: Dict[str, Any] = json.loads(resp.read().decode("utf-8"))

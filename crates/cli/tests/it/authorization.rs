@@ -193,7 +193,7 @@ roles = ["Reports.View", "App.Admin"]
 /// in "too many" groups; `/editors` needs the editors group.
 async fn overage_setup(
     resolve: bool,
-    scopes: &str,
+    oidc: &str,
 ) -> (
     crate::harness::Idp,
     crate::harness::Proxy,
@@ -222,7 +222,7 @@ async fn overage_setup(
         "[authz]\n",
         &format!("[authz]\nresolve_group_overage = {resolve}\n"),
     )
-    .replace("[oidc]\n", &format!("[oidc]\nscopes = {scopes}\n"));
+    .replace("[oidc]\n", &format!("[oidc]\n{oidc}\n"));
     let proxy = crate::harness::Proxy::start(pl, &text, &idp.idp.config().client_secret).await;
     (idp, proxy, store)
 }
@@ -232,7 +232,7 @@ async fn group_overage_is_resolved_through_graph_or_fails_closed() {
     use crate::harness::{Browser, seen};
     use aadgate_dev_idp::config::GROUP_EDITORS;
     let with_permission =
-        r#"["openid", "profile", "email", "offline_access", "GroupMember.Read.All"]"#;
+        r#"scopes = ["openid", "profile", "email", "offline_access", "GroupMember.Read.All"]"#;
     // Resolved: the groups come from Graph's getMemberObjects, and the
     // group rule lets the member in.
     let (_idp, proxy, _store) = overage_setup(true, with_permission).await;
@@ -248,10 +248,18 @@ async fn group_overage_is_resolved_through_graph_or_fails_closed() {
     assert_eq!(b.navigate(&b.url("/editors/page")).await.status(), 403);
     assert_eq!(b.navigate(&b.url("/")).await.status(), 200);
 
-    // Asked to, but the sign-in has no permission to read memberships:
-    // Graph refuses, the user is still signed in, and group rules refuse.
-    let (_idp, proxy, _store) =
-        overage_setup(true, r#"["openid", "profile", "email", "offline_access"]"#).await;
+    // Asked to, but Graph cannot be reached: the user is still signed in,
+    // and group rules refuse.
+    let closed = {
+        let (l, addr) = crate::harness::listener().await;
+        drop(l);
+        addr
+    };
+    let (_idp, proxy, _store) = overage_setup(
+        true,
+        &format!("{with_permission}\ngraph_url = \"http://{closed}\""),
+    )
+    .await;
     let b = Browser::new(proxy.addr);
     b.sign_in("many", "/").await;
     let r = b.navigate(&b.url("/editors/page")).await;

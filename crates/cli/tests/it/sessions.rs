@@ -179,6 +179,15 @@ async fn app_service_token_headers_and_auth_refresh_work_as_on_app_service() {
     let r = api_get(&b.client, b.url("/.auth/refresh")).await;
     assert_eq!(r.status(), 401);
     b.sign_in("reader", "/").await;
+    // Another site cannot make the browser redeem the tokens.
+    let r = b
+        .client
+        .get(b.url("/.auth/refresh"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let r = b
         .client
         .get(b.url("/x"))

@@ -116,7 +116,11 @@ fn kind(format: &Format) -> Kind {
 
 /// Sets `oidc.client_assertion_file` to `file` (`AZURE_FEDERATED_TOKEN_FILE`)
 /// unless the configuration already names a way to authenticate.
-pub(super) fn default_assertion_file(table: &mut toml::Table, file: &str) {
+pub(super) fn default_assertion_file(
+    table: &mut toml::Table,
+    file: &str,
+    azure_client_id: Option<&str>,
+) {
     let oidc = table
         .entry("oidc")
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -134,7 +138,14 @@ pub(super) fn default_assertion_file(table: &mut toml::Table, file: &str) {
             .and_then(toml::Value::as_str)
             .is_some_and(|v| !v.trim().is_empty())
     });
-    if !configured {
+    // AKS injects the token of the pod's identity, named by AZURE_CLIENT_ID:
+    // it signs in only the app registration of that ID.
+    let same_app = azure_client_id.is_none_or(|id| {
+        oidc.get("client_id")
+            .and_then(toml::Value::as_str)
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case(id.trim()))
+    });
+    if !configured && same_app {
         oidc.insert(
             "client_assertion_file".to_owned(),
             toml::Value::String(file.to_owned()),
@@ -151,6 +162,17 @@ pub(super) fn apply(table: &mut toml::Table, name: &str, value: &str) -> Result<
         && variable.starts_with("AADGATE_")
         && is_key(variable)
     {
+        // These keys hold paths already: reading the file into them would
+        // put a private key where a path belongs (and into error messages).
+        const PATHS: [&str; 3] = [
+            "AADGATE_OIDC_CLIENT_CERTIFICATE",
+            "AADGATE_OIDC_CLIENT_KEY",
+            "AADGATE_OIDC_CLIENT_ASSERTION",
+        ];
+        if PATHS.contains(&variable) {
+            return Err(ConfigError::new(name, "names a key that is a path already")
+                .with_fix(format!("set {variable} to the file's path instead")));
+        }
         let content = std::fs::read_to_string(value).map_err(|e| {
             ConfigError::new(name, format!("cannot read {value:?}: {e}"))
                 .with_fix("mount the secret file at that path, or unset the variable")

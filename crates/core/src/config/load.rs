@@ -66,17 +66,19 @@ impl Config {
         for (name, text) in files {
             merge(&mut table, parse_file(name, text)?);
         }
-        let mut federated = None;
+        let (mut federated, mut azure_client_id) = (None, None);
         for (name, value) in env {
-            if name.as_ref() == "AZURE_FEDERATED_TOKEN_FILE" {
-                federated = Some(value.as_ref().to_owned());
+            match name.as_ref() {
+                "AZURE_FEDERATED_TOKEN_FILE" => federated = Some(value.as_ref().to_owned()),
+                "AZURE_CLIENT_ID" => azure_client_id = Some(value.as_ref().to_owned()),
+                _ => {}
             }
             env::apply(&mut table, name.as_ref(), value.as_ref())?;
         }
         // AKS workload identity's token file signs the app in when nothing
         // else is configured to.
         if let Some(file) = federated.filter(|f| !f.is_empty()) {
-            env::default_assertion_file(&mut table, &file);
+            env::default_assertion_file(&mut table, &file, azure_client_id.as_deref());
         }
         // Each file was checked alone: what is wrong now came from the
         // environment.

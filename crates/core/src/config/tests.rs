@@ -792,3 +792,79 @@ fn the_app_authenticates_one_way_a_secret_a_certificate_or_a_federated_token() {
         "oidc.client_assertion_file"
     );
 }
+
+#[test]
+fn federated_tokens_and_group_overage_are_checked_at_start_up() {
+    use crate::client_auth::ClientAuth;
+    let no_secret = base().replace("client_secret = \"s\"\n", "");
+    let settings = |toml: &str, env: &[(&str, &str)]| {
+        Config::from_toml_and_env(toml, env.iter().copied())
+            .unwrap()
+            .validate()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "eyJ.fed.token").unwrap();
+    let token = token.display().to_string();
+    // The pod's token is another identity's (AZURE_CLIENT_ID): not the app's.
+    let e = settings(
+        &no_secret,
+        &[
+            ("AZURE_FEDERATED_TOKEN_FILE", &token),
+            ("AZURE_CLIENT_ID", "someone-else"),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "oidc.client_secret");
+    let s = settings(
+        &no_secret,
+        &[
+            ("AZURE_FEDERATED_TOKEN_FILE", &token),
+            ("AZURE_CLIENT_ID", "ABC"),
+        ],
+    )
+    .unwrap();
+    assert!(matches!(s.client_auth, ClientAuth::AssertionFile(_)));
+    // Path keys refuse the _FILE form (it would read a private key into a path).
+    let e = Config::from_toml_and_env(
+        &no_secret,
+        [("AADGATE_OIDC_CLIENT_KEY_FILE", token.as_str())],
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "AADGATE_OIDC_CLIENT_KEY_FILE");
+    // PEM text where a path belongs is refused without being repeated.
+    let pem = no_secret.replace(
+        "[session]",
+        "client_certificate = \"/c.pem\"\nclient_key = \"-----BEGIN PRIVATE KEY-----MIIsecret\"\n[session]",
+    );
+    let e = settings(&pem, &[]).unwrap_err().to_string();
+    assert!(!e.contains("MIIsecret"), "{e}");
+
+    // Group overage needs a Graph permission among the scopes.
+    let overage = base().replace(
+        "[session]",
+        "[authz]\nresolve_group_overage = true\n[session]",
+    );
+    let overage = overage.replace("[authz]", "[authz]");
+    let e = settings(&overage, &[]).unwrap_err();
+    assert_eq!(e.key, "oidc.scopes");
+    assert!(e.to_string().contains("GroupMember.Read.All"), "{e}");
+    let granted = overage.replace(
+        "client_secret = \"s\"",
+        "client_secret = \"s\"\nscopes = [\"profile\", \"https://graph.microsoft.com/GroupMember.Read.All\"]",
+    );
+    let s = settings(&granted, &[]).unwrap();
+    assert_eq!(
+        s.graph_url.unwrap().as_str(),
+        "https://graph.microsoft.com/"
+    );
+    // An issuer that is not the local dev IdP never gets the Graph token.
+    let custom = granted.replace(
+        "tenant = \"contoso.onmicrosoft.com\"",
+        "tenant = \"contoso.onmicrosoft.com\"\nissuer = \"https://contoso.ciamlogin.com/contoso.onmicrosoft.com/v2.0\"",
+    );
+    assert_eq!(
+        settings(&custom, &[]).unwrap().graph_url.unwrap().as_str(),
+        "https://graph.microsoft.com/"
+    );
+}

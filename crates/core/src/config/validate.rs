@@ -201,6 +201,24 @@ impl Config {
                 "set oidc.tenant (Entra ID), or oidc.graph_url, or remove resolve_group_overage",
             ));
         }
+        if self.authz.resolve_group_overage {
+            const READ_MEMBERSHIP: [&str; 3] = [
+                "GroupMember.Read.All",
+                "Group.Read.All",
+                "Directory.Read.All",
+            ];
+            let granted = scopes.iter().any(|s| {
+                let name = s.strip_prefix("https://graph.microsoft.com/").unwrap_or(s);
+                READ_MEMBERSHIP.iter().any(|p| p.eq_ignore_ascii_case(name))
+            });
+            if !granted {
+                return Err(ConfigError::new(
+                    "oidc.scopes",
+                    "lacks a Graph permission to read group memberships, which authz.resolve_group_overage needs",
+                )
+                .with_fix("add \"GroupMember.Read.All\" to oidc.scopes and grant admin consent for it (API permissions > Microsoft Graph > Delegated)"));
+            }
+        }
         let (hosts, cookie_domain) = self.protected_hosts(&public_url)?;
         let identity_headers = self.header_families()?;
         let mut policy = Policy::from_config(&self.authz, &self.route)?;
@@ -309,7 +327,9 @@ impl Config {
         if !matches!(provider, ProviderKind::Entra { .. }) {
             return Ok(None);
         }
-        if non_empty(self.oidc.issuer.as_deref()).is_some() {
+        // The dev IdP serves Graph's endpoints itself; any other issuer's
+        // host never gets the user's Graph token.
+        if non_empty(self.oidc.issuer.as_deref()).is_some() && is_loopback_url(issuer) {
             return Ok(Url::parse(&issuer.origin().ascii_serialization()).ok());
         }
         let cloud = self.oidc.cloud.as_deref().unwrap_or("public");

@@ -55,7 +55,11 @@ async fn discovery_document_points_at_this_idp() {
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_post", "client_secret_basic"])
+        serde_json::json!([
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic"
+        ])
     );
     assert!(
         doc["claims_supported"]
