@@ -845,7 +845,6 @@ fn federated_tokens_and_group_overage_are_checked_at_start_up() {
         "[session]",
         "[authz]\nresolve_group_overage = true\n[session]",
     );
-    let overage = overage.replace("[authz]", "[authz]");
     let e = settings(&overage, &[]).unwrap_err();
     assert_eq!(e.key, "oidc.scopes");
     assert!(e.to_string().contains("GroupMember.Read.All"), "{e}");
