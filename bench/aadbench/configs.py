@@ -170,4 +170,8 @@ roles = ["App.Read", "App.Write", "App.Admin"]
 [[route]]
 path = "/public"
 public = true
+
+[[route]]
+path = "/api"
+auth = "bearer"
 """

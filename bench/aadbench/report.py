@@ -68,6 +68,8 @@ def ratios(main):
         out["2 replicas behind nginx / 1 replica, Redis store"] = main["replicas"]["rps"] / main["redis"]["rps"]
     if main.get("lean"):
         out['aadgate signed-in, identity_headers = ["aadgate"] / default'] = main["lean"]["rps"] / s["rps"]
+    if main.get("bearer"):
+        out["aadgate bearer token / signed-in session"] = main["bearer"]["rps"] / s["rps"]
     return out
 
 

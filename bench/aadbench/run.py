@@ -21,7 +21,7 @@ from .profile import profile
 from .report import fmt_ms
 from .signin import Browser, mass_sign_in
 from .testbed import (BIN, CLIENT_SECRET, CORE_CLIENT, CORE_SERVER, MOD_OIDC_COOKIE, SESSION_COOKIE,
-                      TENANT, BenchError, log)
+                      TENANT, CLIENT_ID, BenchError, log)
 
 
 def redis_command(port, *words):
@@ -192,12 +192,32 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         b.close()
         return ["Accept: text/html", f"Cookie: {MOD_OIDC_COOKIE}={c}"]
 
+    def app_token():
+        # The dev IdP's built-in client application (application role
+        # App.Read): a client-credentials token for the app's API, as a
+        # script or service would present it.
+        import json
+        import urllib.parse
+        import urllib.request
+        form = urllib.parse.urlencode({
+            "grant_type": "client_credentials",
+            "client_id": "6d0b3f2e-8a4c-4f17-9e25-c1a7d3b9e048",
+            "client_secret": "dev-client-secret-change-me",
+            "scope": f"api://{CLIENT_ID}/.default",
+        }).encode()
+        url = f"http://127.0.0.1:{idp_port}/{TENANT}/oauth2/v2.0/token"
+        with urllib.request.urlopen(url, data=form, timeout=10) as resp:
+            token = json.loads(resp.read())["access_token"]
+        return ["Accept: application/json", f"Authorization: Bearer {token}"]
+
     html = ["Accept: text/html"]
     contestants = [
         Contestant("direct", "direct (no proxy)", up_port, "/", html, 200, True, None),
         Contestant("nginx", "nginx proxy_pass", ngx_port, "/", html, 200, True, ngx.pid),
         Contestant("public", "aadgate public route", ag_port, "/public/", html, 200, True, ag.pid),
         Contestant("signed", "aadgate signed-in", ag_port, "/", ag_signin(), 200, True, ag.pid, ag_signin),
+        Contestant("bearer", "aadgate bearer token (API)", ag_port, "/api/", app_token(), 200, True, ag.pid,
+                   app_token),
         Contestant("lean", "aadgate signed-in, own headers only", agl_port, "/", agl_signin(), 200, True,
                    agl.pid, agl_signin),
         Contestant("redis", "aadgate signed-in, Redis store", agr_port, "/", agr_signin(), 200, True, agr.pid, agr_signin),

@@ -16,6 +16,37 @@ use axum::response::Response;
 use crate::refusal::Refusal;
 use crate::{Auth, User, UserView};
 
+/// How long a validated token is taken without checking it again, at most
+/// (and never past its `exp`): a key the provider withdraws stops working
+/// within this time.
+const VALIDATED_FOR_SECS: i64 = 300;
+
+/// Tokens validated recently, so a caller presenting the same token on
+/// every request pays for one signature check (tens of microseconds), not
+/// one per request. Keyed by the token's SHA-256; bounded in entries.
+pub(crate) struct ValidatedTokens {
+    map: moka::sync::Cache<[u8; 32], (User, i64)>,
+}
+
+impl ValidatedTokens {
+    pub(crate) fn new() -> Self {
+        Self {
+            map: moka::sync::Cache::builder().max_capacity(10_000).build(),
+        }
+    }
+
+    fn get(&self, key: &[u8; 32], now: i64) -> Option<User> {
+        self.map
+            .get(key)
+            .filter(|(_, until)| now < *until)
+            .map(|(user, _)| user)
+    }
+
+    fn insert(&self, key: [u8; 32], user: User, until: i64) {
+        self.map.insert(key, (user, until));
+    }
+}
+
 /// What a bearer token says about its caller beyond the identity.
 #[derive(Debug)]
 pub(crate) struct BearerCaller {
@@ -63,11 +94,19 @@ pub(crate) fn token_of(headers: &HeaderMap) -> Result<Option<&str>, &'static str
 impl Auth {
     /// The caller a bearer token names, or the answer refusing it.
     pub(crate) async fn bearer_user(&self, token: &str, path: &str) -> Result<User, Response> {
+        let key = aadgate_core::crypto::sha256(token.as_bytes());
+        let now = self.clock().now();
+        if let Some(user) = self.inner.bearer_cache.get(&key, now) {
+            if let Some(m) = self.metrics() {
+                m.bearer("cached");
+            }
+            return Ok(user);
+        }
         let claims = match self.inner.provider.validate_access_token(token).await {
             Ok(c) => c,
             Err(BearerError::Invalid(e)) => {
                 if let Some(m) = self.metrics() {
-                    m.bearer(false);
+                    m.bearer("invalid");
                 }
                 return Err(challenge(
                     Refusal::new(StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token")
@@ -90,7 +129,7 @@ impl Auth {
             }
         };
         if let Some(m) = self.metrics() {
-            m.bearer(true);
+            m.bearer("ok");
         }
         // Entra gives any application of the tenant a token for any API;
         // only the application roles granted to it make it a caller.
@@ -106,7 +145,10 @@ impl Auth {
                 None,
             ));
         }
-        Ok(self.user_of_token(token, claims))
+        let until = claims.exp.min(now + VALIDATED_FOR_SECS);
+        let user = self.user_of_token(token, claims);
+        self.inner.bearer_cache.insert(key, user.clone(), until);
+        Ok(user)
     }
 
     /// A [`User`] for a validated bearer token: a session that lives as

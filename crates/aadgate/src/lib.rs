@@ -201,6 +201,8 @@ pub(crate) struct Inner {
     pub(crate) signin_throttle: throttle::SignInThrottle,
     /// Set when the process is shutting down: `/readyz` fails.
     pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// Bearer tokens already validated, by the SHA-256 of the token.
+    pub(crate) bearer_cache: bearer::ValidatedTokens,
     /// Where sign-ins, refreshes and revalidations are counted (the
     /// provider and the session store count into the same).
     pub(crate) metrics: Option<Arc<Metrics>>,
@@ -258,6 +260,7 @@ impl Auth {
                 refresh_failed: Mutex::new(HashMap::new()),
                 signin_throttle: throttle::SignInThrottle::new(settings.signin_per_minute),
                 draining: std::sync::atomic::AtomicBool::new(false),
+                bearer_cache: bearer::ValidatedTokens::new(),
                 metrics,
                 settings,
             }),

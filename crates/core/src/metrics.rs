@@ -345,7 +345,7 @@ impl Metrics {
         let bearer_tokens = Family::default();
         r.register(
             "bearer_tokens",
-            "Bearer tokens checked on routes that take them ([[route]] auth = \"bearer\" or \"any\"): ok (valid for this API; roles and scopes are checked next) or invalid (refused with 401 invalid_token)",
+            "Bearer tokens checked on routes that take them ([[route]] auth = \"bearer\" or \"any\"): ok (validated: valid for this API; roles and scopes are checked next), cached (the same token validated within the last five minutes) or invalid (refused with 401 invalid_token)",
             bearer_tokens.clone(),
         );
         let store = Slots::new(StoreOp::COUNT * 2);
@@ -449,9 +449,9 @@ impl Metrics {
         self.refreshes.get_or_create(&ResultLabel { result }).inc();
     }
 
-    /// A bearer token was checked: valid for this API, or not.
-    pub fn bearer(&self, valid: bool) {
-        let result = if valid { "ok" } else { "invalid" };
+    /// A bearer token was checked: `ok` (validated), `cached` (validated
+    /// within the last five minutes), or `invalid`.
+    pub fn bearer(&self, result: &'static str) {
         self.bearer_tokens
             .get_or_create(&ResultLabel { result })
             .inc();

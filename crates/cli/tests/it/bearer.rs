@@ -762,3 +762,35 @@ async fn forward_auth_answers_for_bearer_routes_with_the_callers_headers() {
     assert_eq!(r.status(), 401);
     assert!(challenge(&r).contains("invalid_token"));
 }
+
+#[tokio::test]
+async fn a_token_is_validated_once_and_then_remembered_until_it_must_be_checked_again() {
+    let extra = format!("metrics_listen = \"127.0.0.1:9\"\n{ROUTES}");
+    let api = Api {
+        s: Setup::with_options(&extra, idp_config()).await,
+        http: reqwest::Client::new(),
+    };
+    let counted = |result: &str| {
+        let text = api.s.proxy().auth.encode_metrics().unwrap();
+        let line = format!("aadgate_bearer_tokens_total{{result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
+    let token = api
+        .app_token(DEFAULT_CLIENT_APP_ID, DEFAULT_CLIENT_APP_SECRET)
+        .await;
+    for _ in 0..3 {
+        assert_eq!(api.get("/api/items", Some(&token)).await.status(), 200);
+    }
+    assert_eq!((counted("ok"), counted("cached")), (1, 2), "one signature check for three requests");
+    // Another token is validated on its own; an invalid one is never remembered.
+    let other = api.app_token(ADMIN_JOB, "admin-job-secret").await;
+    assert_eq!(api.get("/api/admin", Some(&other)).await.status(), 200);
+    assert_eq!(api.get("/api/admin", Some(&token)).await.status(), 403, "the cached caller's roles still apply");
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    for _ in 0..2 {
+        assert_eq!(api.get("/api/items", Some(&forged)).await.status(), 401);
+    }
+    assert_eq!((counted("ok"), counted("invalid")), (2, 2));
+}
