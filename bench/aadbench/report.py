@@ -14,7 +14,7 @@ def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
 
-ROW_ORDER = ["direct", "nginx", "public", "signed", "lean", "redis", "replicas", "modoidc", "reject302",
+ROW_ORDER = ["direct", "nginx", "public", "signed", "bearer", "lean", "redis", "replicas", "modoidc", "reject302",
              "reject401"]
 
 
