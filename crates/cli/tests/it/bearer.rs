@@ -783,11 +783,19 @@ async fn a_token_is_validated_once_and_then_remembered_until_it_must_be_checked_
     for _ in 0..3 {
         assert_eq!(api.get("/api/items", Some(&token)).await.status(), 200);
     }
-    assert_eq!((counted("ok"), counted("cached")), (1, 2), "one signature check for three requests");
+    assert_eq!(
+        (counted("ok"), counted("cached")),
+        (1, 2),
+        "one signature check for three requests"
+    );
     // Another token is validated on its own; an invalid one is never remembered.
     let other = api.app_token(ADMIN_JOB, "admin-job-secret").await;
     assert_eq!(api.get("/api/admin", Some(&other)).await.status(), 200);
-    assert_eq!(api.get("/api/admin", Some(&token)).await.status(), 403, "the cached caller's roles still apply");
+    assert_eq!(
+        api.get("/api/admin", Some(&token)).await.status(),
+        403,
+        "the cached caller's roles still apply"
+    );
     let forged = format!("{}x", &token[..token.len() - 1]);
     for _ in 0..2 {
         assert_eq!(api.get("/api/items", Some(&forged)).await.status(), 401);
