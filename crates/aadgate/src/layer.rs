@@ -131,10 +131,13 @@ where
             let guarded = decision.requirement != Requirement::Public;
             // A bearer token is read on the routes that take one: always on
             // `auth = "bearer"`, on `auth = "any"` when one is sent.
-            let token = match crate::bearer::token_of(req.headers()) {
-                _ if !guarded || !credentials.bearer => None,
-                Ok(t) => t.map(str::to_owned),
-                Err(why) => {
+            // Only routes that take a token read `Authorization`.
+            let token = match (guarded && credentials.bearer)
+                .then(|| crate::bearer::token_of(req.headers()))
+            {
+                None | Some(Ok(None)) => None,
+                Some(Ok(Some(t))) => Some(t.to_owned()),
+                Some(Err(why)) => {
                     return Ok(crate::bearer::challenge(
                         Refusal::new(StatusCode::BAD_REQUEST, "invalid_request", "Bad request")
                             .reason(format!("refused {why} for {path}")),

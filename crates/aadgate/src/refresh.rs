@@ -71,7 +71,7 @@ fn unexpired(t: &Tokens, now: i64) -> Option<AppTokens> {
 const RETRY_AFTER_SECS: i64 = 30;
 
 /// What redeeming a session's refresh token came to.
-enum Redeemed {
+pub(crate) enum Redeemed {
     /// New tokens (and, with an ID token, new roles and groups) are stored.
     Renewed(AppTokens),
     /// The provider refused the grant, or its new ID token was not
@@ -139,11 +139,7 @@ impl Auth {
                 self.inner.store.recache(&user.cookie, &session);
                 return Some(t);
             }
-            let redeemed = self.redeem(&user.cookie, &session).await;
-            if let Some(m) = self.metrics() {
-                m.refresh(redeemed.result());
-            }
-            match redeemed {
+            match self.redeem_for_app(&user.cookie, &session).await {
                 Redeemed::Renewed(t) => Some(t),
                 Redeemed::Ended => None,
                 Redeemed::NoRefreshToken | Redeemed::Unavailable => {
@@ -346,41 +342,28 @@ impl Auth {
     }
 
     /// Redeems the session's refresh token now, however fresh its access
-    /// token (App Service's `/.auth/refresh`). `Ok` with the new tokens;
-    /// `Err` says why not: [`RefreshRefused::Ended`] when the provider
-    /// refused the grant (the session has ended), `NoRefreshToken`, or
-    /// `Unavailable`.
-    pub(crate) async fn refresh_now(&self, user: &User) -> Result<AppTokens, RefreshRefused> {
+    /// token (App Service's `/.auth/refresh`); a provider that failed
+    /// within [`RETRY_AFTER_SECS`] is not asked again.
+    pub(crate) async fn refresh_now(&self, user: &User) -> Redeemed {
         self.single_flight(&user.cookie, async {
-            // A provider that just failed is not asked again at once.
             if self.failed_recently(&user.cookie) {
-                return Err(RefreshRefused::Unavailable);
+                return Redeemed::Unavailable;
             }
-            let Some(session) = self.inner.store.get_full(&user.cookie).await else {
-                return Err(RefreshRefused::Ended);
-            };
-            let redeemed = self.redeem(&user.cookie, &session).await;
-            if let Some(m) = self.metrics() {
-                m.refresh(redeemed.result());
-            }
-            match redeemed {
-                Redeemed::Renewed(t) => Ok(t),
-                Redeemed::Ended => Err(RefreshRefused::Ended),
-                Redeemed::NoRefreshToken => Err(RefreshRefused::NoRefreshToken),
-                Redeemed::Unavailable => Err(RefreshRefused::Unavailable),
+            match self.inner.store.get_full(&user.cookie).await {
+                Some(session) => self.redeem_for_app(&user.cookie, &session).await,
+                None => Redeemed::Ended,
             }
         })
         .await
     }
-}
 
-/// Why [`Auth::refresh_now`] gave no new tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RefreshRefused {
-    /// The provider refused the grant: the session has ended.
-    Ended,
-    /// The session has no refresh token (`offline_access` not granted).
-    NoRefreshToken,
-    /// The provider could not be asked.
-    Unavailable,
+    /// [`Auth::redeem`] for the app's tokens, counted in
+    /// `aadgate_refreshes_total`.
+    async fn redeem_for_app(&self, cookie: &Arc<str>, session: &Session) -> Redeemed {
+        let redeemed = self.redeem(cookie, session).await;
+        if let Some(m) = self.metrics() {
+            m.refresh(redeemed.result());
+        }
+        redeemed
+    }
 }

@@ -603,7 +603,7 @@ async fn app_service_me(State(auth): State<Auth>, headers: HeaderMap) -> Respons
 /// again) or when the session has no refresh token; `503` when the provider
 /// cannot be asked.
 async fn app_service_refresh(State(auth): State<Auth>, headers: HeaderMap) -> Response {
-    use crate::refresh::RefreshRefused;
+    use crate::refresh::Redeemed;
     // Another site's page cannot make the browser redeem its tokens (a
     // top-level navigation carries the Lax session cookie): only the app's
     // own pages, a typed URL, or a client that is no browser.
@@ -622,9 +622,9 @@ async fn app_service_refresh(State(auth): State<Auth>, headers: HeaderMap) -> Re
         Err(e) => return crate::answers::sessions_unavailable_json(&e),
     };
     let mut resp = match auth.refresh_now(&user).await {
-        Ok(_) => StatusCode::OK.into_response(),
-        Err(RefreshRefused::Ended) => return unauthorized(&auth),
-        Err(RefreshRefused::NoRefreshToken) => {
+        Redeemed::Renewed(_) => StatusCode::OK.into_response(),
+        Redeemed::Ended => return unauthorized(&auth),
+        Redeemed::NoRefreshToken => {
             return Refusal::new(StatusCode::UNAUTHORIZED, "no_refresh_token", "Cannot refresh")
                 .message("This session cannot be refreshed. Sign in again.")
                 .reason(format!(
@@ -633,7 +633,7 @@ async fn app_service_refresh(State(auth): State<Auth>, headers: HeaderMap) -> Re
                 ))
                 .respond(false);
         }
-        Err(RefreshRefused::Unavailable) => {
+        Redeemed::Unavailable => {
             return Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",

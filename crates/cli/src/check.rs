@@ -232,11 +232,7 @@ fn describe(e: &ProviderError) -> String {
 
 async fn client_credentials(settings: &Settings, provider: &Provider) -> Check {
     let auth = &settings.client_auth;
-    let name = match auth {
-        aadgate_core::client_auth::ClientAuth::Secret(_) => "client id and secret",
-        aadgate_core::client_auth::ClientAuth::Certificate(_) => "client id and certificate",
-        aadgate_core::client_auth::ClientAuth::AssertionFile(_) => "client id and federated token",
-    };
+    let name = auth.check_name();
     let (scope, entra) = match &settings.provider {
         ProviderKind::Entra {
             multi_tenant: true,

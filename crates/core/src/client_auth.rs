@@ -43,12 +43,12 @@ impl ClientAuth {
         }
     }
 
-    /// The configuration key that holds it.
-    pub fn key(&self) -> &'static str {
+    /// The name of `check-config --online`'s check of it.
+    pub fn check_name(&self) -> &'static str {
         match self {
-            Self::Secret(_) => "oidc.client_secret",
-            Self::Certificate(_) => "oidc.client_certificate",
-            Self::AssertionFile(_) => "oidc.client_assertion_file",
+            Self::Secret(_) => "client id and secret",
+            Self::Certificate(_) => "client id and certificate",
+            Self::AssertionFile(_) => "client id and federated token",
         }
     }
 }
@@ -171,20 +171,13 @@ impl Certificate {
     }
 }
 
-/// The DER of the first PEM block labelled `label` in `pem`.
-///
-/// By hand: a PEM block is base64 between two marker lines, and the
-/// certificate's DER is needed only for its thumbprint (no parser crate
-/// for one hash).
-fn pem_block(pem: &[u8], label: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    let text = std::str::from_utf8(pem).ok()?;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = text.find(&begin)? + begin.len();
-    let stop = start + text[start..].find(&end)?;
-    let body: String = text[start..stop].split_whitespace().collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
+/// The DER of the first PEM block labelled `label` in `text`.
+fn pem_block(text: &[u8], label: &str) -> Option<Vec<u8>> {
+    pem::parse_many(text)
+        .ok()?
+        .into_iter()
+        .find(|p| p.tag() == label)
+        .map(pem::Pem::into_contents)
 }
 
 /// The token in a federated token file, read now.

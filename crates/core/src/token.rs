@@ -300,11 +300,7 @@ pub fn check_claims(
     x: &Expectations<'_>,
 ) -> Result<IdClaims, TokenError> {
     let str_claim = |k: &'static str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
-
-    let iss = str_claim("iss").ok_or(TokenError::MissingClaim("iss"))?;
-    let sub = str_claim("sub")
-        .filter(|s| !s.is_empty())
-        .ok_or(TokenError::MissingClaim("sub"))?;
+    let (iss, sub) = issuer_and_subject(claims)?;
     let tid = str_claim("tid");
 
     check_issuer(
@@ -364,6 +360,16 @@ pub fn check_claims(
         iat,
         identity: identity(claims, sub),
     })
+}
+
+/// `iss` and a non-empty `sub`, which every token must have.
+fn issuer_and_subject(claims: &Map<String, Value>) -> Result<(String, String), TokenError> {
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+    let iss = text("iss").ok_or(TokenError::MissingClaim("iss"))?;
+    let sub = text("sub")
+        .filter(|s| !s.is_empty())
+        .ok_or(TokenError::MissingClaim("sub"))?;
+    Ok((iss, sub))
 }
 
 /// Checks `iss` against `expected`, an exact issuer or a template with
@@ -559,10 +565,7 @@ pub fn check_access_claims(
     x: &AccessExpectations<'_>,
 ) -> Result<AccessClaims, TokenError> {
     let str_claim = |k: &'static str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
-    let iss = str_claim("iss").ok_or(TokenError::MissingClaim("iss"))?;
-    let sub = str_claim("sub")
-        .filter(|s| !s.is_empty())
-        .ok_or(TokenError::MissingClaim("sub"))?;
+    let (iss, sub) = issuer_and_subject(claims)?;
     let tid = str_claim("tid");
     let ver = str_claim("ver");
 

@@ -184,13 +184,12 @@ fn checked<T>(result: jsonwebtoken::errors::Result<T>) -> Result<(), AadError> {
 }
 
 /// `x5t#S256` of a PEM certificate: base64url of its DER's SHA-256.
-fn der_thumbprint(pem: &str) -> Option<String> {
-    let start = pem.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
-    let stop = start + pem[start..].find("-----END CERTIFICATE-----")?;
-    let body: String = pem[start..stop].split_whitespace().collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .ok()?;
+fn der_thumbprint(text: &str) -> Option<String> {
+    let der = pem::parse_many(text)
+        .ok()?
+        .into_iter()
+        .find(|p| p.tag() == "CERTIFICATE")?
+        .into_contents();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()))
 }

@@ -21,6 +21,17 @@ fn certificate() -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
+/// Writes the certificate and key under `dir`; the `[oidc]` lines naming them.
+fn certificate_files(dir: &std::path::Path, cert: &str, key: &str) -> String {
+    std::fs::write(dir.join("client.pem"), cert).unwrap();
+    std::fs::write(dir.join("client.key"), key).unwrap();
+    format!(
+        "client_certificate = \"{}\"\nclient_key = \"{}\"",
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    )
+}
+
 struct Setup {
     idp: Idp,
     proxy: Proxy,
@@ -63,16 +74,7 @@ async fn a_certificate_signs_the_app_in_without_a_secret() {
         client_certificates: vec![cert.clone()],
         ..DevIdpConfig::default()
     };
-    let s = start(config.clone(), |dir| {
-        std::fs::write(dir.join("client.pem"), &cert).unwrap();
-        std::fs::write(dir.join("client.key"), &key).unwrap();
-        format!(
-            "client_certificate = \"{}\"\nclient_key = \"{}\"",
-            dir.join("client.pem").display(),
-            dir.join("client.key").display()
-        )
-    })
-    .await;
+    let s = start(config.clone(), |dir| certificate_files(dir, &cert, &key)).await;
     assert_eq!(sign_in_status(&s.proxy, "reader").await, 302, "signed in");
     // The provider's client-credentials grant takes it too (check-config --online's check).
     let token = s
@@ -86,13 +88,7 @@ async fn a_certificate_signs_the_app_in_without_a_secret() {
 
     // A certificate the app registration does not have is refused.
     let s = start(config, |dir| {
-        std::fs::write(dir.join("client.pem"), &other_cert).unwrap();
-        std::fs::write(dir.join("client.key"), &other_key).unwrap();
-        format!(
-            "client_certificate = \"{}\"\nclient_key = \"{}\"",
-            dir.join("client.pem").display(),
-            dir.join("client.key").display()
-        )
+        certificate_files(dir, &other_cert, &other_key)
     })
     .await;
     assert_ne!(sign_in_status(&s.proxy, "reader").await, 302);
