@@ -39,6 +39,10 @@ def main():
     ap.add_argument("--seconds", type=int, help="measured seconds per run")
     ap.add_argument("--rounds", type=int, help="rounds over all contestants (medians reported)")
     ap.add_argument("--sessions", type=int, help="live sessions to create for the memory measurement")
+    ap.add_argument("--active", metavar="N,N,...",
+                    type=lambda v: [int(x.replace("_", "")) for x in v.split(",")],
+                    help="sessions in use at each point of the active-users curve "
+                         "(default 1,1000; full run 1,1000,10000,50000,100000; needs --sessions >= the largest)")
     ap.add_argument("--signin-workers", type=int, default=8)
     ap.add_argument("--preload", metavar="LIB",
                     help="LD_PRELOAD for aadgate (experiments: another malloc, e.g. "
@@ -61,7 +65,8 @@ def main():
     warmup = 1 if quick else 2
     rounds = args.rounds or (1 if quick else 3)
     n_sessions = args.sessions if args.sessions is not None else (1_000 if quick else 100_000)
-    experiment = bool(args.preload) or args.store != "file" or args.sessions is not None
+    experiment = (bool(args.preload) or args.store != "file" or args.sessions is not None
+                  or args.active is not None)
     write = args.docs if args.docs is not None else (not quick and not args.profile and not experiment)
     sweep_conns = [1, 1024]
     sweep_keys = ["nginx", "signed"] if quick else ["direct", "nginx", "signed", "modoidc"]

@@ -333,7 +333,7 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         res["memory"]["rss_sessions_after_load_kib"] = rss_kib(ag.pid)["VmRSS"]
         log(f"  aadgate signed-in with the sessions: {r['rps']:,.0f} req/s p99 {fmt_ms(r['p99_us'])} ms errors {r['errors']}")
 
-        points = [1, 1_000] if quick else [1, 1_000, 10_000, 50_000, 100_000]
+        points = args.active or ([1, 1_000] if quick else [1, 1_000, 10_000, 50_000, 100_000])
         # The active-users curve, the store's size, and a restart with a
         # cache smaller than the working set: all before the sessions are
         # older than session.revalidate_secs (900 s), past which every

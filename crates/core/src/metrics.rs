@@ -155,6 +155,7 @@ pub enum StoreOp {
     Put,
     Delete,
     Touch,
+    Settle,
     Purge,
     ClaimOnce,
     Lock,
@@ -166,7 +167,7 @@ pub enum StoreOp {
 }
 
 impl StoreOp {
-    const COUNT: usize = 12;
+    const COUNT: usize = 13;
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -175,6 +176,7 @@ impl StoreOp {
             StoreOp::Put => "put",
             StoreOp::Delete => "delete",
             StoreOp::Touch => "touch",
+            StoreOp::Settle => "settle",
             StoreOp::Purge => "purge",
             StoreOp::ClaimOnce => "claim_once",
             StoreOp::Lock => "lock",

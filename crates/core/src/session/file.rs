@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::StoreError;
 use super::store::{OnceSet, Record, RecordKey, Store, StoreFuture, claim_in_process};
@@ -123,28 +123,38 @@ impl Store for FileStore {
         }))
     }
 
-    /// One transaction for the batch: only the header of each record is
-    /// rewritten, with the later of its stored and noted `last_seen`.
+    /// One transaction for the batch, writing only the clocks: no record is
+    /// read (a clock whose record was deleted meanwhile is never read, and
+    /// [`Store::purge_expired`] removes it). The batch comes sorted, so its
+    /// clocks share a few B-tree pages, and it is committed without a flush
+    /// to disk: [`FileStore::settle`] makes the write-back durable at once.
     fn touch(&self, seen: Vec<(RecordKey, i64)>) -> StoreFuture<'_, ()> {
         let db = self.db.clone();
         self.writes.fetch_add(1, Ordering::Relaxed);
         Box::pin(blocking(move || {
-            let tx = db.begin_write()?;
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::None)?;
             {
-                let table = tx.open_table(TABLE)?;
                 let mut clocks = tx.open_table(CLOCKS)?;
                 for (key, t) in seen {
-                    // Only a stored session's clock, and never backwards.
-                    let Some(r) = table.get(key.as_slice())?.and_then(|v| decode(v.value())) else {
-                        continue;
-                    };
-                    let noted = clocks.get(key.as_slice())?.map(|v| v.value());
-                    if r.last_seen.max(noted.unwrap_or(i64::MIN)) < t {
-                        clocks.insert(key.as_slice(), t)?;
+                    let before = clocks.insert(key.as_slice(), t)?.map(|v| v.value());
+                    // Never backwards.
+                    if let Some(before) = before.filter(|&b| b > t) {
+                        clocks.insert(key.as_slice(), before)?;
                     }
                 }
             }
             tx.commit()?;
+            Ok(())
+        }))
+    }
+
+    /// An empty durable commit: it persists the write-back's lazy commits
+    /// (and costs one flush to disk per write-back, not one per batch).
+    fn settle(&self) -> StoreFuture<'_, ()> {
+        let db = self.db.clone();
+        Box::pin(blocking(move || {
+            db.begin_write()?.commit()?;
             Ok(())
         }))
     }
@@ -172,6 +182,17 @@ impl Store for FileStore {
                     table.remove(k.as_slice())?;
                     clocks.remove(k.as_slice())?;
                     removed += 1;
+                }
+                // Clocks written back after their record was deleted.
+                let mut orphans: Vec<Vec<u8>> = Vec::new();
+                for item in clocks.iter()? {
+                    let (k, _) = item?;
+                    if table.get(k.value())?.is_none() {
+                        orphans.push(k.value().to_vec());
+                    }
+                }
+                for k in orphans {
+                    clocks.remove(k.as_slice())?;
                 }
             }
             tx.commit()?;
@@ -221,6 +242,16 @@ impl Store for FileStore {
 
     fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+impl FileStore {
+    /// How many idle clocks the store holds.
+    pub(super) fn clocks(&self) -> u64 {
+        use redb::ReadableTableMetadata as _;
+        let tx = self.db.begin_read().unwrap();
+        tx.open_table(CLOCKS).unwrap().len().unwrap()
     }
 }
 

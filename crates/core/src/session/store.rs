@@ -72,8 +72,18 @@ pub trait Store: Send + Sync + 'static {
     fn delete<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, ()>;
 
     /// Writes back later idle clocks (`last_seen`) of existing records, in
-    /// one batch; records deleted meanwhile stay deleted.
+    /// one batch (sorted by key); records deleted meanwhile stay deleted,
+    /// and no clock goes backwards. A store may commit a batch lazily, as
+    /// long as [`Store::settle`] makes it durable.
     fn touch(&self, seen: Vec<(RecordKey, i64)>) -> StoreFuture<'_, ()>;
+
+    /// Makes the idle clocks written so far durable: called once after each
+    /// write-back's last batch, so a crash loses at most one write-back
+    /// interval of bookkeeping. Sessions and sign-outs never wait for it
+    /// ([`Store::put`] and [`Store::delete`] are durable when they return).
+    fn settle(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// Deletes the records that ended before `now` or were idle for longer
     /// than `idle` seconds; returns how many.

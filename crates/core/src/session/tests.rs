@@ -160,6 +160,126 @@ async fn a_large_write_back_goes_in_chunks() {
     }
 }
 
+/// What a write-back hands the store: its batches and `settle` calls.
+#[derive(Default)]
+struct Recording {
+    inner: MemoryStore,
+    calls: Mutex<Vec<Option<Vec<RecordKey>>>>,
+}
+
+impl Store for Recording {
+    fn put<'a>(&'a self, key: &'a RecordKey, record: &'a Record) -> store::StoreFuture<'a, ()> {
+        self.inner.put(key, record)
+    }
+    fn get<'a>(&'a self, key: &'a RecordKey) -> store::StoreFuture<'a, Option<Record>> {
+        self.inner.get(key)
+    }
+    fn delete<'a>(&'a self, key: &'a RecordKey) -> store::StoreFuture<'a, ()> {
+        self.inner.delete(key)
+    }
+    fn touch(&self, seen: Vec<(RecordKey, i64)>) -> store::StoreFuture<'_, ()> {
+        let keys = seen.iter().map(|(k, _)| *k).collect();
+        self.calls.lock().unwrap().push(Some(keys));
+        self.inner.touch(seen)
+    }
+    fn settle(&self) -> store::StoreFuture<'_, ()> {
+        self.calls.lock().unwrap().push(None);
+        self.inner.settle()
+    }
+    fn purge_expired(&self, now: i64, idle: i64) -> store::StoreFuture<'_, usize> {
+        self.inner.purge_expired(now, idle)
+    }
+    fn claim_once<'a>(
+        &'a self,
+        id: &'a [u8; 32],
+        now: i64,
+        expires_at: i64,
+    ) -> store::StoreFuture<'a, bool> {
+        self.inner.claim_once(id, now, expires_at)
+    }
+    fn scan<'a>(
+        &'a self,
+        visit: &'a mut (dyn FnMut(RecordKey, Record) + Send),
+    ) -> store::StoreFuture<'a, ()> {
+        self.inner.scan(visit)
+    }
+}
+
+/// A write-back hands the store its clocks in key order (so each chunk's
+/// clocks are neighbours in a B-tree, not one page each), then settles
+/// once, also through the metrics' timing; a signed-out session's clock is
+/// not written at all.
+#[tokio::test(start_paused = true)]
+async fn a_write_back_goes_in_key_order_then_settles_once() {
+    let recording = Arc::new(Recording::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let s = SessionStore::with_store(
+        recording.clone(),
+        &[9u8; 32],
+        Duration::from_secs(3600),
+        Duration::from_secs(86400),
+    )
+    .with_metrics(metrics.clone());
+    let mut cookies = Vec::new();
+    for _ in 0..WRITE_BACK_CHUNK * 2 + 11 {
+        cookies.push(s.create(Identity::default(), tokens()).await.unwrap().0);
+    }
+    s.clock().advance(61);
+    for c in &cookies {
+        assert!(s.get(c).await.is_some());
+    }
+    let gone = cookies.pop().unwrap();
+    s.remove(&gone).await;
+    s.flush_idle_clocks().await;
+    let calls = recording.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 4, "three chunks, then one settle: {calls:?}");
+    assert_eq!(calls[3], None, "settled after the last chunk");
+    let keys: Vec<RecordKey> = calls[..3].iter().flatten().flatten().copied().collect();
+    assert_eq!(keys.len(), cookies.len(), "each live session's clock once");
+    assert!(keys.is_sorted(), "in key order across the chunks");
+    assert!(
+        !keys.contains(&s.key_of(&gone)),
+        "no clock for a signed-out session"
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            r#"aadgate_session_store_operation_duration_seconds_count{op="settle",result="ok"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+/// The file store writes clocks without reading records: a clock that
+/// outlived its record is never read as a session, never moves a clock
+/// backwards, and is removed by the next purge.
+#[tokio::test]
+async fn file_store_clocks_never_go_back_and_orphans_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileStore::open(dir.path(), 1_000).unwrap();
+    let record = |seen| Record {
+        expires_at: 10_000,
+        last_seen: seen,
+        sealed: vec![1, 2, 3],
+    };
+    let (kept, gone) = ([1u8; 32], [2u8; 32]);
+    files.put(&kept, &record(1_000)).await.unwrap();
+    files.touch(vec![(kept, 1_500)]).await.unwrap();
+    files.touch(vec![(kept, 1_200)]).await.unwrap();
+    files.touch(vec![(gone, 1_500)]).await.unwrap();
+    files.settle().await.unwrap();
+    assert_eq!(files.get(&kept).await.unwrap().unwrap().last_seen, 1_500);
+    assert_eq!(
+        files.get(&gone).await.unwrap(),
+        None,
+        "no record, no session"
+    );
+    assert_eq!(files.clocks(), 2, "the orphan clock was written");
+    assert_eq!(files.purge_expired(1_600, 3_600).await.unwrap(), 0);
+    assert_eq!(files.clocks(), 1, "and purged");
+    assert_eq!(files.get(&kept).await.unwrap().unwrap().last_seen, 1_500);
+}
+
 /// The background task writes them by itself (tokio's clock is paused and
 /// jumps ahead whenever everything waits, so nothing waits 5 s).
 #[tokio::test(start_paused = true)]

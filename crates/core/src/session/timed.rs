@@ -47,6 +47,10 @@ impl Store for Timed {
         self.timed(StoreOp::Touch, self.inner.touch(seen))
     }
 
+    fn settle(&self) -> StoreFuture<'_, ()> {
+        self.timed(StoreOp::Settle, self.inner.settle())
+    }
+
     fn purge_expired(&self, now: i64, idle: i64) -> StoreFuture<'_, usize> {
         self.timed(StoreOp::Purge, self.inner.purge_expired(now, idle))
     }
