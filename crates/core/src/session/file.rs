@@ -10,17 +10,22 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use super::StoreError;
 use super::store::{OnceSet, Record, RecordKey, Store, StoreFuture, claim_in_process};
 
-/// Records: 8 bytes `expires_at`, 8 bytes `last_seen` (big-endian), then the
-/// sealed session.
-const TABLE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v2");
-/// Before the header existed: the sealed session alone. Moved into
-/// [`TABLE`] when the store is opened.
-const LEGACY: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v1");
-const HEADER: usize = 16;
-/// Idle clocks written back after the record (unix seconds): a few dozen
-/// bytes per session rewritten per write-back, not the whole record. A
-/// session's last use is the later of this and its record's.
-const CLOCKS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("idle_clocks_v1");
+/// Sealed sessions by record key. A session's two clocks live in
+/// [`TIMES`], so that writing back an idle clock or sweeping for expired
+/// sessions never reads (or rewrites) a sealed session.
+const SEALED: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v3");
+/// `(expires_at, last_seen)` of each session in [`SEALED`], unix seconds:
+/// about 50 bytes a session, so the sweep reads a few megabytes for
+/// 100,000 sessions instead of the sessions themselves.
+const TIMES: TableDefinition<'_, &[u8], (i64, i64)> = TableDefinition::new("session_times_v1");
+/// Before the clocks had their own table: 8 bytes `expires_at`, 8 bytes
+/// `last_seen` (big-endian), then the sealed session; with later idle
+/// clocks in [`V2_CLOCKS`]. Moved into [`SEALED`] and [`TIMES`] when the
+/// store is opened.
+const V2: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v2");
+const V2_CLOCKS: TableDefinition<'_, &[u8], i64> = TableDefinition::new("idle_clocks_v1");
+/// Before that: the sealed session alone. Moved the same way.
+const V1: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions_v1");
 
 /// The `file:` store.
 pub struct FileStore {
@@ -37,22 +42,15 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-fn encode(record: &Record) -> Vec<u8> {
-    let mut v = Vec::with_capacity(HEADER + record.sealed.len());
-    v.extend_from_slice(&record.expires_at.to_be_bytes());
-    v.extend_from_slice(&record.last_seen.to_be_bytes());
-    v.extend_from_slice(&record.sealed);
-    v
-}
-
-fn decode(bytes: &[u8]) -> Option<Record> {
+/// A version-2 record's clocks and sealed session.
+fn decode_v2(bytes: &[u8]) -> Option<(i64, i64, &[u8])> {
     let (expires, rest) = bytes.split_first_chunk::<8>()?;
     let (seen, sealed) = rest.split_first_chunk::<8>()?;
-    Some(Record {
-        expires_at: i64::from_be_bytes(*expires),
-        last_seen: i64::from_be_bytes(*seen),
-        sealed: sealed.to_vec(),
-    })
+    Some((
+        i64::from_be_bytes(*expires),
+        i64::from_be_bytes(*seen),
+        sealed,
+    ))
 }
 
 /// Runs `work` on the blocking pool (redb's calls block on the disk).
@@ -82,14 +80,14 @@ impl FileStore {
 
 impl Store for FileStore {
     fn put<'a>(&'a self, key: &'a RecordKey, record: &'a Record) -> StoreFuture<'a, ()> {
-        let (db, key, value) = (self.db.clone(), *key, encode(record));
+        let (db, key, record) = (self.db.clone(), *key, record.clone());
         self.writes.fetch_add(1, Ordering::Relaxed);
         Box::pin(blocking(move || {
             let tx = db.begin_write()?;
-            tx.open_table(TABLE)?
-                .insert(key.as_slice(), value.as_slice())?;
-            // The record carries its own clock now.
-            tx.open_table(CLOCKS)?.remove(key.as_slice())?;
+            tx.open_table(SEALED)?
+                .insert(key.as_slice(), record.sealed.as_slice())?;
+            tx.open_table(TIMES)?
+                .insert(key.as_slice(), (record.expires_at, record.last_seen))?;
             tx.commit()?;
             Ok(())
         }))
@@ -99,15 +97,19 @@ impl Store for FileStore {
         let (db, key) = (self.db.clone(), *key);
         Box::pin(blocking(move || {
             let tx = db.begin_read()?;
-            let (table, clocks) = (tx.open_table(TABLE)?, tx.open_table(CLOCKS)?);
-            let Some(mut record) = table.get(key.as_slice())?.and_then(|v| decode(v.value()))
+            let Some((expires_at, last_seen)) = tx
+                .open_table(TIMES)?
+                .get(key.as_slice())?
+                .map(|v| v.value())
             else {
                 return Ok(None);
             };
-            if let Some(seen) = clocks.get(key.as_slice())? {
-                record.last_seen = record.last_seen.max(seen.value());
-            }
-            Ok(Some(record))
+            let sealed = tx.open_table(SEALED)?.get(key.as_slice())?;
+            Ok(sealed.map(|v| Record {
+                expires_at,
+                last_seen,
+                sealed: v.value().to_vec(),
+            }))
         }))
     }
 
@@ -116,18 +118,18 @@ impl Store for FileStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
         Box::pin(blocking(move || {
             let tx = db.begin_write()?;
-            tx.open_table(TABLE)?.remove(key.as_slice())?;
-            tx.open_table(CLOCKS)?.remove(key.as_slice())?;
+            tx.open_table(SEALED)?.remove(key.as_slice())?;
+            tx.open_table(TIMES)?.remove(key.as_slice())?;
             tx.commit()?;
             Ok(())
         }))
     }
 
-    /// One transaction for the batch, writing only the clocks: no record is
-    /// read (a clock whose record was deleted meanwhile is never read, and
-    /// [`Store::purge_expired`] removes it). The batch comes sorted, so its
-    /// clocks share a few B-tree pages, and it is committed without a flush
-    /// to disk: [`FileStore::settle`] makes the write-back durable at once.
+    /// One transaction for the batch, in [`TIMES`] only (no sealed session
+    /// is read or rewritten; a deleted session has no times to update). The
+    /// batch comes sorted, so its clocks share a few B-tree pages, and it
+    /// is committed without a flush to disk: [`FileStore::settle`] makes
+    /// the write-back durable at once.
     fn touch(&self, seen: Vec<(RecordKey, i64)>) -> StoreFuture<'_, ()> {
         let db = self.db.clone();
         self.writes.fetch_add(1, Ordering::Relaxed);
@@ -135,12 +137,14 @@ impl Store for FileStore {
             let mut tx = db.begin_write()?;
             tx.set_durability(Durability::None)?;
             {
-                let mut clocks = tx.open_table(CLOCKS)?;
+                let mut times = tx.open_table(TIMES)?;
                 for (key, t) in seen {
-                    let before = clocks.insert(key.as_slice(), t)?.map(|v| v.value());
-                    // Never backwards.
-                    if let Some(before) = before.filter(|&b| b > t) {
-                        clocks.insert(key.as_slice(), before)?;
+                    let stored = times.get(key.as_slice())?.map(|v| v.value());
+                    // Only a stored session's clock, and never backwards.
+                    if let Some((expires_at, last_seen)) = stored
+                        && last_seen < t
+                    {
+                        times.insert(key.as_slice(), (expires_at, t))?;
                     }
                 }
             }
@@ -159,40 +163,43 @@ impl Store for FileStore {
         }))
     }
 
+    /// Reads [`TIMES`] only (a read transaction, which no write waits
+    /// for), then deletes what ended in one short write transaction.
     fn purge_expired(&self, now: i64, idle: i64) -> StoreFuture<'_, usize> {
         let db = self.db.clone();
         Box::pin(blocking(move || {
+            let dead: Vec<RecordKey> = {
+                let tx = db.begin_read()?;
+                let mut dead = Vec::new();
+                for item in tx.open_table(TIMES)?.iter()? {
+                    let (k, v) = item?;
+                    let (expires_at, last_seen) = v.value();
+                    if (now >= expires_at || now - last_seen > idle)
+                        && let Ok(key) = RecordKey::try_from(k.value())
+                    {
+                        dead.push(key);
+                    }
+                }
+                dead
+            };
+            if dead.is_empty() {
+                return Ok(0);
+            }
             let tx = db.begin_write()?;
             let mut removed = 0;
             {
-                let mut table = tx.open_table(TABLE)?;
-                let mut clocks = tx.open_table(CLOCKS)?;
-                let mut dead: Vec<Vec<u8>> = Vec::new();
-                for item in table.iter()? {
-                    let (k, v) = item?;
-                    let noted = clocks.get(k.value())?.map_or(i64::MIN, |c| c.value());
-                    let alive = decode(v.value()).is_some_and(|r| {
-                        now < r.expires_at && now - r.last_seen.max(noted) <= idle
+                let (mut sealed, mut times) = (tx.open_table(SEALED)?, tx.open_table(TIMES)?);
+                for key in &dead {
+                    // Used again since the read: not dead after all.
+                    let still = times.get(key.as_slice())?.is_some_and(|v| {
+                        let (expires_at, last_seen) = v.value();
+                        now >= expires_at || now - last_seen > idle
                     });
-                    if !alive {
-                        dead.push(k.value().to_vec());
+                    if still {
+                        sealed.remove(key.as_slice())?;
+                        times.remove(key.as_slice())?;
+                        removed += 1;
                     }
-                }
-                for k in dead {
-                    table.remove(k.as_slice())?;
-                    clocks.remove(k.as_slice())?;
-                    removed += 1;
-                }
-                // Clocks written back after their record was deleted.
-                let mut orphans: Vec<Vec<u8>> = Vec::new();
-                for item in clocks.iter()? {
-                    let (k, _) = item?;
-                    if table.get(k.value())?.is_none() {
-                        orphans.push(k.value().to_vec());
-                    }
-                }
-                for k in orphans {
-                    clocks.remove(k.as_slice())?;
                 }
             }
             tx.commit()?;
@@ -217,17 +224,23 @@ impl Store for FileStore {
         Box::pin(async move {
             let all = blocking(move || {
                 let tx = db.begin_read()?;
-                let (table, clocks) = (tx.open_table(TABLE)?, tx.open_table(CLOCKS)?);
+                let (sealed, times) = (tx.open_table(SEALED)?, tx.open_table(TIMES)?);
                 let mut all = Vec::new();
-                for item in table.iter()? {
+                for item in times.iter()? {
                     let (k, v) = item?;
-                    if let (Ok(key), Some(mut record)) =
-                        (RecordKey::try_from(k.value()), decode(v.value()))
+                    let (expires_at, last_seen) = v.value();
+                    if let (Ok(key), Some(sealed)) =
+                        (RecordKey::try_from(k.value()), sealed.get(k.value())?)
                     {
-                        if let Some(seen) = clocks.get(k.value())? {
-                            record.last_seen = record.last_seen.max(seen.value());
-                        }
-                        all.push((key, record));
+                        let sealed = sealed.value().to_vec();
+                        all.push((
+                            key,
+                            Record {
+                                expires_at,
+                                last_seen,
+                                sealed,
+                            },
+                        ));
                     }
                 }
                 Ok(all)
@@ -242,16 +255,6 @@ impl Store for FileStore {
 
     fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
-    }
-}
-
-#[cfg(test)]
-impl FileStore {
-    /// How many idle clocks the store holds.
-    pub(super) fn clocks(&self) -> u64 {
-        use redb::ReadableTableMetadata as _;
-        let tx = self.db.begin_read().unwrap();
-        tx.open_table(CLOCKS).unwrap().len().unwrap()
     }
 }
 
@@ -278,28 +281,44 @@ fn open_db(dir: &Path) -> Result<Database, StoreError> {
     Ok(db)
 }
 
-/// Creates the table, and moves records of the earlier layout into it.
+/// Creates the tables, and moves sessions of the earlier layouts into
+/// them: version 1 counted as used `now` (it had no clocks; its own end and
+/// idle clock still apply when it is read), version 2 with its clocks.
 fn migrate(db: &Database, now: i64) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
-        let mut table = tx.open_table(TABLE)?;
-        tx.open_table(CLOCKS)?;
-        let mut legacy = tx.open_table(LEGACY)?;
+        let mut sealed = tx.open_table(SEALED)?;
+        let mut times = tx.open_table(TIMES)?;
+        let (v1, v2, v2_clocks) = (
+            tx.open_table(V1)?,
+            tx.open_table(V2)?,
+            tx.open_table(V2_CLOCKS)?,
+        );
         let mut moved = Vec::new();
-        for item in legacy.iter()? {
+        for item in v1.iter()? {
             let (k, v) = item?;
-            moved.push((k.value().to_vec(), v.value().to_vec()));
+            moved.push((k.value().to_vec(), i64::MAX, now, v.value().to_vec()));
         }
-        for (k, sealed) in moved {
-            let record = Record {
-                expires_at: i64::MAX,
-                last_seen: now,
-                sealed,
-            };
-            table.insert(k.as_slice(), encode(&record).as_slice())?;
-            legacy.remove(k.as_slice())?;
+        for item in v2.iter()? {
+            let (k, v) = item?;
+            if let Some((expires_at, last_seen, s)) = decode_v2(v.value()) {
+                let noted = v2_clocks.get(k.value())?.map_or(i64::MIN, |c| c.value());
+                moved.push((
+                    k.value().to_vec(),
+                    expires_at,
+                    last_seen.max(noted),
+                    s.to_vec(),
+                ));
+            }
+        }
+        for (k, expires_at, last_seen, s) in moved {
+            sealed.insert(k.as_slice(), s.as_slice())?;
+            times.insert(k.as_slice(), (expires_at, last_seen))?;
         }
     }
+    tx.delete_table(V1)?;
+    tx.delete_table(V2)?;
+    tx.delete_table(V2_CLOCKS)?;
     tx.commit()?;
     Ok(())
 }

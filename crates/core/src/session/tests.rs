@@ -250,11 +250,12 @@ async fn a_write_back_goes_in_key_order_then_settles_once() {
     );
 }
 
-/// The file store writes clocks without reading records: a clock that
-/// outlived its record is never read as a session, never moves a clock
-/// backwards, and is removed by the next purge.
+/// The file store writes clocks beside the sealed sessions, never reading
+/// them: a clock never goes backwards, a deleted session's clock is not
+/// written (it stays deleted), and the sweep finds what ended from the
+/// clocks alone.
 #[tokio::test]
-async fn file_store_clocks_never_go_back_and_orphans_are_purged() {
+async fn file_store_clocks_never_go_back_and_deleted_sessions_stay_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let files = FileStore::open(dir.path(), 1_000).unwrap();
     let record = |seen| Record {
@@ -262,22 +263,27 @@ async fn file_store_clocks_never_go_back_and_orphans_are_purged() {
         last_seen: seen,
         sealed: vec![1, 2, 3],
     };
-    let (kept, gone) = ([1u8; 32], [2u8; 32]);
-    files.put(&kept, &record(1_000)).await.unwrap();
-    files.touch(vec![(kept, 1_500)]).await.unwrap();
+    let (kept, gone, idle) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    for key in [&kept, &gone, &idle] {
+        files.put(key, &record(1_000)).await.unwrap();
+    }
+    files.delete(&gone).await.unwrap();
+    files
+        .touch(vec![(kept, 1_500), (gone, 1_500)])
+        .await
+        .unwrap();
     files.touch(vec![(kept, 1_200)]).await.unwrap();
-    files.touch(vec![(gone, 1_500)]).await.unwrap();
     files.settle().await.unwrap();
-    assert_eq!(files.get(&kept).await.unwrap().unwrap().last_seen, 1_500);
-    assert_eq!(
-        files.get(&gone).await.unwrap(),
-        None,
-        "no record, no session"
-    );
-    assert_eq!(files.clocks(), 2, "the orphan clock was written");
-    assert_eq!(files.purge_expired(1_600, 3_600).await.unwrap(), 0);
-    assert_eq!(files.clocks(), 1, "and purged");
-    assert_eq!(files.get(&kept).await.unwrap().unwrap().last_seen, 1_500);
+    assert_eq!(files.get(&kept).await.unwrap().unwrap(), record(1_500));
+    assert_eq!(files.get(&gone).await.unwrap(), None, "stays deleted");
+    // At 2,100 with 1,000 s of idle time, `idle` (last used at 1,000) ended.
+    assert_eq!(files.purge_expired(2_100, 1_000).await.unwrap(), 1);
+    assert_eq!(files.get(&idle).await.unwrap(), None);
+    let mut left = Vec::new();
+    files.scan(&mut |k, r| left.push((k, r))).await.unwrap();
+    assert_eq!(left, vec![(kept, record(1_500))]);
+    // Past its end, the last one goes too.
+    assert_eq!(files.purge_expired(10_000, 1_000_000).await.unwrap(), 1);
 }
 
 /// The background task writes them by itself (tokio's clock is paused and
@@ -455,6 +461,70 @@ async fn sessions_stored_before_the_record_header_are_kept() {
     // Its own end still applies.
     s.clock().advance(101);
     assert!(s.get(&cookie).await.is_none());
+}
+
+/// Version 2 kept the clocks in a header before the sealed session, with
+/// later idle clocks in a table of their own: opened now, its sessions are
+/// moved over with the later of the two clocks.
+#[tokio::test]
+async fn sessions_stored_with_the_record_header_are_kept_with_their_clocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = StoreKind::File(dir.path().to_owned());
+    let s = store(&kind);
+    let (cookie, _) = s
+        .create(
+            Identity {
+                sub: "from-v2".into(),
+                ..Identity::default()
+            },
+            tokens(),
+        )
+        .await
+        .unwrap();
+    let key = s.key_of(&cookie);
+    let mut found = Vec::new();
+    s.store.scan(&mut |k, r| found.push((k, r))).await.unwrap();
+    let [(k, record)] = &found[..] else {
+        panic!("{found:?}")
+    };
+    assert_eq!(k, &key);
+    let t = s.clock().now();
+    drop(s);
+    {
+        let db = redb::Database::create(dir.path().join("sessions.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.delete_table(redb::TableDefinition::<&[u8], &[u8]>::new("sessions_v3"))
+            .unwrap();
+        tx.delete_table(redb::TableDefinition::<&[u8], (i64, i64)>::new(
+            "session_times_v1",
+        ))
+        .unwrap();
+        let mut v2 = record.expires_at.to_be_bytes().to_vec();
+        v2.extend_from_slice(&(t - 500).to_be_bytes());
+        v2.extend_from_slice(&record.sealed);
+        tx.open_table(redb::TableDefinition::<&[u8], &[u8]>::new("sessions_v2"))
+            .unwrap()
+            .insert(key.as_slice(), v2.as_slice())
+            .unwrap();
+        tx.open_table(redb::TableDefinition::<&[u8], i64>::new("idle_clocks_v1"))
+            .unwrap()
+            .insert(key.as_slice(), t - 100)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let s = SessionStore::open(
+        &kind,
+        &[9u8; 32],
+        Duration::from_secs(3600),
+        Duration::from_secs(86400),
+    )
+    .unwrap();
+    let moved = s.store.get(&key).await.unwrap().expect("migrated record");
+    assert_eq!(moved.last_seen, t - 100, "the later clock");
+    assert_eq!(moved.expires_at, record.expires_at);
+    let got = s.get_full(&cookie).await.expect("migrated session");
+    assert_eq!(got.identity.sub, "from-v2");
+    assert_eq!(got.tokens.refresh_token.as_deref(), Some("RT-secret"));
 }
 
 #[tokio::test]
