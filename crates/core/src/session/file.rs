@@ -64,9 +64,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl FileStore {
-    /// Opens (creating it, mode 0700) the database in `dir`. Records of the
-    /// earlier layout are moved to the current one, counted as used `now`
-    /// (their own end and idle clock still apply when they are read).
+    /// Opens (creating it, mode 0700) the database in `dir`. Sessions of
+    /// the earlier layouts are moved to the current one when it opens.
     pub fn open(dir: &Path, now: i64) -> Result<Self, StoreError> {
         let db = open_db(dir)?;
         migrate(&db, now).map_err(StoreError::from_any)?;
@@ -125,7 +124,7 @@ impl Store for FileStore {
         }))
     }
 
-    /// One transaction for the batch, in [`TIMES`] only (no sealed session
+    /// One transaction for the batch, in `TIMES` only (no sealed session
     /// is read or rewritten; a deleted session has no times to update). The
     /// batch comes sorted, so its clocks share a few B-tree pages, and it
     /// is committed without a flush to disk: [`FileStore::settle`] makes
@@ -163,7 +162,7 @@ impl Store for FileStore {
         }))
     }
 
-    /// Reads [`TIMES`] only (a read transaction, which no write waits
+    /// Reads `TIMES` only (a read transaction, which no write waits
     /// for), then deletes what ended in one short write transaction.
     fn purge_expired(&self, now: i64, idle: i64) -> StoreFuture<'_, usize> {
         let db = self.db.clone();
@@ -283,7 +282,8 @@ fn open_db(dir: &Path) -> Result<Database, StoreError> {
 
 /// Creates the tables, and moves sessions of the earlier layouts into
 /// them: version 1 counted as used `now` (it had no clocks; its own end and
-/// idle clock still apply when it is read), version 2 with its clocks.
+/// idle clock still apply when it is read), version 2 with the later of
+/// its two clocks. One session at a time (an old store may be large).
 fn migrate(db: &Database, now: i64) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
@@ -294,26 +294,18 @@ fn migrate(db: &Database, now: i64) -> Result<(), redb::Error> {
             tx.open_table(V2)?,
             tx.open_table(V2_CLOCKS)?,
         );
-        let mut moved = Vec::new();
         for item in v1.iter()? {
             let (k, v) = item?;
-            moved.push((k.value().to_vec(), i64::MAX, now, v.value().to_vec()));
+            sealed.insert(k.value(), v.value())?;
+            times.insert(k.value(), (i64::MAX, now))?;
         }
         for item in v2.iter()? {
             let (k, v) = item?;
             if let Some((expires_at, last_seen, s)) = decode_v2(v.value()) {
                 let noted = v2_clocks.get(k.value())?.map_or(i64::MIN, |c| c.value());
-                moved.push((
-                    k.value().to_vec(),
-                    expires_at,
-                    last_seen.max(noted),
-                    s.to_vec(),
-                ));
+                sealed.insert(k.value(), s)?;
+                times.insert(k.value(), (expires_at, last_seen.max(noted)))?;
             }
-        }
-        for (k, expires_at, last_seen, s) in moved {
-            sealed.insert(k.as_slice(), s.as_slice())?;
-            times.insert(k.as_slice(), (expires_at, last_seen))?;
         }
     }
     tx.delete_table(V1)?;
