@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::StoreError;
-use super::store::{OnceSet, Record, RecordKey, Store, StoreFuture, claim_in_process};
+use super::store::{OnceSet, Record, RecordKey, Store, StoreFuture, claim_in_process, ended};
 
 /// Sealed sessions by record key. A session's two clocks live in
 /// [`TIMES`], so that writing back an idle clock or sweeping for expired
@@ -173,7 +173,7 @@ impl Store for FileStore {
                 for item in tx.open_table(TIMES)?.iter()? {
                     let (k, v) = item?;
                     let (expires_at, last_seen) = v.value();
-                    if (now >= expires_at || now - last_seen > idle)
+                    if ended(now, expires_at, last_seen, idle)
                         && let Ok(key) = RecordKey::try_from(k.value())
                     {
                         dead.push(key);
@@ -192,7 +192,7 @@ impl Store for FileStore {
                     // Used again since the read: not dead after all.
                     let still = times.get(key.as_slice())?.is_some_and(|v| {
                         let (expires_at, last_seen) = v.value();
-                        now >= expires_at || now - last_seen > idle
+                        ended(now, expires_at, last_seen, idle)
                     });
                     if still {
                         sealed.remove(key.as_slice())?;

@@ -613,7 +613,7 @@ impl<V: CachedView> SessionStore<V> {
         };
         let t = self.clock.now();
         let seen = entry.last_seen.load(Ordering::Relaxed);
-        if t >= entry.session.expires_at || t - seen > self.idle {
+        if store::ended(t, entry.session.expires_at, seen, self.idle) {
             self.remove_key(cookie, entry.key).await;
             return Ok(None);
         }
@@ -739,7 +739,12 @@ impl<V: CachedView> SessionStore<V> {
         let cache = self.cache.clone();
         let n = tokio::task::spawn_blocking(move || {
             cache.retain(|e| {
-                t < e.session.expires_at && t - e.last_seen.load(Ordering::Relaxed) <= idle
+                !store::ended(
+                    t,
+                    e.session.expires_at,
+                    e.last_seen.load(Ordering::Relaxed),
+                    idle,
+                )
             })
         })
         .await
@@ -768,13 +773,13 @@ impl<V: CachedView> SessionStore<V> {
             .into_iter()
             .filter_map(|(key, record)| {
                 let session = self.unseal(&key, &record)?;
-                (t < session.expires_at
-                    && t - session.last_seen <= self.idle + TOUCH_INTERVAL.as_secs() as i64)
-                    .then(|| Listed {
-                        id: Listed::id_of(&key),
-                        key,
-                        session,
-                    })
+                // The store's idle clocks lag by up to the write-back interval.
+                let idle = self.idle + TOUCH_INTERVAL.as_secs() as i64;
+                (!store::ended(t, session.expires_at, session.last_seen, idle)).then(|| Listed {
+                    id: Listed::id_of(&key),
+                    key,
+                    session,
+                })
             })
             .collect();
         out.sort_by_key(|l| l.session.created_at);
@@ -854,7 +859,12 @@ impl<V: CachedView> SessionStore<V> {
     pub fn live_in_memory(&self) -> usize {
         let t = self.clock.now();
         self.cache.count(|e| {
-            t < e.session.expires_at && t - e.last_seen.load(Ordering::Relaxed) <= self.idle
+            !store::ended(
+                t,
+                e.session.expires_at,
+                e.last_seen.load(Ordering::Relaxed),
+                self.idle,
+            )
         })
     }
 }

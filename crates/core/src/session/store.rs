@@ -55,6 +55,13 @@ pub enum Revoked {
     All,
 }
 
+/// Whether a session has ended at `now`: past its end (`expires_at`), or
+/// unused for longer than `idle` seconds since `last_seen`. The one rule
+/// for the cache, the stores and their sweeps.
+pub(crate) fn ended(now: i64, expires_at: i64, last_seen: i64, idle: i64) -> bool {
+    now >= expires_at || now - last_seen > idle
+}
+
 /// A boxed future, as a trait object's methods return.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -257,7 +264,7 @@ impl Store for MemoryStore {
     fn purge_expired(&self, now: i64, idle: i64) -> StoreFuture<'_, usize> {
         let mut records = self.records();
         let before = records.len();
-        records.retain(|_, r| now < r.expires_at && now - r.last_seen <= idle);
+        records.retain(|_, r| !ended(now, r.expires_at, r.last_seen, idle));
         Box::pin(std::future::ready(Ok(before - records.len())))
     }
 
