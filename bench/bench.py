@@ -43,6 +43,9 @@ def main():
                     type=lambda v: [int(x.replace("_", "")) for x in v.split(",")],
                     help="sessions in use at each point of the active-users curve "
                          "(default 1,1000; full run 1,1000,10000,50000,100000; needs --sessions >= the largest)")
+    ap.add_argument("--trace", action="store_true",
+                    help="a per-second trace of the proxy along the active-users curve (its metrics, CPU, "
+                         "disk writes), in the log and the results; turns on metrics_listen for those processes")
     ap.add_argument("--signin-workers", type=int, default=8)
     ap.add_argument("--preload", metavar="LIB",
                     help="LD_PRELOAD for aadgate (experiments: another malloc, e.g. "
@@ -66,7 +69,7 @@ def main():
     rounds = args.rounds or (1 if quick else 3)
     n_sessions = args.sessions if args.sessions is not None else (1_000 if quick else 100_000)
     experiment = (bool(args.preload) or args.store != "file" or args.sessions is not None
-                  or args.active is not None)
+                  or args.active is not None or args.trace)
     write = args.docs if args.docs is not None else (not quick and not args.profile and not experiment)
     sweep_conns = [1, 1024]
     sweep_keys = ["nginx", "signed"] if quick else ["direct", "nginx", "signed", "modoidc"]

@@ -10,8 +10,9 @@ import math
 import os
 import time
 
-from .load import Contestant, err_detail, measure, run_wrk
+from .load import Contestant, err_detail, measure, median_result, run_wrk
 from .procs import rss_kib
+from .trace import Tracer, format_rows
 from .testbed import ROTATE_LUA, SESSION_COOKIE, log
 
 # A session's idle clock is written back at most once a minute
@@ -28,35 +29,67 @@ def wait_until_old(created_at: float) -> None:
         time.sleep(left)
 
 
-def active_curve(name, port, pgid, cookies, points, tmp, seconds, warmup, up_status, up_pid):
+def active_curve(name, port, pgid, cookies, points, tmp, seconds, warmup, up_status, up_pid,
+                 rounds=1, trace_port=None):
     """Measures each point (number of sessions in use) that `cookies` can
-    fill; returns {n: result}, each with the proxy's RSS after it."""
-    out = {}
+    fill, `rounds` times over, alternating the points (1,000, 50,000,
+    1,000, 50,000, ...) so that a machine busy for a while slows every point
+    alike; returns {n: median result}, each with the proxy's RSS after its
+    last round (and, with `trace_port`, the proxy's metrics address, a
+    per-second trace of each round)."""
+    points = [n for n in points if n <= len(cookies)]
+    runs = {n: [] for n in points}
     rate = 5_000.0  # requests/s assumed before the first point is measured
-    for n in points:
-        if n > len(cookies):
-            continue
-        path = os.path.join(tmp, f"cookies-{name.replace(' ', '-')}-{n}.txt")
-        with open(path, "w") as f:
-            f.write("\n".join(cookies[:n]) + "\n")
-        c = Contestant(f"active-{n}", f"{name}, {n:,} active", port, "/",
-                       ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={cookies[0]}"],
-                       200, True, pgid, rotate=path)
-        # Before the measured run, every session is used at least once (its
-        # one-off work done: identity headers built, a read from the store),
-        # at the rate the previous point ran at.
-        pre, goal = 0, n
-        while pre < goal:
-            w = run_wrk(port, "/", c.headers, 64, max(1, math.ceil(1.2 * (goal - pre) / rate)),
-                        script=ROTATE_LUA, script_args=(path, SESSION_COOKIE))
-            pre += w["requests"]
-            rate = max(500.0, w["rps"])
-        r = measure(c, 64, seconds, warmup, up_status, up_pid)
-        rate = r["rps"]
-        r["prewarm_requests"] = pre
-        r["rss_kib"] = rss_kib(pgid)["VmRSS"]
-        r["sessions"] = n
-        out[n] = r
-        log(f"  {c.label:36s} {r['rps']:>9,.0f} req/s  p50 {r['p50_us'] / 1000:.2f}  "
-            f"p99 {r['p99_us'] / 1000:.2f} ms  RSS {r['rss_kib'] / 1024:.1f} MiB  errors {err_detail(r)}")
+    for rnd in range(rounds):
+        for n in points:
+            r = _point(name, port, pgid, cookies, n, tmp, seconds, warmup, up_status, up_pid, rate, trace_port)
+            rate = r["rps"]
+            runs[n].append(r)
+            log(f"  {name + f', {n:,} active':36s} {r['rps']:>9,.0f} req/s  p50 {r['p50_us'] / 1000:.2f}  "
+                f"p99 {r['p99_us'] / 1000:.2f} ms  RSS {r['rss_kib'] / 1024:.1f} MiB  errors {err_detail(r)}"
+                + (f"  (round {rnd + 1} of {rounds})" if rounds > 1 else ""))
+            if trace_port:
+                log(f"  trace (t from the point's start; the warm-up and measured run began at "
+                    f"{r['trace_marks']['measure'] - r['trace_marks']['start']:.1f} s):\n"
+                    + format_rows(r["trace"], r["trace_marks"]["start"]))
+    out = {}
+    for n, rs in runs.items():
+        m = median_result(rs)
+        m.update(sessions=n, rss_kib=rs[-1]["rss_kib"],
+                 prewarm_requests=[r["prewarm_requests"] for r in rs],
+                 p99_rounds=[r["p99_us"] for r in rs])
+        if trace_port:
+            m["trace"] = [{"marks": r["trace_marks"], "rows": r["trace"]} for r in rs]
+        out[n] = m
     return out
+
+
+def _point(name, port, pgid, cookies, n, tmp, seconds, warmup, up_status, up_pid, rate, trace_port):
+    """One measured run with `n` sessions in use; `rate` (the last run's
+    requests/s) sizes the pre-warming."""
+    path = os.path.join(tmp, f"cookies-{name.replace(' ', '-')}-{n}.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(cookies[:n]) + "\n")
+    c = Contestant(f"active-{n}", f"{name}, {n:,} active", port, "/",
+                   ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={cookies[0]}"],
+                   200, True, pgid, rotate=path)
+    tracer = Tracer(trace_port, pgid).start() if trace_port else None
+    t0 = time.time()
+    # Before the measured run, every session is used at least once (its
+    # one-off work done: identity headers built, a read from the store),
+    # at the rate the previous point ran at.
+    pre, goal = 0, n
+    while pre < goal:
+        w = run_wrk(port, "/", c.headers, 64, max(1, math.ceil(1.2 * (goal - pre) / rate)),
+                    script=ROTATE_LUA, script_args=(path, SESSION_COOKIE))
+        pre += w["requests"]
+        rate = max(500.0, w["rps"])
+    t_measure = time.time()
+    r = measure(c, 64, seconds, warmup, up_status, up_pid)
+    if tracer:
+        r["trace"] = tracer.stop()
+        r["trace_marks"] = {"start": t0, "measure": t_measure, "end": time.time()}
+    r["prewarm_requests"] = pre
+    r["rss_kib"] = rss_kib(pgid)["VmRSS"]
+    r["sessions"] = n
+    return r

@@ -148,7 +148,13 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
     redis = procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
                                   "--save", "", "--appendonly", "no", "--dir", tmp], CORE_CLIENT)
     wait_redis(redis_port)
-    agr = procs.start("aadgate-redis", [BIN, "proxy", "--config", agr_cfg], CORE_SERVER, env=ag_env)
+    # --trace: the active-users curve's processes serve their metrics, read
+    # once a second (aadbench/trace.py); off otherwise, as in production
+    # without metrics_listen.
+    trace_file = free_port() if args.trace else None
+    trace_redis = free_port() if args.trace else None
+    agr = procs.start("aadgate-redis", [BIN, "proxy", "--config", agr_cfg], CORE_SERVER,
+                      env=dict(ag_env, AADGATE_METRICS_LISTEN=f"127.0.0.1:{trace_redis}") if trace_redis else ag_env)
     agr2 = procs.start("aadgate-redis-2", [BIN, "proxy", "--config", agr2_cfg], CORE_SERVER, env=ag_env)
     lb = procs.start("nginx-balancer", ["nginx", "-p", tmp, "-c", lb_cfg, "-g", "daemon off;"], CORE_SERVER)
     agl = procs.start("aadgate-lean", [BIN, "proxy", "--config", agl_cfg], CORE_SERVER, env=ag_env)
@@ -284,7 +290,8 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         res["memory"]["rss_after_load_idle_kib"] = rss_kib(ag.pid)["VmRSS"]
         procs.stop(ag)
         shutil.rmtree(store, ignore_errors=True)
-        ag = procs.start("aadgate-sessions", [BIN, "proxy", "--config", ag_cfg], CORE_SERVER, env=ag_env)
+        ag = procs.start("aadgate-sessions", [BIN, "proxy", "--config", ag_cfg], CORE_SERVER,
+                         env=dict(ag_env, AADGATE_METRICS_LISTEN=f"127.0.0.1:{trace_file}") if trace_file else ag_env)
         wait_http(ag_port, "/healthz", proc=ag, name="aadgate-sessions", procs=procs)
         time.sleep(0.5)
         by_key["signed"].pgid = ag.pid
@@ -342,7 +349,8 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         log(f"active users: {', '.join(f'{n:,}' for n in points if n <= len(cookies))} sessions in use at once")
         wait_until_old(file_signed_in_at)
         res["active"] = {"file": active_curve("aadgate signed-in", ag_port, ag.pid, cookies, points, tmp,
-                                              seconds, warmup, up_status, up.pid)}
+                                              seconds, warmup, up_status, up.pid, rounds=rounds,
+                                              trace_port=trace_file)}
         last = max(res["active"]["file"])
         res["memory"]["rss_in_use_kib"] = res["active"]["file"][last]["rss_kib"]
         res["memory"]["sessions_in_use"] = last
@@ -371,7 +379,8 @@ def run(args, procs, tmp, quick, seconds, warmup, rounds, n_sessions, sweep_conn
         wait_until_old(redis_signed_in_at)
         before = redis_command_calls(redis_port)
         res["active"]["redis"] = active_curve("aadgate signed-in, Redis", agr_port, agr.pid, cookies_r, points, tmp,
-                                              seconds, warmup, up_status, up.pid)
+                                              seconds, warmup, up_status, up.pid, rounds=rounds,
+                                              trace_port=trace_redis)
         calls = redis_command_calls(redis_port) - before
         done = sum(r["requests"] + r.get("warmup_requests", 0) for r in res["active"]["redis"].values())
         res["active"]["redis_commands_per_request"] = calls / max(1, done)

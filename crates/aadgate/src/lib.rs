@@ -288,10 +288,11 @@ impl Auth {
     /// `aadgate_active_sessions` and `aadgate_session_cache_bytes` read from
     /// the session store now; `None`
     /// without metrics. What `aadgate proxy` answers on `metrics_listen`'s
-    /// `/metrics`.
-    pub fn encode_metrics(&self) -> Option<String> {
+    /// `/metrics`. Counting the live sessions walks the session cache, off
+    /// the async workers.
+    pub async fn encode_metrics(&self) -> Option<String> {
         let m = self.inner.metrics.as_ref()?;
-        m.set_active_sessions(self.inner.store.live_in_memory());
+        m.set_active_sessions(self.inner.store.live_in_memory().await);
         m.set_session_cache_bytes(self.inner.store.cached_bytes());
         Some(m.encode())
     }

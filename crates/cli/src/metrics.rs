@@ -25,7 +25,7 @@ pub async fn serve(
 }
 
 async fn scrape(State(auth): State<Auth>) -> Response {
-    match auth.encode_metrics() {
+    match auth.encode_metrics().await {
         Some(text) => (
             [
                 (header::CONTENT_TYPE, aadgate_core::metrics::CONTENT_TYPE),

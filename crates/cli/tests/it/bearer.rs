@@ -770,8 +770,9 @@ async fn a_token_is_validated_once_and_then_remembered_until_it_must_be_checked_
         s: Setup::with_options(&extra, idp_config()).await,
         http: reqwest::Client::new(),
     };
-    let counted = |result: &str| {
-        let text = api.s.proxy().auth.encode_metrics().unwrap();
+    let auth = api.s.proxy().auth.clone();
+    let counted = async |result: &str| {
+        let text = auth.encode_metrics().await.unwrap();
         let line = format!("aadgate_bearer_tokens_total{{result=\"{result}\"}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(line.as_str()))
@@ -784,7 +785,7 @@ async fn a_token_is_validated_once_and_then_remembered_until_it_must_be_checked_
         assert_eq!(api.get("/api/items", Some(&token)).await.status(), 200);
     }
     assert_eq!(
-        (counted("ok"), counted("cached")),
+        (counted("ok").await, counted("cached").await),
         (1, 2),
         "one signature check for three requests"
     );
@@ -800,5 +801,5 @@ async fn a_token_is_validated_once_and_then_remembered_until_it_must_be_checked_
     for _ in 0..2 {
         assert_eq!(api.get("/api/items", Some(&forged)).await.status(), 401);
     }
-    assert_eq!((counted("ok"), counted("invalid")), (2, 2));
+    assert_eq!((counted("ok").await, counted("invalid").await), (2, 2));
 }

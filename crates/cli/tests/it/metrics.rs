@@ -233,11 +233,12 @@ a_seconds_bucket{le=\"0.1\",k=\"v\"} 1\na_seconds_bucket{le=\"+Inf\",k=\"v\"} 2\
     }
 }
 
-fn scrape_of(s: &Setup) -> Scrape {
+async fn scrape_of(s: &Setup) -> Scrape {
     Scrape::parse(
         &s.proxy()
             .auth
             .encode_metrics()
+            .await
             .expect("metrics are kept with metrics_listen set"),
     )
 }
@@ -266,7 +267,7 @@ async fn revalidations_are_counted_by_outcome() {
         api_get(&reader.client, reader.url("/x")).await.status(),
         401
     );
-    let m = scrape_of(&s);
+    let m = scrape_of(&s).await;
     assert_eq!(revalidations(&m, "ok"), 1.0);
     assert_eq!(revalidations(&m, "ended"), 1.0);
     assert_eq!(
@@ -310,7 +311,7 @@ async fn revalidations_are_counted_by_outcome() {
         api_get(&writer.client, writer.url("/x")).await.status(),
         401
     );
-    let m = scrape_of(&s);
+    let m = scrape_of(&s).await;
     assert_eq!(
         revalidations(&m, "unavailable"),
         1.0,
@@ -347,7 +348,7 @@ async fn token_refreshes_are_counted() {
     let second = token(&b.echo("/x").await);
     assert_ne!(first, second, "renewed");
     assert_eq!(token(&b.echo("/x").await), second, "and then reused");
-    let m = scrape_of(&s);
+    let m = scrape_of(&s).await;
     assert_eq!(m.get("aadgate_refreshes_total", &[("result", "ok")]), 1.0);
     assert_eq!(
         m.all("aadgate_refreshes_total").count(),
@@ -357,6 +358,6 @@ async fn token_refreshes_are_counted() {
     assert_eq!(m.all("aadgate_revalidations_total").count(), 0);
 
     let plain = Setup::new().await;
-    assert!(plain.proxy().auth.encode_metrics().is_none());
+    assert!(plain.proxy().auth.encode_metrics().await.is_none());
     assert!(plain.proxy().auth.metrics().is_none());
 }

@@ -74,7 +74,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// (`bench/run`, p99 +17 ms at 50,000 in use); in chunks with
 /// [`WRITE_BACK_PAUSE`] between them, the same work is spread out.
 const WRITE_BACK_CHUNK: usize = 256;
-/// The pause between two chunks of a write-back.
+/// The shortest pause between two chunks of a write-back (the background
+/// write-back spreads its chunks wider: [`write_back_pause`]).
 const WRITE_BACK_PAUSE: Duration = Duration::from_millis(10);
 /// The memory the session cache may use by default (`session.cache_mib`):
 /// 256 MiB, about 70,000 sessions of users in a few groups (~3.6 KB each
@@ -511,7 +512,7 @@ impl<V: CachedView> SessionStore<V> {
                 let (Some(store), Some(touched)) = (store.upgrade(), touched.upgrade()) else {
                     return;
                 };
-                flush(&*store, &touched).await;
+                flush(&*store, &touched, write_back_pause).await;
             }
         });
         if let Some(mut revoked) = self.store.revocations() {
@@ -632,7 +633,7 @@ impl<V: CachedView> SessionStore<V> {
     /// Writes the noted idle clocks back now (a background task does this
     /// every [`FLUSH_INTERVAL`]; call it before a planned shutdown).
     pub async fn flush_idle_clocks(&self) {
-        flush(&*self.store, &self.touched).await;
+        flush(&*self.store, &self.touched, |_| WRITE_BACK_PAUSE).await;
     }
 
     /// Like [`SessionStore::get`], with every token (read from the store).
@@ -855,17 +856,24 @@ impl<V: CachedView> SessionStore<V> {
 
     /// Number of sessions in memory that have not ended (by idle time or
     /// lifetime) yet: those signed in or used in this process, up to the
-    /// cache's bound (`aadgate_active_sessions`). Reads the whole cache.
-    pub fn live_in_memory(&self) -> usize {
-        let t = self.clock.now();
-        self.cache.count(|e| {
-            !store::ended(
-                t,
-                e.session.expires_at,
-                e.last_seen.load(Ordering::Relaxed),
-                self.idle,
-            )
+    /// cache's bound (`aadgate_active_sessions`). Reads the whole cache
+    /// (about 50 ms at 100,000 sessions): on the blocking pool, so a
+    /// Prometheus scrape holds up no request on a worker (`bench/run
+    /// --trace` showed every request in flight waiting for it).
+    pub async fn live_in_memory(&self) -> usize {
+        let (t, idle, cache) = (self.clock.now(), self.idle, self.cache.clone());
+        tokio::task::spawn_blocking(move || {
+            cache.count(|e| {
+                !store::ended(
+                    t,
+                    e.session.expires_at,
+                    e.last_seen.load(Ordering::Relaxed),
+                    idle,
+                )
+            })
         })
+        .await
+        .unwrap_or_default()
     }
 }
 
@@ -935,8 +943,22 @@ fn provider_session(sid: &str) -> [u8; 32] {
     crypto::sha256(format!("sid\n{sid}").as_bytes())
 }
 
-/// Writes a batch of noted idle clocks to the store.
-async fn flush(store: &dyn Store, touched: &Mutex<HashMap<RecordKey, i64>>) {
+/// The pause between the chunks of a background write-back of `chunks`
+/// chunks: they are spread over half of [`FLUSH_INTERVAL`] (at least
+/// [`WRITE_BACK_PAUSE`] apart), so a large batch (50,000 sessions falling
+/// due together) costs the proxy's core a chunk at a time rather than in
+/// a burst that the requests of those moments wait behind.
+fn write_back_pause(chunks: usize) -> Duration {
+    let chunks = u32::try_from(chunks.max(1)).unwrap_or(u32::MAX);
+    (FLUSH_INTERVAL / 2 / chunks).max(WRITE_BACK_PAUSE)
+}
+
+/// Writes a batch of noted idle clocks to the store, `pause(chunks)` apart.
+async fn flush(
+    store: &dyn Store,
+    touched: &Mutex<HashMap<RecordKey, i64>>,
+    pause: fn(usize) -> Duration,
+) {
     let mut batch: Vec<(RecordKey, i64)> = match touched.lock() {
         Ok(mut t) if !t.is_empty() => t.drain().collect(),
         _ => return,
@@ -944,13 +966,14 @@ async fn flush(store: &dyn Store, touched: &Mutex<HashMap<RecordKey, i64>>) {
     // In key order, each chunk's clocks are neighbours in the store (a few
     // B-tree pages per chunk rewritten, not one page per clock).
     batch.sort_unstable_by_key(|&(key, _)| key);
+    let pause = pause(batch.len().div_ceil(WRITE_BACK_CHUNK));
     let mut chunks = batch.chunks(WRITE_BACK_CHUNK).peekable();
     while let Some(chunk) = chunks.next() {
         if let Err(e) = store.touch(chunk.to_vec()).await {
             tracing::warn!(sessions = chunk.len(), error = %e, "could not write session idle clocks back");
         }
         if chunks.peek().is_some() {
-            tokio::time::sleep(WRITE_BACK_PAUSE).await;
+            tokio::time::sleep(pause).await;
         }
     }
     if let Err(e) = store.settle().await {

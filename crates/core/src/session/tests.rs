@@ -550,3 +550,65 @@ async fn a_provider_session_ends_every_session_signed_in_under_it() {
     assert!(s.get(&a1).await.is_none() && s.get(&a2).await.is_none());
     assert!(s.get(&b).await.is_some());
 }
+
+/// Counting the live sessions (what a metrics scrape does) walks the whole
+/// cache; the worker it is awaited on keeps running other tasks meanwhile.
+/// On a single-threaded runtime, a ticker task must advance while the
+/// count is awaited: it cannot if the walk runs on the worker itself.
+#[test]
+fn counting_live_sessions_leaves_the_worker_free() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = SessionStore::open(
+            &StoreKind::Memory,
+            &[9u8; 32],
+            Duration::from_secs(3600),
+            Duration::from_secs(86400),
+        )
+        .unwrap();
+        for _ in 0..20_000 {
+            s.create(Identity::default(), tokens()).await.unwrap();
+        }
+        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        let before = ticks.load(Ordering::Relaxed);
+        assert_eq!(s.live_in_memory().await, 20_000);
+        let during = ticks.load(Ordering::Relaxed) - before;
+        ticker.abort();
+        assert!(
+            during > 0,
+            "no task ran on the worker while the cache was counted"
+        );
+    });
+}
+
+/// A background write-back spreads its chunks over half the flush interval,
+/// never closer than the shortest pause: a large batch does not come in a
+/// burst, and a small one does not wait long.
+#[test]
+fn a_background_write_back_is_spread_over_half_the_interval() {
+    for chunks in [2, 3, 16, 196, 2_000] {
+        let pause = write_back_pause(chunks);
+        assert!(pause >= WRITE_BACK_PAUSE, "{chunks} chunks: {pause:?}");
+        let spread = pause * u32::try_from(chunks - 1).unwrap();
+        assert!(
+            spread <= FLUSH_INTERVAL / 2 || pause == WRITE_BACK_PAUSE,
+            "{chunks} chunks spread over {spread:?}"
+        );
+    }
+    assert_eq!(write_back_pause(16), FLUSH_INTERVAL / 32);
+    assert_eq!(write_back_pause(196), FLUSH_INTERVAL / 2 / 196);
+    assert_eq!(write_back_pause(2_000), WRITE_BACK_PAUSE);
+}
