@@ -305,10 +305,20 @@ def write_docs(res, cmdline):
                   "each request the next of N session cookies, round-robin, 64 connections. The sessions are "
                   "real sign-ins, older than the one-minute idle-clock write-back interval, so the write-backs "
                   "real traffic causes happen during the run, on the proxy's core; before each point every session "
-                  "is used at least once (a warm-up of at least N requests). The last row restarts the proxy with a cache budget smaller than the "
+                  "is used at least once (a warm-up of at least N requests). "
+                  f"Each point is the median of {res['settings']['rounds']} round(s), the points alternating "
+                  "(1, 1,000, …, 100,000, 1, 1,000, …), so a busy spell of the host slows one round of every "
+                  "point rather than one point. The last row (one round) restarts the proxy with a cache budget smaller than the "
                   "working set: with a round-robin, the least recently used session is always the next one, so "
                   "every request is a cache miss (read from the store, opened, identity headers rebuilt).",
                   "", md_table(ACTIVE_HEAD, active_rows(a)), ""]
+        rounds = [f"- {name}, {int(n):,} in use: " + ", ".join(
+                      f"{x:,.0f} req/s p99 {fmt_ms(p)} ms" for x, p in zip(r["rps_rounds"], r["p99_rounds"]))
+                  for key, name in (("file", "file store"), ("redis", "Redis store"))
+                  for n, r in sorted((a.get(key) or {}).items(), key=lambda kv: int(kv[0]))
+                  if len(r.get("rps_rounds", [])) > 1]
+        if rounds:
+            lines += ["Each round:", "", *rounds, ""]
         if a.get("redis_commands_per_request") is not None:
             lines += [f"Redis commands per request along the Redis curve (warm-ups included): "
                       f"{a['redis_commands_per_request']:.5f}.", ""]

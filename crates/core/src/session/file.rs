@@ -63,6 +63,17 @@ async fn blocking<T: Send + 'static>(
         .map_err(StoreError::from_any)
 }
 
+/// Runs `work` on the bookkeeping thread: the write-back, its flush and
+/// the sweep, which no request waits for.
+async fn bookkeeping<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, redb::Error> + Send + 'static,
+) -> Result<T, StoreError> {
+    super::bookkeeping::run(work)
+        .await
+        .map_err(StoreError::from_any)?
+        .map_err(StoreError::from_any)
+}
+
 impl FileStore {
     /// Opens (creating it, mode 0700) the database in `dir`. Sessions of
     /// the earlier layouts are moved to the current one when it opens.
@@ -132,7 +143,7 @@ impl Store for FileStore {
     fn touch(&self, seen: Vec<(RecordKey, i64)>) -> StoreFuture<'_, ()> {
         let db = self.db.clone();
         self.writes.fetch_add(1, Ordering::Relaxed);
-        Box::pin(blocking(move || {
+        Box::pin(bookkeeping(move || {
             let mut tx = db.begin_write()?;
             tx.set_durability(Durability::None)?;
             {
@@ -156,7 +167,7 @@ impl Store for FileStore {
     /// (and costs one flush to disk per write-back, not one per batch).
     fn settle(&self) -> StoreFuture<'_, ()> {
         let db = self.db.clone();
-        Box::pin(blocking(move || {
+        Box::pin(bookkeeping(move || {
             db.begin_write()?.commit()?;
             Ok(())
         }))
@@ -166,7 +177,7 @@ impl Store for FileStore {
     /// for), then deletes what ended in one short write transaction.
     fn purge_expired(&self, now: i64, idle: i64) -> StoreFuture<'_, usize> {
         let db = self.db.clone();
-        Box::pin(blocking(move || {
+        Box::pin(bookkeeping(move || {
             let dead: Vec<RecordKey> = {
                 let tx = db.begin_read()?;
                 let mut dead = Vec::new();

@@ -34,6 +34,7 @@
 //! #   tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f) } }
 //! ```
 
+mod bookkeeping;
 mod cache;
 mod encoding;
 mod file;
@@ -736,9 +737,9 @@ impl<V: CachedView> SessionStore<V> {
         let t = self.clock.now();
         let idle = self.idle;
         // A walk over every cached session (tens of milliseconds at 100,000):
-        // on the blocking pool, so no request waits behind it on a worker.
+        // on the bookkeeping thread, so no request waits behind it.
         let cache = self.cache.clone();
-        let n = tokio::task::spawn_blocking(move || {
+        let n = bookkeeping::run(move || {
             cache.retain(|e| {
                 !store::ended(
                     t,
@@ -749,7 +750,10 @@ impl<V: CachedView> SessionStore<V> {
             })
         })
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the sweep of the session cache did not finish");
+            0
+        });
         // The store's idle clocks lag the live ones by up to the write-back
         // interval.
         let slack = TOUCH_INTERVAL.as_secs() as i64;
@@ -857,12 +861,12 @@ impl<V: CachedView> SessionStore<V> {
     /// Number of sessions in memory that have not ended (by idle time or
     /// lifetime) yet: those signed in or used in this process, up to the
     /// cache's bound (`aadgate_active_sessions`). Reads the whole cache
-    /// (about 50 ms at 100,000 sessions): on the blocking pool, so a
-    /// Prometheus scrape holds up no request on a worker (`bench/run
-    /// --trace` showed every request in flight waiting for it).
+    /// (about 50 ms at 100,000 sessions): on the bookkeeping thread, so a
+    /// Prometheus scrape holds up no request (`bench/run --trace`: on the
+    /// worker, every request in flight waited for it).
     pub async fn live_in_memory(&self) -> usize {
         let (t, idle, cache) = (self.clock.now(), self.idle, self.cache.clone());
-        tokio::task::spawn_blocking(move || {
+        bookkeeping::run(move || {
             cache.count(|e| {
                 !store::ended(
                     t,
@@ -873,7 +877,10 @@ impl<V: CachedView> SessionStore<V> {
             })
         })
         .await
-        .unwrap_or_default()
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the count of live sessions did not finish");
+            0
+        })
     }
 }
 

@@ -267,6 +267,7 @@ async fn file_store_clocks_never_go_back_and_deleted_sessions_stay_deleted() {
     for key in [&kept, &gone, &idle] {
         files.put(key, &record(1_000)).await.unwrap();
     }
+    let jobs = bookkeeping::jobs_done();
     files.delete(&gone).await.unwrap();
     files
         .touch(vec![(kept, 1_500), (gone, 1_500)])
@@ -284,6 +285,9 @@ async fn file_store_clocks_never_go_back_and_deleted_sessions_stay_deleted() {
     assert_eq!(left, vec![(kept, record(1_500))]);
     // Past its end, the last one goes too.
     assert_eq!(files.purge_expired(10_000, 1_000_000).await.unwrap(), 1);
+    // The write-backs, their settling and the sweeps ran on the bookkeeping
+    // thread, below the request workers' priority.
+    assert!(bookkeeping::jobs_done() >= jobs + 5);
 }
 
 /// The background task writes them by itself (tokio's clock is paused and
