@@ -11,9 +11,9 @@ import os
 import time
 
 from .load import Contestant, err_detail, measure, median_result, run_wrk
-from .procs import rss_kib
-from .trace import Tracer, format_rows
-from .testbed import ROTATE_LUA, SESSION_COOKIE, log
+from .procs import raw_get, rss_kib
+from .trace import Tracer, format_rows, scrape
+from .testbed import ROTATE_LUA, SESSION_COOKIE, BenchError, log
 
 # A session's idle clock is written back at most once a minute
 # (crates/core/src/session/mod.rs TOUCH_INTERVAL); older sessions have one
@@ -93,3 +93,56 @@ def _point(name, port, pgid, cookies, n, tmp, seconds, warmup, up_status, up_pid
     r["rss_kib"] = rss_kib(pgid)["VmRSS"]
     r["sessions"] = n
     return r
+
+
+# Each session's roles are re-derived from the provider (a refresh-token
+# redemption) every session.revalidate_secs, 900 s by default: with 50,000
+# users active, about 56 a second.
+REVALIDATIONS_PER_S = 50_000 / 900
+
+
+def revalidation_point(name, port, pgid, metrics_port, cookies, tmp, seconds, warmup, up_status, up_pid,
+                       every_s):
+    """Signed-in throughput while sessions are revalidated at the rate
+    50,000 active users cause, on a proxy started with
+    `session.revalidate_secs = every_s`: every_s × 56 sessions in use
+    (the newest, whose refresh tokens the dev IdP still keeps). Each is
+    first used once, evenly over `every_s` seconds (it is revalidated
+    then: its sign-in is older than that), so in the measured run they fall
+    due evenly, ~56 a second, as with real users, not in one burst."""
+    n = round(every_s * REVALIDATIONS_PER_S)
+    chosen = cookies[-n:]
+    gap = every_s / len(chosen)
+    t0 = time.time()
+    refused = 0
+    for i, cookie in enumerate(chosen):
+        left = t0 + i * gap - time.time()
+        if left > 0:
+            time.sleep(left)
+        status, _, _, _ = raw_get(port, "/", ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={cookie}"])
+        refused += status != 200
+    if refused:
+        raise BenchError(f"{refused} of {len(chosen)} sessions were refused at their revalidation")
+    path = os.path.join(tmp, "cookies-revalidating.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(chosen) + "\n")
+    c = Contestant("active-revalidating", f"{name}, {len(chosen):,} active, revalidating", port, "/",
+                   ["Accept: text/html", f"Cookie: {SESSION_COOKIE}={chosen[0]}"],
+                   200, True, pgid, rotate=path)
+    before = _revalidations(metrics_port)
+    r = measure(c, 64, seconds, warmup, up_status, up_pid)
+    after = _revalidations(metrics_port)
+    secs = warmup + r["duration_us"] / 1e6
+    r.update(sessions=len(chosen), revalidate_secs=every_s, rss_kib=rss_kib(pgid)["VmRSS"],
+             revalidations_per_s=sum(after.values()) - sum(before.values()),
+             revalidation_results={k: after.get(k, 0) - before.get(k, 0) for k in after})
+    r["revalidations_per_s"] /= secs
+    log(f"  {c.label:36s} {r['rps']:>9,.0f} req/s  p50 {r['p50_us'] / 1000:.2f}  p99 {r['p99_us'] / 1000:.2f} ms  "
+        f"{r['revalidations_per_s']:.1f} revalidations/s {r['revalidation_results']}  errors {err_detail(r)}")
+    return r
+
+
+def _revalidations(metrics_port) -> dict:
+    """aadgate_revalidations_total by result."""
+    return {dict(labels).get("result"): v for (name, labels), v in scrape(metrics_port).items()
+            if name == "aadgate_revalidations_total"}

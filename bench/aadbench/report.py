@@ -93,6 +93,15 @@ def active_rows(active):
                          f"{r['rps'] / ref['rps']:.2f}" if ref else "-",
                          fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]), str(r["errors"]),
                          f"{r['rss_kib'] / 1024:.1f} MiB"])
+    r = active.get("file_revalidating")
+    if r:
+        ref = base.get("file")
+        rows.append([f"file, revalidating {r['revalidations_per_s']:.0f}/s (50,000 users' rate: "
+                     f"`revalidate_secs = {r['revalidate_secs']}`)",
+                     f"{r['sessions']:,}", f"{r['rps']:,.0f}",
+                     f"{r['rps'] / ref['rps']:.2f}" if ref else "-",
+                     fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]), str(r["errors"]),
+                     f"{r['rss_kib'] / 1024:.1f} MiB"])
     return rows
 
 

@@ -12,7 +12,7 @@ import shutil
 import socket
 import time
 
-from .active import active_curve, wait_until_old
+from .active import active_curve, revalidation_point, wait_until_old
 from .configs import aadgate_conf, apache_conf, idp_conf, nginx_proxy_conf, nginx_upstream_conf
 from .load import Contestant, err_detail, measure, median_result, probe
 from .machine import versions
@@ -415,6 +415,21 @@ def file_store_restart(res, procs, tmp, store, ok_n, cookies, ag_cfg, ag_env, ag
     res["active"]["file_small_cache"] = active_curve(f"aadgate signed-in, {small_mib} MiB cache", ag_port, ag.pid,
                                               cookies, [working_set], tmp, seconds, warmup, up_status, up.pid)
     res["active"]["small_cache_mib"] = small_mib
+    procs.stop(ag)
+    # Revalidation (roles re-derived from the provider every
+    # session.revalidate_secs) at the rate 50,000 active users cause: it is
+    # work real traffic pays for that the curve, run within 900 s of the
+    # sign-ins, never meets.
+    every = 18
+    metrics_port = free_port()
+    ag = procs.start("aadgate-revalidating", [BIN, "proxy", "--config", ag_cfg], CORE_SERVER,
+                     env=dict(ag_env, AADGATE_SESSION_REVALIDATE_SECS=str(every),
+                              AADGATE_METRICS_LISTEN=f"127.0.0.1:{metrics_port}"))
+    wait_http(ag_port, "/healthz", proc=ag, name="aadgate-revalidating", procs=procs)
+    log(f"revalidation at the rate of 50,000 active users: session.revalidate_secs = {every}")
+    res["active"]["file_revalidating"] = revalidation_point(
+        "aadgate signed-in", ag_port, ag.pid, metrics_port, cookies, tmp, seconds, warmup, up_status, up.pid, every)
+    procs.stop(ag)
 
 
 def measure_startup(tmp, procs, n, upstream_port, idp_port, env, store_dir=None):
