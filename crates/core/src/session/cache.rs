@@ -55,6 +55,19 @@ pub(super) struct Entry<V> {
     pub(super) weight: u32,
 }
 
+impl<V> Entry<V> {
+    /// Whether the cached session has ended at `now`, by its lifetime or by
+    /// `idle` seconds since its last use ([`super::store::ended`]).
+    pub(super) fn ended(&self, now: i64, idle: i64) -> bool {
+        super::store::ended(
+            now,
+            self.session.expires_at,
+            self.last_seen.load(std::sync::atomic::Ordering::Relaxed),
+            idle,
+        )
+    }
+}
+
 /// What the layer above keeps with each cached session
 /// ([`super::SessionStore::with_view`]), and the bytes it holds, which count
 /// against the cache's budget.

@@ -739,21 +739,12 @@ impl<V: CachedView> SessionStore<V> {
         // A walk over every cached session (tens of milliseconds at 100,000):
         // on the bookkeeping thread, so no request waits behind it.
         let cache = self.cache.clone();
-        let n = bookkeeping::run(move || {
-            cache.retain(|e| {
-                !store::ended(
-                    t,
-                    e.session.expires_at,
-                    e.last_seen.load(Ordering::Relaxed),
-                    idle,
-                )
-            })
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "the sweep of the session cache did not finish");
-            0
-        });
+        let n = bookkeeping::run(move || cache.retain(|e| !e.ended(t, idle)))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the sweep of the session cache did not finish");
+                0
+            });
         // The store's idle clocks lag the live ones by up to the write-back
         // interval.
         let slack = TOUCH_INTERVAL.as_secs() as i64;
@@ -866,21 +857,12 @@ impl<V: CachedView> SessionStore<V> {
     /// worker, every request in flight waited for it).
     pub async fn live_in_memory(&self) -> usize {
         let (t, idle, cache) = (self.clock.now(), self.idle, self.cache.clone());
-        bookkeeping::run(move || {
-            cache.count(|e| {
-                !store::ended(
-                    t,
-                    e.session.expires_at,
-                    e.last_seen.load(Ordering::Relaxed),
-                    idle,
-                )
+        bookkeeping::run(move || cache.count(|e| !e.ended(t, idle)))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the count of live sessions did not finish");
+                0
             })
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "the count of live sessions did not finish");
-            0
-        })
     }
 }
 
